@@ -1,0 +1,197 @@
+package dispatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// JSON-RPC 2.0 error codes used by the bridge.
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeInternalError  = -32603
+	// CodeSessionNotFound answers a POST for a session that does not
+	// exist (the code several MCP SDKs use for it).
+	CodeSessionNotFound = -32001
+)
+
+// Message is one JSON-RPC message posted by a client, with what the bridge
+// needs of it read out once.
+type Message struct {
+	// Raw is the message exactly as posted.
+	Raw json.RawMessage
+	// ID is the request id; nil for notifications. Responses carry their
+	// id here too but have no Method.
+	ID json.RawMessage
+	// Method is "" for responses.
+	Method string
+	// Name is what the Mcp-Name header mirrors: params.name of tools/call
+	// and prompts/get, params.uri of resources/read.
+	Name string
+	// ProtocolVersion is params._meta["io.modelcontextprotocol/protocolVersion"],
+	// which clients of the sessionless revisions send instead of initialize.
+	ProtocolVersion string
+}
+
+// IsRequest reports whether m expects a response.
+func (m *Message) IsRequest() bool { return m.Method != "" && m.ID != nil }
+
+// ParseError is a body that cannot be taken: its Code says which JSON-RPC
+// error answers it.
+type ParseError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ParseError) Error() string { return e.Msg }
+
+// envelope is the part of a JSON-RPC message the bridge reads.
+type envelope struct {
+	JSONRPC *string         `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  *string         `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+}
+
+// Parse reads a POSTed body: one JSON-RPC 2.0 message or a batch of them.
+// A batch is returned as its messages, in order, so that each is
+// dispatched on its own: newer Streamable HTTP servers no longer accept
+// batches.
+func Parse(body []byte) ([]Message, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, &ParseError{CodeParseError, "parse error: empty body"}
+	}
+	if !json.Valid(body) {
+		return nil, &ParseError{CodeParseError, "parse error: body is not valid JSON"}
+	}
+	if body[0] != '[' {
+		m, err := parseOne(body)
+		if err != nil {
+			return nil, err
+		}
+		return []Message{m}, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, &ParseError{CodeParseError, "parse error: " + err.Error()}
+	}
+	if len(items) == 0 {
+		return nil, &ParseError{CodeInvalidRequest, "invalid request: empty batch"}
+	}
+	msgs := make([]Message, 0, len(items))
+	for i, raw := range items {
+		m, err := parseOne(raw)
+		if err != nil {
+			var pe *ParseError
+			errors.As(err, &pe)
+			return nil, &ParseError{pe.Code, fmt.Sprintf("batch item %d: %s", i, pe.Msg)}
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+func parseOne(raw json.RawMessage) (Message, error) {
+	invalid := func(why string) (Message, error) {
+		return Message{}, &ParseError{CodeInvalidRequest, "invalid request: " + why}
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return invalid("a JSON-RPC message must be an object")
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return invalid(err.Error())
+	}
+	if env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+		return invalid(`"jsonrpc" must be "2.0"`)
+	}
+	if env.ID != nil && !validID(env.ID) {
+		return invalid(`"id" must be a string, a number or null`)
+	}
+	m := Message{Raw: raw, ID: env.ID}
+	switch {
+	case env.Method != nil:
+		if *env.Method == "" {
+			return invalid(`"method" must not be empty`)
+		}
+		if env.Params != nil && env.Params[0] != '{' && env.Params[0] != '[' {
+			return invalid(`"params" must be an object or an array`)
+		}
+		m.Method = *env.Method
+		readParams(&m, env.Params)
+	case env.Result != nil || env.Error != nil:
+		if env.ID == nil {
+			return invalid(`a response must carry "id"`)
+		}
+		if env.Result != nil && env.Error != nil {
+			return invalid(`a response carries "result" or "error", not both`)
+		}
+	default:
+		return invalid(`neither a request ("method") nor a response ("result" or "error")`)
+	}
+	return m, nil
+}
+
+func validID(id json.RawMessage) bool {
+	switch c := id[0]; {
+	case c == '"', c == '-', '0' <= c && c <= '9':
+		return true
+	default:
+		return string(id) == "null"
+	}
+}
+
+// readParams fills Name and ProtocolVersion. Params are decoded only when
+// they can hold either, which keeps the common path to one decode.
+func readParams(m *Message, params json.RawMessage) {
+	named := m.Method == "tools/call" || m.Method == "prompts/get" || m.Method == "resources/read"
+	if params == nil || params[0] != '{' || (!named && !bytes.Contains(params, []byte(`"_meta"`))) {
+		return
+	}
+	var p struct {
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+		Meta struct {
+			ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
+		} `json:"_meta"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return
+	}
+	m.ProtocolVersion = p.Meta.ProtocolVersion
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		m.Name = p.Name
+	case "resources/read":
+		m.Name = p.URI
+	}
+}
+
+// ErrorResponse encodes a JSON-RPC error response. A nil id is written as
+// null, as the spec wants when the request's id could not be read.
+func ErrorResponse(id json.RawMessage, code int, message string, data any) []byte {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	type rpcError struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    any    `json:"data,omitempty"`
+	}
+	b, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   rpcError        `json:"error"`
+	}{"2.0", id, rpcError{code, message, data}})
+	if err != nil {
+		// Only data could fail to encode; the error without it still
+		// tells the client what happened.
+		return ErrorResponse(id, code, message, nil)
+	}
+	return b
+}

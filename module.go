@@ -1,0 +1,397 @@
+// Package mcpsse is a Caddy HTTP handler that serves the Model Context
+// Protocol's HTTP+SSE transport (revision 2024-11-05) and bridges every
+// session to the MCP server behind it, which is reached through the next
+// handler in the route (typically reverse_proxy to a Streamable HTTP
+// server).
+package mcpsse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/session"
+	"github.com/mcpsse/caddy-mcp-sse/sse"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, applied in Provision. They mirror mcpgateway's where it has one.
+const (
+	DefaultSSEPath          = "/sse"
+	DefaultMessagePath      = "/message"
+	DefaultKeepalive        = 30 * time.Second
+	DefaultRetry            = 5 * time.Second
+	DefaultSendTimeout      = 30 * time.Second
+	DefaultRapidYieldMax    = 50
+	DefaultRapidYieldWindow = time.Second
+	DefaultCleanupTimeout   = 5 * time.Second
+	DefaultMaxMessageSize   = 4 << 20
+	DefaultMaxSessions      = 10000
+	DefaultQueueSize        = 1024
+	DefaultUpstreamTimeout  = 120 * time.Second
+)
+
+// Handler serves MCP's HTTP+SSE transport. A GET on SSEPath opens a
+// session and streams it; a POST on MessagePath?session_id=… hands the
+// posted JSON-RPC message to the next handler as a Streamable HTTP request
+// and relays its reply onto the session's stream. Every other request is
+// passed to the next handler unchanged, so Streamable HTTP clients can
+// share the route.
+//
+// Durations and limits that can be turned off take a negative value for
+// "off" in JSON; the Caddyfile spells it `off` (or 0 where noted).
+type Handler struct {
+	// Path whose GET opens a stream. Default: /sse.
+	SSEPath string `json:"sse_path,omitempty"`
+	// Path clients POST messages to. Default: /message.
+	MessagePath string `json:"message_path,omitempty"`
+	// Prefix of the endpoint URL sent to clients, e.g.
+	// https://mcp.example.com. Default: empty, which sends a URL relative
+	// to the SSE request's own path, so it survives path prefixes and
+	// TLS-terminating proxies.
+	BaseURL string `json:"base_url,omitempty"`
+	// Silence after which a keepalive frame is sent; one is also sent right
+	// after the endpoint. Default: 30s; negative: no keepalives.
+	Keepalive caddy.Duration `json:"keepalive,omitempty"`
+	// The retry field sent to clients (on the first frame, which is where
+	// a reconnecting client reads it). Default: 5s; negative: none.
+	Retry caddy.Duration `json:"retry,omitempty"`
+	// Deadline on each write and flush of the stream; a client that stops
+	// reading is cut and its session closed. Default: 30s; negative: off.
+	SendTimeout caddy.Duration `json:"send_timeout,omitempty"`
+	// The spin guard: a stream that writes more than RapidYieldMax frames
+	// carrying no message within RapidYieldWindow is closed. Default: 50
+	// within 1s; negative max: off.
+	RapidYieldMax    int            `json:"rapid_yield_max,omitempty"`
+	RapidYieldWindow caddy.Duration `json:"rapid_yield_window,omitempty"`
+	// Bound on the teardown work after a stream ends (the upstream session's
+	// DELETE). Default: 5s.
+	CleanupTimeout caddy.Duration `json:"cleanup_timeout,omitempty"`
+	// Largest message accepted, in bytes: a larger POST body gets 413, a
+	// larger message in the upstream's reply is an upstream error.
+	// Default: 4 MiB.
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+	// Most sessions open at once (across every mcp_sse handler); further
+	// GETs get 503 with Retry-After. Default: 10000; negative: no limit.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// Messages a session's outbound queue holds; a client that lets it
+	// fill is closed as a slow consumer. Default: 1024.
+	QueueSize int `json:"queue_size,omitempty"`
+	// Bound on one dispatched request, its reply included. Default: 120s.
+	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
+	// Client request headers passed to the upstream with each message,
+	// besides Authorization, which always is.
+	ForwardHeaders []string `json:"forward_headers,omitempty"`
+
+	store      session.Store
+	dispatcher *dispatch.Dispatcher
+	streamOpts sse.Options
+	endpoint   string // the endpoint URL up to "?session_id="
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mcp_sse",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision applies defaults and joins the shared session store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.applyDefaults()
+
+	h.streamOpts = sse.Options{
+		Retry:            positive(h.Retry),
+		Keepalive:        positive(h.Keepalive),
+		SendTimeout:      positive(h.SendTimeout),
+		RapidYieldMax:    max(h.RapidYieldMax, 0),
+		RapidYieldWindow: time.Duration(h.RapidYieldWindow),
+	}
+	h.dispatcher = &dispatch.Dispatcher{
+		Timeout:        time.Duration(h.UpstreamTimeout),
+		MaxMessageSize: int(h.MaxMessageSize),
+		ForwardHeaders: h.ForwardHeaders,
+		Logger:         h.logger,
+	}
+	if h.BaseURL != "" {
+		h.endpoint = strings.TrimSuffix(h.BaseURL, "/") + h.MessagePath + "?session_id="
+	} else {
+		h.endpoint = relativeRef(h.SSEPath, h.MessagePath) + "?session_id="
+	}
+
+	store, err := loadStore()
+	if err != nil {
+		return fmt.Errorf("provisioning session store: %w", err)
+	}
+	h.store = store
+
+	// End streams when the process exits: http.Server.Shutdown waits for
+	// running requests and never cancels their contexts, so open streams
+	// would keep `caddy stop` waiting forever.
+	eventsApp, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("getting events app: %w", err)
+	}
+	if err := eventsApp.(*caddyevents.App).On("stopping", stopHandler{store}); err != nil {
+		return fmt.Errorf("subscribing to the stopping event: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) applyDefaults() {
+	setDefault(&h.SSEPath, DefaultSSEPath)
+	setDefault(&h.MessagePath, DefaultMessagePath)
+	setDefault(&h.Keepalive, caddy.Duration(DefaultKeepalive))
+	setDefault(&h.Retry, caddy.Duration(DefaultRetry))
+	setDefault(&h.SendTimeout, caddy.Duration(DefaultSendTimeout))
+	setDefault(&h.RapidYieldMax, DefaultRapidYieldMax)
+	setDefault(&h.RapidYieldWindow, caddy.Duration(DefaultRapidYieldWindow))
+	setDefault(&h.CleanupTimeout, caddy.Duration(DefaultCleanupTimeout))
+	setDefault(&h.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&h.MaxSessions, DefaultMaxSessions)
+	setDefault(&h.QueueSize, DefaultQueueSize)
+	setDefault(&h.UpstreamTimeout, caddy.Duration(DefaultUpstreamTimeout))
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+func positive(d caddy.Duration) time.Duration {
+	return time.Duration(max(d, 0))
+}
+
+// Validate checks the provisioned configuration.
+func (h *Handler) Validate() error {
+	for name, p := range map[string]string{"sse_path": h.SSEPath, "message_path": h.MessagePath} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%s must start with '/': %q", name, p)
+		}
+	}
+	if h.BaseURL != "" {
+		u, err := url.Parse(h.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("base_url must be an absolute http or https URL without query or fragment: %q", h.BaseURL)
+		}
+	}
+	if h.RapidYieldMax > 0 && h.RapidYieldWindow <= 0 {
+		return fmt.Errorf("rapid_yield_window must be positive: %s", time.Duration(h.RapidYieldWindow))
+	}
+	switch {
+	case h.CleanupTimeout < 0:
+		return fmt.Errorf("cleanup_timeout must be positive: %s", time.Duration(h.CleanupTimeout))
+	case h.UpstreamTimeout < 0:
+		return fmt.Errorf("upstream_timeout must be positive: %s", time.Duration(h.UpstreamTimeout))
+	case h.MaxMessageSize < 0:
+		return fmt.Errorf("max_message_size must be positive: %d", h.MaxMessageSize)
+	case h.QueueSize < 0:
+		return fmt.Errorf("queue_size must be positive: %d", h.QueueSize)
+	}
+	return nil
+}
+
+// Cleanup leaves the shared session store; the last handler to leave
+// closes the sessions still in it.
+func (h *Handler) Cleanup() error {
+	_, err := stores.Delete(storeKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path == h.SSEPath && r.Method == http.MethodGet {
+		return h.serveStream(w, r, next)
+	}
+	if r.URL.Path == h.MessagePath && r.Method == http.MethodPost {
+		return h.serveMessage(w, r, next)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// serveStream opens a session and streams it until it ends.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
+	if err := h.store.Add(sess, h.MaxSessions); err != nil {
+		w.Header().Set("Retry-After", "5")
+		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
+		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))
+	}
+	defer h.teardown(sess, r, next)
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	h.logger.Info("session opened",
+		zap.String("session_id", sess.ID),
+		zap.String("remote_addr", sess.RemoteAddr))
+
+	stream := sse.NewStream(w, http.NewResponseController(w), h.streamOpts)
+	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess.Queue(), sess.Done())
+	sess.Close(closeReason(err))
+
+	in, out := sess.Counts()
+	fields := []zap.Field{
+		zap.String("session_id", sess.ID),
+		zap.String("remote_addr", sess.RemoteAddr),
+		zap.String("reason", sess.Reason()),
+		zap.Duration("duration", time.Since(sess.Opened)),
+		zap.Int64("messages_in", in),
+		zap.Int64("messages_out", out),
+		zap.Int("frames_sent", stream.Messages),
+		zap.Int("keepalives_sent", stream.Keepalives),
+	}
+	var spin *sse.SpinError
+	if errors.As(err, &spin) {
+		h.logger.Error("session closed: spin guard tripped",
+			append(fields, zap.Int("idle_frames", spin.Idle), zap.Int("rapid_yield_max", spin.Max),
+				zap.Duration("rapid_yield_window", spin.Window))...)
+	} else {
+		h.logger.Info("session closed", append(fields, zap.NamedError("cause", err))...)
+	}
+	return nil
+}
+
+func closeReason(err error) string {
+	var spin *sse.SpinError
+	switch {
+	case err == nil:
+		return session.ReasonShutdown // stop channel: already closed with its own reason
+	case errors.Is(err, sse.ErrClientGone):
+		return session.ReasonClientGone
+	case errors.Is(err, sse.ErrSendTimeout):
+		return session.ReasonSendTimeout
+	case errors.As(err, &spin):
+		return session.ReasonRapidYield
+	default:
+		return session.ReasonWriteError
+	}
+}
+
+// teardown removes a session whose stream has ended and ends its upstream
+// session, bounded by cleanup_timeout. It runs once per session, on the
+// goroutine that owned the stream.
+func (h *Handler) teardown(sess *session.Session, r *http.Request, next caddyhttp.Handler) {
+	sess.Close(session.ReasonClientGone)
+	h.store.Remove(sess.ID)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.CleanupTimeout))
+	defer cancel()
+	if err := h.dispatcher.End(ctx, sess, r, next, h.MessagePath); err != nil {
+		h.logger.Debug("ending upstream session", zap.String("session_id", sess.ID), zap.Error(err))
+	}
+}
+
+// serveMessage takes one POSTed message (or batch), answers 202 and hands
+// it to the upstream in the background.
+func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id := r.URL.Query().Get("session_id")
+	switch {
+	case id == "":
+		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
+	case !session.ValidID(id):
+		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
+			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
+	}
+	sess, ok := h.store.Get(id)
+	if !ok || sess.Closed() {
+		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+	}
+
+	tooLarge := fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize)
+	if r.ContentLength > h.MaxMessageSize {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest, tooLarge)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest, tooLarge)
+		}
+		return writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
+	}
+	msgs, err := dispatch.Parse(body)
+	if err != nil {
+		var pe *dispatch.ParseError
+		errors.As(err, &pe)
+		return writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
+	}
+
+	for _, m := range msgs {
+		sess.CountIn()
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next})
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// writeError answers with a JSON-RPC error body. The transport wants JSON
+// bodies on these errors, which is why the handler writes them itself
+// instead of returning a caddyhttp.Error for Caddy's error pages.
+func writeError(w http.ResponseWriter, status, code int, msg string) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(dispatch.ErrorResponse(nil, code, msg, nil))
+	return err
+}
+
+// relativeRef returns the relative URL reference that, resolved against a
+// URL whose path is from, names the path to. Both paths are absolute.
+func relativeRef(from, to string) string {
+	dirs := strings.Split(from[1:], "/")
+	dirs = dirs[:len(dirs)-1] // the last segment of from is not a directory
+	segs := strings.Split(to[1:], "/")
+	i := 0
+	for i < len(dirs) && i < len(segs)-1 && dirs[i] == segs[i] {
+		i++
+	}
+	ref := strings.Repeat("../", len(dirs)-i) + strings.Join(segs[i:], "/")
+	// A first segment with a colon would read as a scheme.
+	if ref == "" || strings.Contains(strings.SplitN(ref, "/", 2)[0], ":") {
+		ref = "./" + ref
+	}
+	return ref
+}
+
+// stopHandler ends every stream when the process exits. The "stopping"
+// event also fires when a config is replaced by a reload, where streams
+// must live on, so it acts only when Caddy is exiting.
+type stopHandler struct{ store session.Store }
+
+func (s stopHandler) Handle(context.Context, caddy.Event) error {
+	if caddy.Exiting() {
+		session.CloseAll(s.store, session.ReasonShutdown)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyevents.Handler         = stopHandler{}
+)

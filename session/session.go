@@ -1,0 +1,174 @@
+// Package session holds MCP HTTP+SSE sessions: their ids, their bounded
+// outbound queues, the upstream state learned while bridging them, the
+// order in which their messages are dispatched, and the store that finds
+// them by id. It knows nothing of Caddy.
+package session
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reasons a session is closed; they end up in logs and metrics.
+const (
+	ReasonClientGone   = "client_gone"
+	ReasonSendTimeout  = "send_timeout"
+	ReasonRapidYield   = "rapid_yield"
+	ReasonSlowConsumer = "slow_consumer"
+	ReasonWriteError   = "write_error"
+	ReasonAdmin        = "admin"
+	ReasonShutdown     = "shutdown"
+)
+
+var (
+	// ErrClosed is returned when a message is sent to a closed session.
+	ErrClosed = errors.New("session closed")
+	// ErrQueueFull is returned when a session's queue overflowed; the
+	// session has been closed as a slow consumer.
+	ErrQueueFull = errors.New("session queue full: closed as slow consumer")
+)
+
+// Session is one client's HTTP+SSE session.
+type Session struct {
+	ID         string
+	RemoteAddr string
+	Opened     time.Time
+
+	queue  chan []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+	reason atomic.Pointer[string]
+
+	mu              sync.Mutex
+	upstreamID      string
+	protocolVersion string
+	// tail is closed when the last dispatch started has been handed to
+	// the upstream; the next one waits on it (see Turn).
+	tail chan struct{}
+
+	messagesIn  atomic.Int64
+	messagesOut atomic.Int64
+}
+
+// New returns an open session whose outbound queue holds queueSize
+// messages.
+func New(id, remoteAddr string, queueSize int) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	tail := make(chan struct{})
+	close(tail)
+	return &Session{
+		ID:         id,
+		RemoteAddr: remoteAddr,
+		Opened:     time.Now(),
+		queue:      make(chan []byte, queueSize),
+		ctx:        ctx,
+		cancel:     cancel,
+		tail:       tail,
+	}
+}
+
+// Queue is the channel the stream writer drains.
+func (s *Session) Queue() <-chan []byte { return s.queue }
+
+// Done is closed when the session is closed.
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
+
+// Context is cancelled when the session is closed; work done on the
+// session's behalf (upstream requests) is bound to it.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Send queues msg for the client without blocking. A full queue means the
+// client cannot keep up: the session is closed as a slow consumer rather
+// than letting memory grow or the sender stall.
+func (s *Session) Send(msg []byte) error {
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	select {
+	case s.queue <- msg:
+		s.messagesOut.Add(1)
+		return nil
+	default:
+		s.Close(ReasonSlowConsumer)
+		return ErrQueueFull
+	}
+}
+
+// Close closes the session for reason. Only the first call counts; later
+// ones are no-ops, so every path that ends a session may call it.
+func (s *Session) Close(reason string) {
+	if s.reason.CompareAndSwap(nil, &reason) {
+		s.cancel()
+	}
+}
+
+// Reason is why the session was closed, or "" while it is open.
+func (s *Session) Reason() string {
+	if r := s.reason.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
+// Closed reports whether the session has been closed.
+func (s *Session) Closed() bool { return s.ctx.Err() != nil }
+
+// Upstream returns the upstream's session id (Mcp-Session-Id) and the
+// negotiated protocol version, each "" until known.
+func (s *Session) Upstream() (id, protocolVersion string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upstreamID, s.protocolVersion
+}
+
+// SetUpstreamID records the upstream's session id.
+func (s *Session) SetUpstreamID(id string) {
+	s.mu.Lock()
+	s.upstreamID = id
+	s.mu.Unlock()
+}
+
+// SetProtocolVersion records the protocol version initialize negotiated.
+func (s *Session) SetProtocolVersion(v string) {
+	s.mu.Lock()
+	s.protocolVersion = v
+	s.mu.Unlock()
+}
+
+// ResetUpstream forgets the upstream session, so that the next initialize
+// starts a new one. It only forgets id if it is still the current one.
+func (s *Session) ResetUpstream(id string) {
+	s.mu.Lock()
+	if s.upstreamID == id {
+		s.upstreamID = ""
+		s.protocolVersion = ""
+	}
+	s.mu.Unlock()
+}
+
+// Turn reserves the next place in the session's dispatch order. The caller
+// waits on wait before handing its message to the upstream and calls
+// handed once it has (or has given up), which lets the next one go. Turns
+// are granted in the order Turn was called, so messages reach the
+// upstream in the order they were posted, while a slow reply never holds
+// back the messages after it.
+func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
+	mine := make(chan struct{})
+	s.mu.Lock()
+	prev := s.tail
+	s.tail = mine
+	s.mu.Unlock()
+	var once sync.Once
+	return prev, func() { once.Do(func() { close(mine) }) }
+}
+
+// CountIn counts a message received from the client.
+func (s *Session) CountIn() { s.messagesIn.Add(1) }
+
+// Counts returns the messages received from the client and queued for it.
+func (s *Session) Counts() (in, out int64) {
+	return s.messagesIn.Load(), s.messagesOut.Load()
+}

@@ -1,0 +1,33 @@
+package mcpsse
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/mcpsse/caddy-mcp-sse/session"
+)
+
+// stores keeps the session store alive across config reloads: a reload
+// provisions the new handlers (which join the store) before it cleans up
+// the old ones (which leave it), so a POST handled by the new config finds
+// a stream still held by the old one. When the last handler leaves, the
+// store is destructed and its sessions closed.
+var stores = caddy.NewUsagePool()
+
+const storeKey = "mcp_sse"
+
+type pooledStore struct{ *session.Memory }
+
+func (s pooledStore) Destruct() error {
+	session.CloseAll(s, session.ReasonShutdown)
+	return nil
+}
+
+func loadStore() (session.Store, error) {
+	v, _, err := stores.LoadOrNew(storeKey, func() (caddy.Destructor, error) {
+		return pooledStore{session.NewMemory()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(pooledStore), nil
+}
