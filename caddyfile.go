@@ -212,4 +212,3 @@ func parseCount(d *caddyfile.Dispenser, dst *int, offAllowed bool) error {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
-
