@@ -102,11 +102,12 @@ func parseOneArg(d *caddyfile.Dispenser, dst *string) error {
 }
 
 func parsePath(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
 	if err := parseOneArg(d, dst); err != nil {
 		return err
 	}
 	if (*dst)[0] != '/' {
-		return d.Errf("%s must start with '/': %q", d.Val(), *dst)
+		return d.Errf("%s must start with '/': %q", name, *dst)
 	}
 	return nil
 }

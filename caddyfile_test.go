@@ -1,0 +1,210 @@
+package mcpsse
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	// The adapt golden files use Caddy's own directives too.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{"empty", `mcp_sse`, Handler{}},
+		{"empty block", "mcp_sse {\n}", Handler{}},
+		{"sse_path", block(`sse_path /events`), Handler{SSEPath: "/events"}},
+		{"message_path", block(`message_path /rpc`), Handler{MessagePath: "/rpc"}},
+		{"base_url", block(`base_url https://mcp.example.com`), Handler{BaseURL: "https://mcp.example.com"}},
+		{"keepalive", block(`keepalive 15s`), Handler{Keepalive: caddy.Duration(15 * time.Second)}},
+		{"keepalive off", block(`keepalive off`), Handler{Keepalive: -1}},
+		{"retry", block(`retry 2s`), Handler{Retry: caddy.Duration(2 * time.Second)}},
+		{"retry off", block(`retry off`), Handler{Retry: -1}},
+		{"send_timeout", block(`send_timeout 10s`), Handler{SendTimeout: caddy.Duration(10 * time.Second)}},
+		{"send_timeout 0", block(`send_timeout 0`), Handler{SendTimeout: -1}},
+		{"send_timeout off", block(`send_timeout off`), Handler{SendTimeout: -1}},
+		{"rapid_yield", block(`rapid_yield 100 500ms`), Handler{RapidYieldMax: 100, RapidYieldWindow: caddy.Duration(500 * time.Millisecond)}},
+		{"rapid_yield 0", block(`rapid_yield 0 1s`), Handler{RapidYieldMax: -1}},
+		{"rapid_yield off", block(`rapid_yield off`), Handler{RapidYieldMax: -1}},
+		{"cleanup_timeout", block(`cleanup_timeout 2s`), Handler{CleanupTimeout: caddy.Duration(2 * time.Second)}},
+		{"max_message_size", block(`max_message_size 1MiB`), Handler{MaxMessageSize: 1 << 20}},
+		{"max_message_size bytes", block(`max_message_size 5000`), Handler{MaxMessageSize: 5000}},
+		{"max_sessions", block(`max_sessions 50`), Handler{MaxSessions: 50}},
+		{"max_sessions off", block(`max_sessions off`), Handler{MaxSessions: -1}},
+		{"queue_size", block(`queue_size 64`), Handler{QueueSize: 64}},
+		{"upstream_timeout", block(`upstream_timeout 1m`), Handler{UpstreamTimeout: caddy.Duration(time.Minute)}},
+		{"forward_headers", "mcp_sse {\n forward_headers X-Tenant X-Trace\n forward_headers Cookie\n}", Handler{ForwardHeaders: []string{"X-Tenant", "X-Trace", "Cookie"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Handler
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// block wraps subdirective lines in an mcp_sse block.
+func block(lines string) string {
+	return "mcp_sse {\n\t" + lines + "\n}"
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, input, wantErr string
+	}{
+		{"argument on directive", `mcp_sse /sse`, "wrong argument count"},
+		{"unknown subdirective", "mcp_sse {\n\tbogus 1\n}", "unrecognized mcp_sse subdirective 'bogus'"},
+		{"path without slash", "mcp_sse {\n\tsse_path sse\n}", "sse_path must start with '/'"},
+		{"missing value", "mcp_sse {\n\tkeepalive\n}", "wrong argument count"},
+		{"extra value", "mcp_sse {\n\tretry 1s 2s\n}", "wrong argument count"},
+		{"bad duration", "mcp_sse {\n\tkeepalive soon\n}", "keepalive: invalid duration"},
+		{"negative duration", "mcp_sse {\n\tsend_timeout -5s\n}", "send_timeout must be positive or off"},
+		{"keepalive 0", "mcp_sse {\n\tkeepalive 0\n}", "keepalive must be positive or off"},
+		{"cleanup off", "mcp_sse {\n\tcleanup_timeout off\n}", "cleanup_timeout: invalid duration"},
+		{"rapid_yield one arg", "mcp_sse {\n\trapid_yield 10\n}", "rapid_yield takes <max> <window> or off"},
+		{"rapid_yield bad max", "mcp_sse {\n\trapid_yield many 1s\n}", "rapid_yield: max must be a whole number"},
+		{"rapid_yield bad window", "mcp_sse {\n\trapid_yield 10 0s\n}", "rapid_yield: window must be a positive duration"},
+		{"bad size", "mcp_sse {\n\tmax_message_size lots\n}", "max_message_size: invalid size"},
+		{"zero queue", "mcp_sse {\n\tqueue_size 0\n}", "queue_size must be a positive whole number"},
+		{"queue off", "mcp_sse {\n\tqueue_size off\n}", "queue_size must be a positive whole number"},
+		{"no headers", "mcp_sse {\n\tforward_headers\n}", "wrong argument count"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+			// Errors inside a block name the line of the offending token.
+			if strings.Contains(tc.input, "\n") && !strings.Contains(err.Error(), ":2") {
+				t.Errorf("err = %v, want it to name line 2", err)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndValidate(t *testing.T) {
+	var h Handler
+	h.applyDefaults()
+	want := Handler{
+		SSEPath: "/sse", MessagePath: "/message",
+		Keepalive: caddy.Duration(30 * time.Second), Retry: caddy.Duration(5 * time.Second),
+		SendTimeout: caddy.Duration(30 * time.Second), RapidYieldMax: 50, RapidYieldWindow: caddy.Duration(time.Second),
+		CleanupTimeout: caddy.Duration(5 * time.Second), MaxMessageSize: 4 << 20, MaxSessions: 10000,
+		QueueSize: 1024, UpstreamTimeout: caddy.Duration(120 * time.Second),
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("defaults = %+v\nwant %+v", h, want)
+	}
+	if err := h.Validate(); err != nil {
+		t.Errorf("Validate(defaults) = %v", err)
+	}
+
+	// Off stays off: defaults fill only what is unset.
+	off := Handler{Keepalive: -1, SendTimeout: -1, RapidYieldMax: -1, MaxSessions: -1, Retry: -1}
+	off.applyDefaults()
+	if off.Keepalive != -1 || off.SendTimeout != -1 || off.RapidYieldMax != -1 || off.MaxSessions != -1 || off.Retry != -1 {
+		t.Errorf("defaults overrode off: %+v", off)
+	}
+
+	bad := []Handler{
+		{SSEPath: "sse"},
+		{MessagePath: "message"},
+		{BaseURL: "example.com"},
+		{BaseURL: "ftp://example.com"},
+		{BaseURL: "https://example.com/?a=b"},
+		{CleanupTimeout: -1},
+		{UpstreamTimeout: -1},
+		{MaxMessageSize: -1},
+		{QueueSize: -1},
+	}
+	for _, b := range bad {
+		b.applyDefaults()
+		if err := b.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", b)
+		}
+	}
+}
+
+func TestRelativeRef(t *testing.T) {
+	tests := []struct{ from, to, want string }{
+		{"/sse", "/message", "message"},
+		{"/mcp/sse", "/mcp/message", "message"},
+		{"/a/sse", "/b/message", "../b/message"},
+		{"/sse", "/mcp/message", "mcp/message"},
+		{"/a/b/sse", "/message", "../../message"},
+		{"/sse", "/message/", "message/"},
+		{"/sse", "/a:b", "./a:b"},
+		{"/x/", "/x/", "./"},
+	}
+	for _, tc := range tests {
+		if got := relativeRef(tc.from, tc.to); got != tc.want {
+			t.Errorf("relativeRef(%q, %q) = %q, want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the adapt golden files")
+
+// TestAdaptGolden adapts each testdata/adapt/*.caddyfile to JSON through
+// Caddy's own adapter and compares it with the .json beside it.
+func TestAdaptGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden Caddyfiles: %v", err)
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			in, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, warnings, err := adapter.Adapt(in, map[string]any{"filename": file})
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("adapt warnings: %v", warnings)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			golden := strings.TrimSuffix(file, ".caddyfile") + ".json"
+			if *update {
+				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("adapted %s differs from %s:\n%s", file, golden, pretty.String())
+			}
+		})
+	}
+}

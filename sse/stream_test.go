@@ -1,0 +1,137 @@
+package sse
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+)
+
+// serveStream runs one Stream behind a real HTTP server and returns the
+// client's response body and a channel with Run's result.
+func serveStream(t *testing.T, opts Options, messages chan []byte, stop chan struct{}) (io.ReadCloser, <-chan error) {
+	t.Helper()
+	result := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		s := NewStream(w, http.NewResponseController(w), opts)
+		result <- s.Run(r.Context(), "/message?session_id=abc", messages, stop)
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp.Body, result
+}
+
+func readEvents(t *testing.T, r io.Reader, n int) []Event {
+	t.Helper()
+	var p Parser
+	var got []Event
+	br := bufio.NewReader(r)
+	buf := make([]byte, 4096)
+	for len(got) < n {
+		k, err := br.Read(buf)
+		if err != nil {
+			t.Fatalf("reading stream after %d events: %v", len(got), err)
+		}
+		if err := p.Feed(buf[:k], func(e Event) error { got = append(got, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+func TestStreamDelivers(t *testing.T) {
+	messages, stop := make(chan []byte, 10), make(chan struct{})
+	body, result := serveStream(t, Options{Keepalive: time.Hour, Retry: 3 * time.Second}, messages, stop)
+
+	messages <- []byte(`{"n":1}`)
+	messages <- []byte(`{"n":2}`)
+	got := readEvents(t, body, 4)
+	want := []Event{
+		{Name: EventEndpoint, Data: []byte("/message?session_id=abc")},
+		{Name: EventKeepalive, Data: []byte("{}")},
+		{Name: EventMessage, Data: []byte(`{"n":1}`)},
+		{Name: EventMessage, Data: []byte(`{"n":2}`)},
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || string(got[i].Data) != string(want[i].Data) {
+			t.Errorf("event %d = %q %q, want %q %q", i, got[i].Name, got[i].Data, want[i].Name, want[i].Data)
+		}
+	}
+	close(stop)
+	if err := <-result; err != nil {
+		t.Errorf("Run after stop = %v, want nil", err)
+	}
+}
+
+func TestStreamKeepalive(t *testing.T) {
+	messages, stop := make(chan []byte), make(chan struct{})
+	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond}, messages, stop)
+	got := readEvents(t, body, 4)
+	for _, e := range got[1:] {
+		if e.Name != EventKeepalive {
+			t.Errorf("idle stream sent %q, want keepalives", e.Name)
+		}
+	}
+	close(stop)
+}
+
+func TestStreamClientGone(t *testing.T) {
+	messages, stop := make(chan []byte), make(chan struct{})
+	body, result := serveStream(t, Options{}, messages, stop)
+	readEvents(t, body, 1)
+	body.Close()
+	if err := <-result; !errors.Is(err, ErrClientGone) {
+		t.Errorf("Run after the client left = %v, want ErrClientGone", err)
+	}
+}
+
+// A stream whose idle frames come without pause trips the guard; here the
+// "spin" is a keepalive interval far below what the guard allows.
+func TestStreamSpinGuard(t *testing.T) {
+	messages, stop := make(chan []byte), make(chan struct{})
+	body, result := serveStream(t, Options{Keepalive: time.Millisecond, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
+	go io.Copy(io.Discard, body)
+	var spin *SpinError
+	if err := <-result; !errors.As(err, &spin) {
+		t.Fatalf("Run = %v, want a SpinError", err)
+	}
+	if spin.Idle < 6 || spin.Max != 5 {
+		t.Errorf("SpinError = %+v, want at least 6 idle frames and max 5", spin)
+	}
+}
+
+// A burst of real messages far above the guard's limit passes whole.
+func TestStreamBurstDoesNotTripGuard(t *testing.T) {
+	const n = 2000
+	messages, stop := make(chan []byte, n), make(chan struct{})
+	for range n {
+		messages <- []byte(`{"jsonrpc":"2.0","method":"notifications/message"}`)
+	}
+	body, result := serveStream(t, Options{Keepalive: time.Hour, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
+	got := readEvents(t, body, n+2)
+	if len(got) != n+2 {
+		t.Fatalf("got %d events, want %d", len(got), n+2)
+	}
+	close(stop)
+	if err := <-result; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+func TestSendTimeoutClassified(t *testing.T) {
+	if err := classify(errors.Join(errors.New("write tcp"), os.ErrDeadlineExceeded)); !errors.Is(err, ErrSendTimeout) {
+		t.Errorf("classify(deadline exceeded) = %v, want ErrSendTimeout", err)
+	}
+	if err := classify(errors.New("broken pipe")); errors.Is(err, ErrSendTimeout) {
+		t.Errorf("classify(broken pipe) = %v, want a plain write error", err)
+	}
+}
