@@ -219,6 +219,11 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		return nil, false
 	}
 	*answered = true
+	if env.Result != nil {
+		if replaced, ok := discoverAnswer(msg, env.Result); ok {
+			return replaced, true
+		}
+	}
 	if msg.Method == "initialize" && env.Result != nil {
 		var res struct {
 			ProtocolVersion string `json:"protocolVersion"`

@@ -70,3 +70,44 @@ func TestSetMessageHeaders(t *testing.T) {
 		t.Errorf("initialize headers = %v", h)
 	}
 }
+
+func TestDiscoverAnswer(t *testing.T) {
+	probe := func(version string) *Message {
+		body := `{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"` + version + `"}}}`
+		msgs, err := Parse([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &msgs[0]
+	}
+	legacyOnly := json.RawMessage(`{"supportedVersions":["2025-11-25","2025-06-18"],"capabilities":{}}`)
+
+	got, ok := discoverAnswer(probe("2026-07-28"), legacyOnly)
+	if !ok {
+		t.Fatal("a result without the requested version was passed through")
+	}
+	var m struct {
+		ID    int `json:"id"`
+		Error struct {
+			Code int `json:"code"`
+			Data struct {
+				Supported []string `json:"supported"`
+				Requested string   `json:"requested"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(got, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != 3 || m.Error.Code != CodeUnsupportedProtocolVersion || m.Error.Data.Requested != "2026-07-28" || len(m.Error.Data.Supported) != 2 {
+		t.Errorf("replacement = %s", got)
+	}
+
+	if _, ok := discoverAnswer(probe("2025-11-25"), legacyOnly); ok {
+		t.Error("a result that serves the requested version was replaced")
+	}
+	other, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if _, ok := discoverAnswer(&other[0], legacyOnly); ok {
+		t.Error("a result of another method was replaced")
+	}
+}

@@ -1,0 +1,322 @@
+package mcpsse_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddyfilefmt "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/mcpsse/caddy-mcp-sse"
+	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
+	"github.com/mcpsse/caddy-mcp-sse/sse"
+)
+
+// testCaddy is a real Caddy, run in this process, with mcp_sse in front of
+// reverse_proxy to a real MCP server.
+type testCaddy struct {
+	t         *testing.T
+	base      string // http://127.0.0.1:port
+	admin     string // http://127.0.0.1:port of the admin API
+	logFile   string
+	upstream  string // host:port the reverse_proxy dials
+	port      string
+	adminPort string
+}
+
+// caddyfileTemplate is the Caddyfile of the tests. {settings} goes inside
+// the mcp_sse block.
+const caddyfileTemplate = `{
+	admin 127.0.0.1:{admin}
+	persist_config off
+	auto_https off
+	log {
+		output file {log}
+		format json
+		level DEBUG
+	}
+}
+
+http://127.0.0.1:{port} {
+	bind 127.0.0.1
+	mcp_sse {
+		{settings}
+	}
+	reverse_proxy {upstream} {
+		rewrite /mcp
+	}
+}
+`
+
+// startCaddy starts the demo MCP server (the Go SDK's Streamable HTTP
+// handler) on a loopback port and a Caddy that fronts it.
+func startCaddy(t *testing.T, settings string) *testCaddy {
+	t.Helper()
+	up := httptest.NewServer(demo.Handler())
+	t.Cleanup(up.Close)
+	return startCaddyWithUpstream(t, settings, strings.TrimPrefix(up.URL, "http://"))
+}
+
+func startCaddyWithUpstream(t *testing.T, settings, upstream string) *testCaddy {
+	t.Helper()
+	tc := &testCaddy{
+		t:         t,
+		logFile:   filepath.Join(t.TempDir(), "caddy.log"),
+		upstream:  upstream,
+		port:      freePort(t),
+		adminPort: freePort(t),
+	}
+	tc.base = "http://127.0.0.1:" + tc.port
+	tc.admin = "http://127.0.0.1:" + tc.adminPort
+	cfg := tc.adapt(tc.caddyfile(settings))
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading Caddy config: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping Caddy: %v", err)
+		}
+		if t.Failed() {
+			for _, l := range tc.logs("") {
+				if l["logger"] == "http.handlers.mcp_sse" {
+					t.Logf("caddy log: %v", l)
+				}
+			}
+		}
+	})
+	return tc
+}
+
+func (tc *testCaddy) caddyfile(settings string) string {
+	return strings.NewReplacer(
+		"{admin}", tc.adminPort, "{port}", tc.port, "{log}", tc.logFile,
+		"{upstream}", tc.upstream, "{settings}", settings,
+	).Replace(caddyfileTemplate)
+}
+
+func (tc *testCaddy) adapt(caddyfile string) []byte {
+	tc.t.Helper()
+	// Settings are spliced in as text; format it as caddy fmt would, so
+	// the adapter's only complaint would be a real one.
+	formatted := caddyfilefmt.Format([]byte(caddyfile))
+	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(formatted, nil)
+	if err != nil {
+		tc.t.Fatalf("adapting Caddyfile: %v\n%s", err, caddyfile)
+	}
+	if len(warn) > 0 {
+		tc.t.Fatalf("adapt warnings: %v", warn)
+	}
+	return cfg
+}
+
+// logs returns the log lines whose message contains msg.
+func (tc *testCaddy) logs(msg string) []map[string]any {
+	tc.t.Helper()
+	data, err := os.ReadFile(tc.logFile)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var entry map[string]any
+		if json.Unmarshal(line, &entry) == nil && strings.Contains(fmt.Sprint(entry["msg"]), msg) {
+			out = append(out, entry)
+		}
+	}
+	return out
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rawClient is an SSE client written against the wire, for tests that
+// must see frames exactly as sent and in order.
+type rawClient struct {
+	t        *testing.T
+	resp     *http.Response
+	endpoint string // absolute message URL
+	events   chan sse.Event
+	cancel   context.CancelFunc
+}
+
+func (tc *testCaddy) openStream(t *testing.T) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("GET /sse: %s", resp.Status)
+	}
+	c := &rawClient{t: t, resp: resp, events: make(chan sse.Event, 1024), cancel: cancel}
+	t.Cleanup(c.close)
+	go c.read()
+	ev := c.next(5 * time.Second)
+	if ev.Name != sse.EventEndpoint {
+		t.Fatalf("first event %q, want endpoint", ev.Name)
+	}
+	u, err := url.Parse(tc.base + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := u.Parse(string(ev.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.endpoint = ref.String()
+	return c
+}
+
+func (c *rawClient) read() {
+	defer close(c.events)
+	var p sse.Parser
+	br := bufio.NewReader(c.resp.Body)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := br.Read(buf)
+		if n > 0 {
+			_ = p.Feed(buf[:n], func(e sse.Event) error { c.events <- e; return nil })
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *rawClient) close() {
+	c.cancel()
+	c.resp.Body.Close()
+}
+
+// next returns the next event, keepalives included.
+func (c *rawClient) next(within time.Duration) sse.Event {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(within):
+		c.t.Fatalf("no event within %s", within)
+	}
+	panic("unreachable")
+}
+
+// rpcMessage is a JSON-RPC message read off the stream.
+type rpcMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Code    int            `json:"code"`
+		Message string         `json:"message"`
+		Data    map[string]any `json:"data"`
+	} `json:"error"`
+}
+
+// message returns the next message frame, skipping keepalives.
+func (c *rawClient) message(within time.Duration) rpcMessage {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ev := c.next(time.Until(deadline))
+		if ev.Name != sse.EventMessage {
+			continue
+		}
+		var m rpcMessage
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			c.t.Fatalf("message frame is not JSON: %q", ev.Data)
+		}
+		return m
+	}
+}
+
+// post sends body to the session's endpoint and returns the status and
+// response body.
+func (c *rawClient) post(body string) (int, string) {
+	c.t.Helper()
+	return postTo(c.t, c.endpoint, body)
+}
+
+func postTo(t *testing.T, endpoint, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(endpoint, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// initialize runs the MCP handshake on the raw stream.
+func (c *rawClient) initialize() {
+	c.t.Helper()
+	if code, body := c.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`); code != http.StatusAccepted {
+		c.t.Fatalf("POST initialize: %d %s", code, body)
+	}
+	if m := c.message(10 * time.Second); string(m.ID) != "0" || m.Result == nil {
+		c.t.Fatalf("initialize answered %+v", m)
+	}
+	if code, body := c.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); code != http.StatusAccepted {
+		c.t.Fatalf("POST initialized: %d %s", code, body)
+	}
+}
+
+// toolText returns the first text content of a tools/call result.
+func toolText(t *testing.T, m rpcMessage) string {
+	t.Helper()
+	var res struct {
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+		IsError bool `json:"isError"`
+	}
+	if m.Error != nil {
+		t.Fatalf("tools/call failed: %+v", *m.Error)
+	}
+	if err := json.Unmarshal(m.Result, &res); err != nil || len(res.Content) == 0 {
+		t.Fatalf("tools/call result %s: %v", m.Result, err)
+	}
+	return res.Content[0].Text
+}
