@@ -5,6 +5,7 @@ package mcpsse_test
 // upstream, each doing initialize, tools/list and tools/call.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -118,14 +119,13 @@ func TestTypeScriptClient(t *testing.T) {
 	tc := startCaddy(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, "client.mjs"), tc.base+"/sse", "from typescript").Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node client: %v\n%s", err, stderr)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, "client.mjs"), tc.base+"/sse", "from typescript")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node client: %v\nstdout: %s\nstderr: %s", err, stdout.Bytes(), stderr.Bytes())
 	}
+	out := stdout.Bytes()
 	var got struct {
 		Server string   `json:"server"`
 		Tools  []string `json:"tools"`

@@ -37,10 +37,10 @@ type testCaddy struct {
 	upstream  string // host:port the reverse_proxy dials
 	port      string
 	adminPort string
+	site      string // the body of the site block
 }
 
-// caddyfileTemplate is the Caddyfile of the tests. {settings} goes inside
-// the mcp_sse block.
+// caddyfileTemplate is the Caddyfile of the tests.
 const caddyfileTemplate = `{
 	admin 127.0.0.1:{admin}
 	persist_config off
@@ -54,14 +54,18 @@ const caddyfileTemplate = `{
 
 http://127.0.0.1:{port} {
 	bind 127.0.0.1
-	mcp_sse {
+	{site}
+}
+`
+
+// defaultSite is the site body of most tests: {settings} goes inside the
+// mcp_sse block.
+const defaultSite = `mcp_sse {
 		{settings}
 	}
 	reverse_proxy {upstream} {
 		rewrite /mcp
-	}
-}
-`
+	}`
 
 // startCaddy starts the demo MCP server (the Go SDK's Streamable HTTP
 // handler) on a loopback port and a Caddy that fronts it.
@@ -74,7 +78,14 @@ func startCaddy(t *testing.T, settings string) *testCaddy {
 
 func startCaddyWithUpstream(t *testing.T, settings, upstream string) *testCaddy {
 	t.Helper()
+	return startCaddySite(t, defaultSite, settings, upstream)
+}
+
+// startCaddySite starts Caddy with site as the body of its one site.
+func startCaddySite(t *testing.T, site, settings, upstream string) *testCaddy {
+	t.Helper()
 	tc := &testCaddy{
+		site:      site,
 		t:         t,
 		logFile:   filepath.Join(t.TempDir(), "caddy.log"),
 		upstream:  upstream,
@@ -103,10 +114,11 @@ func startCaddyWithUpstream(t *testing.T, settings, upstream string) *testCaddy 
 }
 
 func (tc *testCaddy) caddyfile(settings string) string {
+	withSite := strings.ReplaceAll(caddyfileTemplate, "{site}", tc.site)
 	return strings.NewReplacer(
 		"{admin}", tc.adminPort, "{port}", tc.port, "{log}", tc.logFile,
 		"{upstream}", tc.upstream, "{settings}", settings,
-	).Replace(caddyfileTemplate)
+	).Replace(withSite)
 }
 
 func (tc *testCaddy) adapt(caddyfile string) []byte {
@@ -171,6 +183,8 @@ type rawClient struct {
 	endpoint string // absolute message URL
 	events   chan sse.Event
 	cancel   context.CancelFunc
+	ctx      context.Context
+	stopRead chan struct{}
 }
 
 func (tc *testCaddy) openStream(t *testing.T) *rawClient {
@@ -186,7 +200,7 @@ func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 		cancel()
 		t.Fatalf("GET /sse: %s", resp.Status)
 	}
-	c := &rawClient{t: t, resp: resp, events: make(chan sse.Event, 1024), cancel: cancel}
+	c := &rawClient{t: t, resp: resp, events: make(chan sse.Event, 1024), cancel: cancel, ctx: ctx, stopRead: make(chan struct{})}
 	t.Cleanup(c.close)
 	go c.read()
 	ev := c.next(5 * time.Second)
@@ -211,6 +225,12 @@ func (c *rawClient) read() {
 	br := bufio.NewReader(c.resp.Body)
 	buf := make([]byte, 32<<10)
 	for {
+		select {
+		case <-c.stopRead:
+			<-c.ctx.Done()
+			return
+		default:
+		}
 		n, err := br.Read(buf)
 		if n > 0 {
 			_ = p.Feed(buf[:n], func(e sse.Event) error { c.events <- e; return nil })
@@ -219,6 +239,12 @@ func (c *rawClient) read() {
 			return
 		}
 	}
+}
+
+// cancelReads makes the client stop reading its stream, as a client that
+// hangs does, while its connection stays open.
+func (c *rawClient) cancelReads() {
+	close(c.stopRead)
 }
 
 func (c *rawClient) close() {

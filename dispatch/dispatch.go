@@ -156,7 +156,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	setMessageHeaders(req.Header, msg, upstreamID, version)
 
 	start := time.Now()
-	err := c.Next.ServeHTTP(rep, req)
+	err := d.serve(c.Next, rep, req)
 	rep.finish()
 	d.Logger.Debug("dispatched",
 		zap.String("session_id", sess.ID),
@@ -188,6 +188,22 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	if err := sess.Send(ErrorResponse(msg.ID, CodeInternalError, text, data)); err != nil {
 		d.Logger.Debug("dropping upstream error", zap.String("session_id", sess.ID), zap.Error(err))
 	}
+}
+
+// serve calls the next handler. reverse_proxy aborts a reply that fails
+// midway by panicking with http.ErrAbortHandler, which net/http recovers
+// for requests it serves; a dispatch is not one of those, so it recovers
+// here, and the failure becomes an error the client is told about.
+func (d *Dispatcher) serve(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				d.Logger.Error("upstream handler panicked", zap.Any("panic", v), zap.Stack("stack"))
+			}
+			err = fmt.Errorf("upstream reply aborted: %v", v)
+		}
+	}()
+	return next.ServeHTTP(w, r)
 }
 
 // checkReplyMessage decides what of one upstream message reaches the
@@ -401,7 +417,7 @@ func (d *Dispatcher) End(ctx context.Context, sess *session.Session, r *http.Req
 	if version != "" {
 		req.Header.Set(HeaderProtocolVersion, version)
 	}
-	if err := next.ServeHTTP(rep, req); err != nil {
+	if err := d.serve(next, rep, req); err != nil {
 		return err
 	}
 	if rep.status >= 400 && rep.status != http.StatusNotFound && rep.status != http.StatusMethodNotAllowed {

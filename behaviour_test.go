@@ -1,0 +1,491 @@
+package mcpsse_test
+
+// End-to-end behaviour through a real Caddy and a real upstream.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
+)
+
+func TestStreamHeadersAndFirstFrames(t *testing.T) {
+	tc := startCaddy(t, "retry 7s")
+	resp, err := http.Get(tc.base + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for k, want := range map[string]string{
+		"Content-Type":      "text/event-stream",
+		"Cache-Control":     "no-cache",
+		"X-Accel-Buffering": "no",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	buf := make([]byte, 512)
+	n, _ := resp.Body.Read(buf)
+	head := string(buf[:n])
+	if !strings.HasPrefix(head, "event: endpoint\ndata: message?session_id=") || !strings.Contains(head, "\nretry: 7000\n\n") {
+		t.Errorf("stream starts %q, want a relative endpoint with retry 7000", head)
+	}
+}
+
+// TestProgressBeforeResult reads the wire: every progress notification of
+// a call must arrive, in order, before its result.
+func TestProgressBeforeResult(t *testing.T) {
+	tc := startCaddy(t, "")
+	c := tc.openStream(t)
+	c.initialize()
+	c.post(`{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":20},"_meta":{"progressToken":"tok"}}}`)
+	for want := 1; want <= 4; want++ {
+		m := c.message(10 * time.Second)
+		var p struct {
+			ProgressToken string  `json:"progressToken"`
+			Progress      float64 `json:"progress"`
+		}
+		if m.Method != "notifications/progress" || json.Unmarshal(m.Params, &p) != nil || p.ProgressToken != "tok" || p.Progress != float64(want) {
+			t.Fatalf("message %d = %+v %s, want progress %d", want, m, m.Params, want)
+		}
+	}
+	if m := c.message(10 * time.Second); string(m.ID) != `"slow-1"` || toolText(t, m) != "done after 4 steps" {
+		t.Fatalf("after progress: %+v", m)
+	}
+}
+
+// TestProgressWithGoSDK checks the same through a real client's handler.
+func TestProgressWithGoSDK(t *testing.T) {
+	tc := startCaddy(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var seen []float64
+	cs := connectGoSDK(t, ctx, tc, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			seen = append(seen, req.Params.Progress)
+			mu.Unlock()
+		},
+	})
+	params := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"steps": 3, "delay_ms": 20}}
+	params.SetProgressToken("p")
+	if _, err := cs.CallTool(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "three progress notifications", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, p := range seen {
+		if p != float64(i+1) {
+			t.Errorf("progress %d = %v, want %d (out of order: %v)", i, p, i+1, seen)
+		}
+	}
+}
+
+// TestSampling: the upstream asks the client for a sampling completion in
+// the middle of a call; the client's answer goes back through the bridge
+// and the tool's result carries it.
+func TestSampling(t *testing.T) {
+	tc := startCaddy(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := connectGoSDK(t, ctx, tc, &mcp.ClientOptions{
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			prompt := req.Params.Messages[0].Content.(*mcp.TextContent).Text
+			return &mcp.CreateMessageResult{Model: "test-model", Role: "assistant",
+				Content: &mcp.TextContent{Text: "echo of " + prompt}}, nil
+		},
+	})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "hello?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Content[0].(*mcp.TextContent).Text; got != "model test-model said: echo of hello?" {
+		t.Errorf("sample = %q", got)
+	}
+}
+
+// TestSlowCallDoesNotHoldBackNext: a ping posted after a long call is
+// answered while the call still runs.
+func TestSlowCallDoesNotHoldBackNext(t *testing.T) {
+	tc := startCaddy(t, "")
+	c := tc.openStream(t)
+	c.initialize()
+	c.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":3000}}}`)
+	c.post(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	if m := c.message(10 * time.Second); string(m.ID) != "2" {
+		t.Fatalf("first answer is for id %s, want the ping (2) before the slow call", m.ID)
+	}
+	if m := c.message(10 * time.Second); string(m.ID) != "1" {
+		t.Fatalf("second answer is for id %s, want the slow call (1)", m.ID)
+	}
+}
+
+// TestOrderPreserved: messages posted one after another reach the upstream
+// in that order; echo calls answer in order because each is fast.
+func TestOrderPreserved(t *testing.T) {
+	tc := startCaddy(t, "")
+	c := tc.openStream(t)
+	c.initialize()
+	const n = 30
+	for i := range n {
+		c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, i, i))
+	}
+	got := map[string]string{}
+	for range n {
+		m := c.message(10 * time.Second)
+		got[string(m.ID)] = toolText(t, m)
+	}
+	for i := range n {
+		if got[fmt.Sprint(i)] != fmt.Sprintf("m%d", i) {
+			t.Errorf("id %d answered %q", i, got[fmt.Sprint(i)])
+		}
+	}
+}
+
+// TestConcurrentSessions: 100 clients at once, each calling echo with a
+// token of its own; each must get exactly its own answers back.
+func TestConcurrentSessions(t *testing.T) {
+	tc := startCaddy(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const sessions, calls = 100, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, sessions)
+	for s := range sessions {
+		wg.Go(func() {
+			client := mcp.NewClient(&mcp.Implementation{Name: fmt.Sprintf("c%d", s), Version: "1"}, nil)
+			cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: tc.base + "/sse"}, nil)
+			if err != nil {
+				errs <- fmt.Errorf("session %d connect: %w", s, err)
+				return
+			}
+			defer cs.Close()
+			for i := range calls {
+				token := fmt.Sprintf("session-%d-call-%d", s, i)
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": token}})
+				if err != nil {
+					errs <- fmt.Errorf("session %d call %d: %w", s, i, err)
+					return
+				}
+				if got := res.Content[0].(*mcp.TextContent).Text; got != token {
+					errs <- fmt.Errorf("session %d call %d got %q: misrouted", s, i, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	tc := startCaddy(t, "max_message_size 1KiB")
+	c := tc.openStream(t)
+	msgURL := tc.base + "/message"
+	big := `{"jsonrpc":"2.0","method":"x","params":{"pad":"` + strings.Repeat("a", 2000) + `"}}`
+	tests := []struct {
+		name     string
+		url      string
+		body     string
+		chunked  bool // no Content-Length: the limit must hold while reading
+		status   int
+		code     int
+		contains string
+	}{
+		{"missing session_id", msgURL, `{}`, false, 400, -32600, "missing session_id"},
+		{"malformed session_id", msgURL + "?session_id=a/b", `{}`, false, 400, -32600, "malformed session_id"},
+		{"overlong session_id", msgURL + "?session_id=" + strings.Repeat("a", 129), `{}`, false, 400, -32600, "malformed session_id"},
+		{"unknown session", msgURL + "?session_id=no-such-session", `{}`, false, 404, -32001, "session not found"},
+		{"body too large", c.endpoint, big, false, 413, -32600, "max_message_size"},
+		{"body too large, chunked", c.endpoint, big, true, 413, -32600, "max_message_size"},
+		{"not JSON", c.endpoint, `{"jsonrpc":`, false, 400, -32700, "parse error"},
+		{"empty body", c.endpoint, ``, false, 400, -32700, "parse error"},
+		{"not JSON-RPC 2.0", c.endpoint, `{"jsonrpc":"1.0","id":1,"method":"ping"}`, false, 400, -32600, `"jsonrpc" must be "2.0"`},
+		{"neither request nor response", c.endpoint, `{"jsonrpc":"2.0","id":1}`, false, 400, -32600, "neither a request"},
+		{"bad batch", c.endpoint, `[{"jsonrpc":"2.0","method":"a"},"x"]`, false, 400, -32600, "batch item 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, tt.url, strings.NewReader(tt.body))
+			if tt.chunked {
+				req.ContentLength = -1
+				req.Body = http.NoBody
+				req.Body = readerCloser{strings.NewReader(tt.body)}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("error body is not JSON: %v", err)
+			}
+			if body.Error.Code != tt.code || !strings.Contains(body.Error.Message, tt.contains) {
+				t.Errorf("error = %+v, want code %d and %q", body.Error, tt.code, tt.contains)
+			}
+		})
+	}
+	// None of it may have reached the session's stream or closed it.
+	c.initialize()
+}
+
+type readerCloser struct{ *strings.Reader }
+
+func (readerCloser) Close() error { return nil }
+
+// TestUpstreamDown: with nothing listening upstream, a request is answered
+// on the stream with a JSON-RPC error carrying its id, not silence.
+func TestUpstreamDown(t *testing.T) {
+	tc := startCaddyWithUpstream(t, "", "127.0.0.1:"+freePort(t))
+	c := tc.openStream(t)
+	c.post(`{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	m := c.message(10 * time.Second)
+	if string(m.ID) != `"init-1"` || m.Error == nil {
+		t.Fatalf("got %+v, want an error for id init-1", m)
+	}
+	if m.Error.Code != -32603 || !strings.Contains(m.Error.Message, "upstream unreachable (HTTP 502)") || m.Error.Data["kind"] != "unreachable" {
+		t.Errorf("error = %+v", *m.Error)
+	}
+}
+
+// TestUpstreamFailures: replies that are not JSON-RPC answers each give the
+// client a JSON-RPC error with the request's id, and the session stays
+// usable.
+func TestUpstreamFailures(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		switch req.Method {
+		case "html500":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(500)
+			fmt.Fprint(w, "<html>oops</html>")
+		case "notjson":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, "not json at all")
+		case "cutstream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",")
+		case "otherid":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"jsonrpc":"2.0","id":"someone-else","result":{}}`)
+		case "accepted":
+			w.WriteHeader(http.StatusAccepted)
+		case "hang":
+			<-r.Context().Done()
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"ok":true}}`, req.ID)
+		}
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, "upstream_timeout 1s", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	tests := []struct{ method, kind, contains string }{
+		{"html500", "http_status", "HTTP 500"},
+		{"notjson", "bad_reply", "not JSON"},
+		{"cutstream", "incomplete", "cut off"},
+		{"otherid", "bad_reply", "not this request"},
+		{"accepted", "no_response", "HTTP 202"},
+		{"hang", "timeout", "within 1s"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, tt.method))
+			m := c.message(10 * time.Second)
+			if string(m.ID) != fmt.Sprint(i) || m.Error == nil {
+				t.Fatalf("got %+v, want an error for id %d", m, i)
+			}
+			if m.Error.Data["kind"] != tt.kind || !strings.Contains(m.Error.Message, tt.contains) {
+				t.Errorf("error = %+v, want kind %s and %q", *m.Error, tt.kind, tt.contains)
+			}
+			// The session still works.
+			c.post(`{"jsonrpc":"2.0","id":"after","method":"fine"}`)
+			if m := c.message(10 * time.Second); string(m.ID) != `"after"` || m.Error != nil {
+				t.Fatalf("next call got %+v", m)
+			}
+		})
+	}
+}
+
+// TestReloadKeepsStreams loads a new config through the admin API while a
+// stream is open; the stream lives on and POSTs handled by the new config
+// reach it.
+func TestReloadKeepsStreams(t *testing.T) {
+	tc := startCaddy(t, "keepalive 30s")
+	c := tc.openStream(t)
+	c.initialize()
+
+	for i, settings := range []string{"keepalive 20s", "keepalive 25s\n\t\tqueue_size 512"} {
+		req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
+		req.Header.Set("Content-Type", "text/caddyfile")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("reload %d: %s", i, resp.Status)
+		}
+		token := fmt.Sprintf("after reload %d", i)
+		c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, 10+i, token))
+		if m := c.message(10 * time.Second); toolText(t, m) != token {
+			t.Fatalf("after reload %d got %+v", i, m)
+		}
+	}
+}
+
+// TestSendTimeoutCutsNonReader: a client that stops reading is cut by
+// send_timeout and its session closed, with the reason logged.
+func TestSendTimeoutCutsNonReader(t *testing.T) {
+	tc := startCaddy(t, "send_timeout 300ms\n\t\tqueue_size 100000")
+	c := tc.openStream(t)
+	c.initialize()
+	// Stop reading: pause the reader by not draining events, and fill the
+	// socket with large messages until the session is gone.
+	c.cancelReads()
+	big := strings.Repeat("x", 256<<10)
+	closed := false
+	for i := 0; i < 400 && !closed; i++ {
+		code, _ := c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, i, big))
+		closed = code == http.StatusNotFound
+	}
+	if !closed {
+		t.Fatal("session still open after filling the socket of a client that does not read")
+	}
+	eventually(t, 5*time.Second, "close logged", func() bool {
+		for _, l := range tc.logs("session closed") {
+			if l["reason"] == "send_timeout" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestUpstreamSessionDeleted: when a stream ends, the upstream session it
+// created gets a DELETE.
+func TestUpstreamSessionDeleted(t *testing.T) {
+	var deletes atomic.Int32
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && r.Header.Get("Mcp-Session-Id") != "" {
+			deletes.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.initialize()
+	c.close()
+	eventually(t, 10*time.Second, "upstream DELETE", func() bool { return deletes.Load() == 1 })
+	// The session is gone: a POST now finds nothing.
+	eventually(t, 5*time.Second, "session removed", func() bool {
+		code, _ := c.post(`{"jsonrpc":"2.0","method":"x"}`)
+		return code == http.StatusNotFound
+	})
+}
+
+func TestMaxSessions(t *testing.T) {
+	tc := startCaddy(t, "max_sessions 2")
+	tc.openStream(t)
+	tc.openStream(t)
+	resp, err := http.Get(tc.base + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third stream: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestPassThrough: requests that are not the SSE GET or the message POST go
+// to the next handler untouched, so a Streamable HTTP client can use the
+// same route.
+func TestPassThrough(t *testing.T) {
+	tc := startCaddy(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "streamable", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp"}, nil)
+	if err != nil {
+		t.Fatalf("Streamable HTTP client through the same route: %v", err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "direct"}})
+	if err != nil || res.Content[0].(*mcp.TextContent).Text != "direct" {
+		t.Fatalf("echo through pass-through: %v %v", res, err)
+	}
+}
+
+// TestEndpointURL: relative by default, so it survives a path prefix that
+// Caddy strips; absolute under base_url.
+func TestEndpointURL(t *testing.T) {
+	t.Run("base_url", func(t *testing.T) {
+		tc := startCaddy(t, "base_url https://mcp.example.com/")
+		c := tc.openStream(t)
+		if !strings.HasPrefix(c.endpoint, "https://mcp.example.com/message?session_id=") {
+			t.Errorf("endpoint = %q", c.endpoint)
+		}
+	})
+	t.Run("stripped path prefix", func(t *testing.T) {
+		up := httptest.NewServer(demo.Handler())
+		t.Cleanup(up.Close)
+		site := `handle_path /tenant/* {
+		mcp_sse
+		reverse_proxy {upstream} {
+			rewrite /mcp
+		}
+	}`
+		tc := startCaddySite(t, site, "", strings.TrimPrefix(up.URL, "http://"))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		client := mcp.NewClient(&mcp.Implementation{Name: "prefixed", Version: "1"}, nil)
+		cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: tc.base + "/tenant/sse"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "behind a prefix"}})
+		if err != nil || res.Content[0].(*mcp.TextContent).Text != "behind a prefix" {
+			t.Fatalf("echo behind a prefix: %v %v", res, err)
+		}
+	})
+}
