@@ -1,0 +1,158 @@
+package main
+
+// The README's first command, as a test: build this binary, run it on
+// Caddyfile.example, talk to the demo through it with a real SSE client,
+// then `caddy stop` with streams still open.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestExampleCaddyfile(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	example, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, adminPort := freePort(t), freePort(t)
+	cfg := strings.NewReplacer(
+		"admin localhost:2019", "admin 127.0.0.1:"+adminPort,
+		"http://localhost:8080", "http://127.0.0.1:"+port,
+	).Replace(string(example))
+	if !strings.Contains(cfg, adminPort) || !strings.Contains(cfg, "127.0.0.1:"+port) {
+		t.Fatalf("Caddyfile.example no longer has the addresses this test rewrites:\n%s", example)
+	}
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logs, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logs.Name())
+			t.Logf("caddy output:\n%s", out)
+		}
+	})
+
+	base := "http://127.0.0.1:" + port
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + adminPort + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "example-test", Version: "1"}, &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "42"}}, nil
+		},
+	})
+	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: base + "/sse"}, nil)
+	if err != nil {
+		t.Fatalf("connecting to the example: %v", err)
+	}
+	defer cs.Close()
+	calls := []struct {
+		name string
+		args map[string]any
+		want string
+	}{
+		{"echo", map[string]any{"text": "hello"}, "hello"},
+		{"add", map[string]any{"a": 1, "b": 2}, "3"},
+		{"slow", map[string]any{"steps": 2, "delay_ms": 10}, "done after 2 steps"},
+		{"sample", map[string]any{"prompt": "meaning?"}, "model m said: 42"},
+	}
+	for _, c := range calls {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.name, Arguments: c.args})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := res.Content[0].(*mcp.TextContent).Text; got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, got, c.want)
+		}
+	}
+
+	// A raw stream too, to see it end when Caddy stops.
+	resp, err := http.Get(base + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	streamEnded := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+		}
+		close(streamEnded)
+	}()
+
+	stop := exec.Command(bin, "stop", "--address", "127.0.0.1:"+adminPort)
+	stop.Env = cmd.Env
+	stopped := time.Now()
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("caddy stop: %v\n%s", err, out)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("caddy did not exit within 15s of `caddy stop` with streams open")
+	}
+	select {
+	case <-streamEnded:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the open stream did not end when caddy stopped")
+	}
+	t.Logf("caddy exited %s after stop was sent, with 2 streams open", time.Since(stopped).Round(time.Millisecond))
+}
