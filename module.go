@@ -88,8 +88,10 @@ type Handler struct {
 	// Most sessions open at once (across every mcp_sse handler); further
 	// GETs get 503 with Retry-After. Default: 10000; negative: no limit.
 	MaxSessions int `json:"max_sessions,omitempty"`
-	// Messages a session's outbound queue holds; a client that lets it
-	// fill is closed as a slow consumer. Default: 1024.
+	// Messages a session's outbound queue holds. While it is full, relays
+	// wait for room (backpressure on the upstream), up to send_timeout; a
+	// queue that stays full that long closes the session as a slow
+	// consumer. Default: 1024.
 	QueueSize int `json:"queue_size,omitempty"`
 	// Bound on one dispatched request, its reply included. Default: 120s.
 	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
@@ -128,6 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Timeout:        time.Duration(h.UpstreamTimeout),
 		MaxMessageSize: int(h.MaxMessageSize),
 		ForwardHeaders: h.ForwardHeaders,
+		QueueWait:      queueWait(h.SendTimeout),
 		Logger:         h.logger,
 	}
 	if h.BaseURL != "" {
@@ -175,6 +178,17 @@ func setDefault[T comparable](field *T, def T) {
 	if *field == zero {
 		*field = def
 	}
+}
+
+// queueWait is how long a relay waits for room in a full session queue. A
+// client that reads keeps making room; one that stops is cut by
+// send_timeout, so waiting that long loses nothing. With send_timeout off,
+// the default bounds the wait instead.
+func queueWait(sendTimeout caddy.Duration) time.Duration {
+	if sendTimeout > 0 {
+		return time.Duration(sendTimeout)
+	}
+	return DefaultSendTimeout
 }
 
 func positive(d caddy.Duration) time.Duration {
@@ -250,7 +264,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		zap.String("remote_addr", sess.RemoteAddr))
 
 	stream := sse.NewStream(w, http.NewResponseController(w), h.streamOpts)
-	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess.Queue(), sess.Done())
+	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
 	sess.Close(closeReason(err))
 
 	in, out := sess.Counts()

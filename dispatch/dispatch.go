@@ -41,6 +41,9 @@ type Dispatcher struct {
 	// ForwardHeaders are the client request headers passed to the
 	// upstream besides Authorization.
 	ForwardHeaders []string
+	// QueueWait is how long relaying a message may wait for room in a
+	// full session queue before the session is closed as a slow consumer.
+	QueueWait time.Duration
 	Logger         *zap.Logger
 }
 
@@ -141,7 +144,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		if !ok {
 			return
 		}
-		if err := sess.Send(m); err != nil {
+		if err := sess.Send(ctx, m, d.QueueWait); err != nil {
 			d.Logger.Debug("dropping upstream message", zap.String("session_id", sess.ID), zap.Error(err))
 		}
 	}
@@ -185,7 +188,9 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	if rep.status != 0 {
 		data["status"] = rep.status
 	}
-	if err := sess.Send(ErrorResponse(msg.ID, CodeInternalError, text, data)); err != nil {
+	// The dispatch's own context may be what ended; the error must still
+	// be queued.
+	if err := sess.Send(sess.Context(), ErrorResponse(msg.ID, CodeInternalError, text, data), d.QueueWait); err != nil {
 		d.Logger.Debug("dropping upstream error", zap.String("session_id", sess.ID), zap.Error(err))
 	}
 }

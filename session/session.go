@@ -26,8 +26,9 @@ const (
 var (
 	// ErrClosed is returned when a message is sent to a closed session.
 	ErrClosed = errors.New("session closed")
-	// ErrQueueFull is returned when a session's queue overflowed; the
-	// session has been closed as a slow consumer.
+	// ErrQueueFull is returned when a session's queue stayed full for as
+	// long as a sender may wait; the session has been closed as a slow
+	// consumer.
 	ErrQueueFull = errors.New("session queue full: closed as slow consumer")
 )
 
@@ -37,7 +38,7 @@ type Session struct {
 	RemoteAddr string
 	Opened     time.Time
 
-	queue  chan []byte
+	queue  queue
 	ctx    context.Context
 	cancel context.CancelFunc
 	reason atomic.Pointer[string]
@@ -53,7 +54,7 @@ type Session struct {
 	messagesOut atomic.Int64
 }
 
-// New returns an open session whose outbound queue holds queueSize
+// New returns an open session whose outbound queue holds up to queueSize
 // messages.
 func New(id, remoteAddr string, queueSize int) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,15 +64,22 @@ func New(id, remoteAddr string, queueSize int) *Session {
 		ID:         id,
 		RemoteAddr: remoteAddr,
 		Opened:     time.Now(),
-		queue:      make(chan []byte, queueSize),
+		queue:      newQueue(queueSize),
 		ctx:        ctx,
 		cancel:     cancel,
 		tail:       tail,
 	}
 }
 
-// Queue is the channel the stream writer drains.
-func (s *Session) Queue() <-chan []byte { return s.queue }
+// Ready receives a value when messages may be waiting for the stream
+// writer; Take fetches them. Together they make a Session an sse.Queue.
+func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
+
+// Take appends every message waiting for the client to dst, in order.
+func (s *Session) Take(dst [][]byte) [][]byte { return s.queue.take(dst) }
+
+// QueueLen is the number of messages waiting for the client.
+func (s *Session) QueueLen() int { return s.queue.len() }
 
 // Done is closed when the session is closed.
 func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
@@ -80,21 +88,40 @@ func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 // session's behalf (upstream requests) is bound to it.
 func (s *Session) Context() context.Context { return s.ctx }
 
-// Send queues msg for the client without blocking. A full queue means the
-// client cannot keep up: the session is closed as a slow consumer rather
-// than letting memory grow or the sender stall.
-func (s *Session) Send(msg []byte) error {
+// Send queues msg for the client. While the queue is full it waits, up to
+// wait, for the stream writer to make room: that backpressure reaches the
+// upstream through the reply it is relaying, and a burst larger than the
+// queue passes as fast as the client reads. A queue that stays full that
+// long means the client cannot keep up: the session is closed as a slow
+// consumer rather than let memory grow. ctx ending first gives its error.
+func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	select {
-	case s.queue <- msg:
-		s.messagesOut.Add(1)
-		return nil
-	default:
+	ok, err := s.queue.push(ctx, msg, wait, s.ctx.Done())
+	if err != nil {
+		return err
+	}
+	if !ok {
 		s.Close(ReasonSlowConsumer)
 		return ErrQueueFull
 	}
+	s.messagesOut.Add(1)
+	return nil
+}
+
+// TrySend queues msg without waiting; a full queue closes the session as a
+// slow consumer, as Send does when its wait runs out.
+func (s *Session) TrySend(msg []byte) error {
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if !s.queue.tryPush(msg) {
+		s.Close(ReasonSlowConsumer)
+		return ErrQueueFull
+	}
+	s.messagesOut.Add(1)
+	return nil
 }
 
 // Close closes the session for reason. Only the first call counts; later

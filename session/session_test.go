@@ -1,28 +1,102 @@
 package session
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestSendAndSlowConsumer(t *testing.T) {
+	ctx := context.Background()
 	s := New(NewID(), "127.0.0.1:1", 2)
 	for i := range 2 {
-		if err := s.Send([]byte("m")); err != nil {
+		if err := s.Send(ctx, []byte("m"), time.Millisecond); err != nil {
 			t.Fatalf("Send %d: %v", i, err)
 		}
 	}
-	if err := s.Send([]byte("m")); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("Send to a full queue = %v, want ErrQueueFull", err)
+	if err := s.Send(ctx, []byte("m"), 10*time.Millisecond); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Send to a queue that stays full = %v, want ErrQueueFull", err)
 	}
 	if !s.Closed() || s.Reason() != ReasonSlowConsumer {
 		t.Errorf("after overflow: closed=%v reason=%q, want closed as %q", s.Closed(), s.Reason(), ReasonSlowConsumer)
 	}
-	if err := s.Send([]byte("m")); !errors.Is(err, ErrClosed) {
+	if err := s.Send(ctx, []byte("m"), time.Millisecond); !errors.Is(err, ErrClosed) {
 		t.Errorf("Send to a closed session = %v, want ErrClosed", err)
 	}
 	if in, out := s.Counts(); in != 0 || out != 2 {
 		t.Errorf("Counts = %d, %d; want 0, 2", in, out)
+	}
+}
+
+func TestTrySend(t *testing.T) {
+	s := New(NewID(), "", 1)
+	if err := s.TrySend([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrySend([]byte("b")); !errors.Is(err, ErrQueueFull) || s.Reason() != ReasonSlowConsumer {
+		t.Fatalf("TrySend to a full queue = %v (reason %q)", err, s.Reason())
+	}
+}
+
+// TestBackpressure: senders wait while the queue is full and go on as the
+// reader takes; a burst many times the queue's size passes whole and in
+// order.
+func TestBackpressure(t *testing.T) {
+	const size, total, senders = 4, 2000, 3
+	s := New(NewID(), "", size)
+	var wg sync.WaitGroup
+	for w := range senders {
+		wg.Go(func() {
+			for i := range total / senders {
+				if err := s.Send(context.Background(), []byte(fmt.Sprintf("%d-%d", w, i)), 5*time.Second); err != nil {
+					t.Errorf("sender %d message %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	next := make([]int, senders)
+	got := 0
+	var batch [][]byte
+	for got < total/senders*senders {
+		select {
+		case <-s.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stalled after %d messages", got)
+		}
+		batch = s.Take(batch[:0])
+		if len(batch) > size {
+			t.Fatalf("took %d messages from a queue of %d", len(batch), size)
+		}
+		for _, m := range batch {
+			var w, i int
+			fmt.Sscanf(string(m), "%d-%d", &w, &i)
+			if i != next[w] {
+				t.Fatalf("sender %d: got message %d, want %d", w, i, next[w])
+			}
+			next[w]++
+			got++
+		}
+	}
+	wg.Wait()
+	if s.Closed() {
+		t.Errorf("session closed as %q during a burst its reader kept up with", s.Reason())
+	}
+}
+
+func TestSendGivesUpWithContext(t *testing.T) {
+	s := New(NewID(), "", 1)
+	_ = s.TrySend([]byte("fill"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Send(ctx, []byte("m"), time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("Send with a cancelled context = %v", err)
+	}
+	if s.Closed() {
+		t.Error("a sender giving up closed the session")
 	}
 }
 

@@ -55,9 +55,19 @@ func (e *SpinError) Error() string {
 		e.Max, e.Window, e.Idle)
 }
 
-// maxBatch bounds how many queued messages are coalesced into one write
-// and flush; it keeps a deep queue from holding one huge buffer.
-const maxBatch = 64
+// Queue is where a stream takes its messages from.
+type Queue interface {
+	// Ready receives a value when messages may be waiting.
+	Ready() <-chan struct{}
+	// Take appends every waiting message to dst, in order, and removes
+	// them from the queue.
+	Take(dst [][]byte) [][]byte
+}
+
+// writeChunk is how many encoded bytes a stream gathers before it writes
+// them; a deep queue is written in pieces of about this size and flushed
+// once at the end.
+const writeChunk = 64 << 10
 
 // Stream writes the frames of one SSE response.
 type Stream struct {
@@ -66,6 +76,7 @@ type Stream struct {
 	opts  Options
 	guard *SpinGuard
 	buf   []byte
+	batch [][]byte
 
 	// Messages and Keepalives count the frames written, for logs and
 	// metrics; read them after Run returns.
@@ -80,18 +91,18 @@ func NewStream(w io.Writer, ctl Controller, opts Options) *Stream {
 		ctl:   ctl,
 		opts:  opts,
 		guard: NewSpinGuard(opts.RapidYieldMax, opts.RapidYieldWindow),
-		buf:   make([]byte, 0, 4096),
+		buf:   make([]byte, 0, 512),
 	}
 }
 
-// Run writes the endpoint frame, then every payload received on messages
-// as a message frame, with keepalives while idle, until stop is closed
-// (it returns nil), ctx ends (ErrClientGone), a write fails or times out
+// Run writes the endpoint frame, then every message taken from q as a
+// message frame, with keepalives while idle, until stop is closed (it
+// returns nil), ctx ends (ErrClientGone), a write fails or times out
 // (ErrSendTimeout or the write error), or the spin guard trips (*SpinError).
 //
-// Payloads already queued when a message arrives are written in the same
-// write and flush, so a burst costs one syscall per batch, not per frame.
-func (s *Stream) Run(ctx context.Context, endpoint string, messages <-chan []byte, stop <-chan struct{}) error {
+// Everything waiting in the queue is written together and flushed once, so
+// a burst costs a few writes per batch, not one per frame.
+func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan struct{}) error {
 	s.buf = AppendFrame(s.buf[:0], EventEndpoint, []byte(endpoint), s.opts.Retry)
 	if s.opts.Keepalive > 0 {
 		s.buf = AppendFrame(s.buf, EventKeepalive, keepaliveData, 0)
@@ -115,11 +126,14 @@ func (s *Stream) Run(ctx context.Context, endpoint string, messages <-chan []byt
 			return nil
 		case <-ctx.Done():
 			return ErrClientGone
-		case msg := <-messages:
-			s.buf = AppendFrame(s.buf[:0], EventMessage, msg, 0)
-			s.Messages++
-			s.buf = s.drain(messages)
-			if err := s.send(); err != nil {
+		case <-q.Ready():
+			s.batch = q.Take(s.batch[:0])
+			if len(s.batch) == 0 {
+				continue
+			}
+			err := s.writeMessages()
+			s.release()
+			if err != nil {
 				return err
 			}
 		case now := <-tick:
@@ -138,23 +152,50 @@ func (s *Stream) Run(ctx context.Context, endpoint string, messages <-chan []byt
 	}
 }
 
-// drain appends the messages already waiting, up to maxBatch in all.
-func (s *Stream) drain(messages <-chan []byte) []byte {
-	buf := s.buf
-	for i := 1; i < maxBatch; i++ {
-		select {
-		case msg := <-messages:
-			buf = AppendFrame(buf, EventMessage, msg, 0)
-			s.Messages++
-		default:
-			return buf
+// release lets go of the payloads just written, and of buffers a burst
+// grew, so that an idle stream holds little memory.
+func (s *Stream) release() {
+	clear(s.batch)
+	if cap(s.batch) > 256 {
+		s.batch = nil
+	}
+	if cap(s.buf) > 2*writeChunk {
+		s.buf = make([]byte, 0, 512)
+	}
+}
+
+// writeMessages writes the batch as message frames and flushes once.
+func (s *Stream) writeMessages() error {
+	s.buf = s.buf[:0]
+	for _, msg := range s.batch {
+		s.buf = AppendFrame(s.buf, EventMessage, msg, 0)
+		s.Messages++
+		if len(s.buf) >= writeChunk {
+			if err := s.write(); err != nil {
+				return err
+			}
+			s.buf = s.buf[:0]
 		}
 	}
-	return buf
+	if len(s.buf) > 0 {
+		if err := s.write(); err != nil {
+			return err
+		}
+	}
+	return s.flush()
 }
 
 // send writes and flushes the buffer under the send timeout.
 func (s *Stream) send() error {
+	if err := s.write(); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// write writes the buffer. Each write gets the whole send timeout: a client
+// that reads steadily through a long burst is not cut, one that stops is.
+func (s *Stream) write() error {
 	if s.opts.SendTimeout > 0 {
 		// Not every writer supports deadlines (http.ErrNotSupported); the
 		// stream still works there, only without the cut.
@@ -163,6 +204,10 @@ func (s *Stream) send() error {
 	if _, err := s.w.Write(s.buf); err != nil {
 		return classify(err)
 	}
+	return nil
+}
+
+func (s *Stream) flush() error {
 	if err := s.ctl.Flush(); err != nil {
 		return classify(err)
 	}

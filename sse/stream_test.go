@@ -7,13 +7,43 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
 
+// testQueue is a minimal Queue.
+type testQueue struct {
+	mu    sync.Mutex
+	items [][]byte
+	ready chan struct{}
+}
+
+func newTestQueue() *testQueue { return &testQueue{ready: make(chan struct{}, 1)} }
+
+func (q *testQueue) push(m []byte) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *testQueue) Ready() <-chan struct{} { return q.ready }
+
+func (q *testQueue) Take(dst [][]byte) [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.items...)
+	q.items = nil
+	return dst
+}
+
 // serveStream runs one Stream behind a real HTTP server and returns the
 // client's response body and a channel with Run's result.
-func serveStream(t *testing.T, opts Options, messages chan []byte, stop chan struct{}) (io.ReadCloser, <-chan error) {
+func serveStream(t *testing.T, opts Options, messages *testQueue, stop chan struct{}) (io.ReadCloser, <-chan error) {
 	t.Helper()
 	result := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,11 +79,11 @@ func readEvents(t *testing.T, r io.Reader, n int) []Event {
 }
 
 func TestStreamDelivers(t *testing.T) {
-	messages, stop := make(chan []byte, 10), make(chan struct{})
+	messages, stop := newTestQueue(), make(chan struct{})
 	body, result := serveStream(t, Options{Keepalive: time.Hour, Retry: 3 * time.Second}, messages, stop)
 
-	messages <- []byte(`{"n":1}`)
-	messages <- []byte(`{"n":2}`)
+	messages.push([]byte(`{"n":1}`))
+	messages.push([]byte(`{"n":2}`))
 	got := readEvents(t, body, 4)
 	want := []Event{
 		{Name: EventEndpoint, Data: []byte("/message?session_id=abc")},
@@ -73,7 +103,7 @@ func TestStreamDelivers(t *testing.T) {
 }
 
 func TestStreamKeepalive(t *testing.T) {
-	messages, stop := make(chan []byte), make(chan struct{})
+	messages, stop := newTestQueue(), make(chan struct{})
 	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond}, messages, stop)
 	got := readEvents(t, body, 4)
 	for _, e := range got[1:] {
@@ -85,7 +115,7 @@ func TestStreamKeepalive(t *testing.T) {
 }
 
 func TestStreamClientGone(t *testing.T) {
-	messages, stop := make(chan []byte), make(chan struct{})
+	messages, stop := newTestQueue(), make(chan struct{})
 	body, result := serveStream(t, Options{}, messages, stop)
 	readEvents(t, body, 1)
 	body.Close()
@@ -97,7 +127,7 @@ func TestStreamClientGone(t *testing.T) {
 // A stream whose idle frames come without pause trips the guard; here the
 // "spin" is a keepalive interval far below what the guard allows.
 func TestStreamSpinGuard(t *testing.T) {
-	messages, stop := make(chan []byte), make(chan struct{})
+	messages, stop := newTestQueue(), make(chan struct{})
 	body, result := serveStream(t, Options{Keepalive: time.Millisecond, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
 	go io.Copy(io.Discard, body)
 	var spin *SpinError
@@ -112,9 +142,9 @@ func TestStreamSpinGuard(t *testing.T) {
 // A burst of real messages far above the guard's limit passes whole.
 func TestStreamBurstDoesNotTripGuard(t *testing.T) {
 	const n = 2000
-	messages, stop := make(chan []byte, n), make(chan struct{})
+	messages, stop := newTestQueue(), make(chan struct{})
 	for range n {
-		messages <- []byte(`{"jsonrpc":"2.0","method":"notifications/message"}`)
+		messages.push([]byte(`{"jsonrpc":"2.0","method":"notifications/message"}`))
 	}
 	body, result := serveStream(t, Options{Keepalive: time.Hour, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
 	got := readEvents(t, body, n+2)

@@ -1,0 +1,105 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// queue is a session's bounded outbound queue. It is a slice behind a
+// mutex rather than a buffered channel so that an idle session costs
+// nothing for its capacity (a channel allocates all of it up front), and
+// so that the stream writer can take everything waiting in one call.
+type queue struct {
+	mu    sync.Mutex
+	items   [][]byte
+	max     int
+	waiters int // senders waiting in push for room
+	// ready holds a token when items may be waiting; space holds one when
+	// items were taken. Both have capacity 1: a token stands for "look
+	// again", not for one item.
+	ready chan struct{}
+	space chan struct{}
+}
+
+func newQueue(max int) queue {
+	return queue{max: max, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// tryPush appends msg unless the queue is full.
+func (q *queue) tryPush(msg []byte) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, msg)
+	// A sender woken by take's one space token passes it on while room
+	// remains, so every waiting sender gets its turn.
+	wake := q.waiters > 0 && len(q.items) < q.max
+	q.mu.Unlock()
+	signal(q.ready)
+	if wake {
+		signal(q.space)
+	}
+	return true
+}
+
+// take moves every waiting message to dst.
+func (q *queue) take(dst [][]byte) [][]byte {
+	q.mu.Lock()
+	dst = append(dst, q.items...)
+	clear(q.items)
+	q.items = q.items[:0]
+	if cap(q.items) > 4*q.max/3+16 {
+		q.items = nil // do not keep a burst's worth of slots for ever
+	}
+	q.mu.Unlock()
+	signal(q.space)
+	return dst
+}
+
+// push appends msg, waiting up to wait for room while the queue is full.
+// It reports false if there was no room in time or stop ended first.
+func (q *queue) push(ctx context.Context, msg []byte, wait time.Duration, stop <-chan struct{}) (ok bool, err error) {
+	if q.tryPush(msg) {
+		return true, nil
+	}
+	q.mu.Lock()
+	q.waiters++
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.waiters--
+		q.mu.Unlock()
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-q.space:
+			if q.tryPush(msg) {
+				return true, nil
+			}
+		case <-timer.C:
+			return false, nil
+		case <-stop:
+			return false, ErrClosed
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
