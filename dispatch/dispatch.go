@@ -44,7 +44,7 @@ type Dispatcher struct {
 	// QueueWait is how long relaying a message may wait for room in a
 	// full session queue before the session is closed as a slow consumer.
 	QueueWait time.Duration
-	Logger         *zap.Logger
+	Logger    *zap.Logger
 }
 
 // Call is one message to hand upstream.

@@ -11,7 +11,7 @@ import (
 // nothing for its capacity (a channel allocates all of it up front), and
 // so that the stream writer can take everything waiting in one call.
 type queue struct {
-	mu    sync.Mutex
+	mu      sync.Mutex
 	items   [][]byte
 	max     int
 	waiters int // senders waiting in push for room
