@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// contender is one server setup under measurement.
+type contender struct {
+	name  string
+	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
+	url   string // SSE URL, or the Streamable HTTP endpoint
+	burst bool   // has the burst tool
+	main  *proc  // the bridge or server itself (Caddy, for ours)
+	procs []*proc
+}
+
+func (c *contender) treePIDs() []int {
+	var pids []int
+	for _, p := range c.procs {
+		pids = append(pids, tree(p.pid())...)
+	}
+	return pids
+}
+
+func (c *contender) mainPIDs() []int { return tree(c.main.pid()) }
+
+func (c *contender) stop() {
+	for _, p := range c.procs {
+		p.stop()
+	}
+}
+
+// env is what the contenders are built from.
+type env struct {
+	dir     string // build and log directory
+	caddy   string // Caddy built from ../cmd/caddy
+	servers string // ./cmd/servers
+	nodeDir string // where supergateway is installed
+}
+
+var contenderNames = []string{"ours/go-sdk", "ours/lean", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+
+func (e *env) start(name string) (*contender, error) {
+	switch name {
+	case "ours/go-sdk":
+		return e.startOurs(name, "streamable", "/mcp")
+	case "ours/lean":
+		return e.startOurs(name, "lean", "/mcp")
+	case "direct":
+		p, err := start(e.dir, "direct", true, e.servers, "-kind", "streamable")
+		if err != nil {
+			return nil, err
+		}
+		return &contender{name: name, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
+	case "go-sdk SSE", "mcp-go SSE", "bare":
+		kind := map[string]string{"go-sdk SSE": "gosdk-sse", "mcp-go SSE": "mcpgo-sse", "bare": "bare"}[name]
+		p, err := start(e.dir, kind, true, e.servers, "-kind", kind)
+		if err != nil {
+			return nil, err
+		}
+		return &contender{name: name, sse: true, url: "http://" + p.addr + "/sse", burst: name == "bare", main: p, procs: []*proc{p}}, nil
+	case "supergateway":
+		port := freePort()
+		p, err := start(e.dir, "supergateway", false, "node",
+			"--require", filepath.Join(e.nodeDir, "loopback.cjs"),
+			filepath.Join(e.nodeDir, "node_modules", "supergateway", "dist", "index.js"),
+			"--stdio", e.servers+" -kind stdio", "--port", port, "--logLevel", "none")
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + port
+		if err := waitListening(addr); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return &contender{name: name, sse: true, url: "http://" + addr + "/sse", main: p, procs: []*proc{p}}, nil
+	}
+	return nil, fmt.Errorf("unknown contender %q", name)
+}
+
+// startOurs runs the upstream and, in front of it, Caddy with mcp_sse.
+func (e *env) startOurs(name, kind, path string) (*contender, error) {
+	up, err := start(e.dir, kind+"-upstream", true, e.servers, "-kind", kind)
+	if err != nil {
+		return nil, err
+	}
+	port := freePort()
+	cfg := fmt.Sprintf(`{
+	admin off
+	auto_https off
+}
+
+http://127.0.0.1:%s {
+	bind 127.0.0.1
+	mcp_sse {
+		max_sessions off
+	}
+	reverse_proxy %s {
+		rewrite %s
+	}
+}
+`, port, up.addr, path)
+	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		up.stop()
+		return nil, err
+	}
+	caddy, err := start(e.dir, strings.ReplaceAll(name, "/", "-")+"-caddy", false, e.caddy, "run", "--config", cfgPath)
+	if err != nil {
+		up.stop()
+		return nil, err
+	}
+	addr := "127.0.0.1:" + port
+	if err := waitListening(addr); err != nil {
+		caddy.stop()
+		up.stop()
+		return nil, err
+	}
+	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}, nil
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+func waitListening(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listening on %s after 30s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,277 @@
+// Command bench measures mcp_sse against the bridges and SDK servers people
+// use today, and against the floor, on loopback, in one run, and prints one
+// table. See BENCHMARKS.md at the repository's root.
+//
+//	cd bench && go run .
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type result struct {
+	name   string
+	lat    *latencyResult
+	thr    *throughputResult
+	idle   []idleResult
+	burst  *burstResult
+	errors []string
+}
+
+func main() {
+	only := flag.String("only", "", "comma-separated contenders to run (default: all)")
+	latencyCalls := flag.Int("latency-calls", 2000, "sequential calls in the latency scenario")
+	sessions := flag.Int("sessions", 64, "sessions in the throughput scenario")
+	calls := flag.Int("calls", 200, "calls per session in the throughput scenario")
+	idleFlag := flag.String("idle", "10000,50000", "idle stream counts, comma-separated (empty: skip)")
+	burstN := flag.Int("burst", 100000, "notifications in the burst scenario (0: skip)")
+	out := flag.String("out", "", "also write the report to this file")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+
+	names := contenderNames
+	if *only != "" {
+		names = strings.Split(*only, ",")
+	}
+	var idleCounts []int
+	for _, f := range strings.Split(*idleFlag, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			idleCounts = append(idleCounts, n)
+		}
+	}
+
+	limit := raiseFileLimit()
+	e, err := setup()
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("open-file limit %d; building in %s", limit, e.dir)
+
+	var results []*result
+	for _, name := range names {
+		r := &result{name: name}
+		results = append(results, r)
+		phase := func(what string, f func(c *contender) error) {
+			c, err := e.start(name)
+			if err != nil {
+				r.errors = append(r.errors, fmt.Sprintf("%s: start: %v", what, err))
+				log.Printf("%s %s: start: %v", name, what, err)
+				return
+			}
+			defer c.stop()
+			if err := f(c); err != nil {
+				r.errors = append(r.errors, fmt.Sprintf("%s: %v", what, err))
+				log.Printf("%s %s: %v", name, what, err)
+			}
+		}
+		log.Printf("%s: latency and throughput", name)
+		phase("calls", func(c *contender) error {
+			lat, err := runLatency(c, *latencyCalls)
+			if err != nil {
+				return fmt.Errorf("latency: %w", err)
+			}
+			r.lat = &lat
+			thr, err := runThroughput(c, *sessions, *calls)
+			if err != nil {
+				return fmt.Errorf("throughput: %w", err)
+			}
+			r.thr = &thr
+			return nil
+		})
+		for _, n := range idleCounts {
+			if name == "direct" {
+				break // no streams to hold open
+			}
+			log.Printf("%s: %d idle streams", name, n)
+			phase(fmt.Sprintf("idle %d", n), func(c *contender) error {
+				res, err := runIdle(c, n)
+				if res.opened > 0 {
+					r.idle = append(r.idle, res)
+				}
+				return err
+			})
+		}
+		if *burstN > 0 && slices.Contains([]string{"ours/go-sdk", "ours/lean", "bare"}, name) {
+			log.Printf("%s: burst of %d", name, *burstN)
+			phase("burst", func(c *contender) error {
+				res, err := runBurst(c, *burstN)
+				if err == nil {
+					r.burst = &res
+				}
+				return err
+			})
+		}
+	}
+
+	var w io.Writer = os.Stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	report(w, results, idleCounts, *sessions, *calls, *latencyCalls, *burstN)
+}
+
+// setup builds Caddy (from ../cmd/caddy, as users build it) and the servers,
+// and installs supergateway with npm.
+func setup() (*env, error) {
+	dir, err := os.MkdirTemp("", "mcp-sse-bench-")
+	if err != nil {
+		return nil, err
+	}
+	here, _ := os.Getwd()
+	e := &env{dir: dir, caddy: filepath.Join(dir, "caddy"), servers: filepath.Join(dir, "servers"), nodeDir: filepath.Join(here, "node")}
+	steps := [][]string{
+		{"go", "build", "-C", "..", "-o", e.caddy, "./cmd/caddy"},
+		{"go", "build", "-o", e.servers, "./cmd/servers"},
+		{"npm", "ci", "--prefix", e.nodeDir, "--no-audit", "--no-fund", "--loglevel=error"},
+	}
+	for _, s := range steps {
+		cmd := exec.Command(s[0], s[1:]...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s: %v\n%s", strings.Join(s, " "), err, out)
+		}
+	}
+	return e, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+func report(w io.Writer, results []*result, idleCounts []int, sessions, calls, latencyCalls, burstN int) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "Run %s on %s: %d cores, %s, %s/%s, Go %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		host, runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "| contender | p50 ms | p99 ms | max ms | calls/s (%d×%d) | p99 ms | errors | CPU-s/1k calls | bridge CPU-s/1k |",
+		sessions, calls)
+	for _, n := range idleCounts {
+		fmt.Fprintf(w, " KiB/stream @%s | open %s s |", kilo(n), kilo(n))
+	}
+	fmt.Fprintf(w, " alive | burst frames/s |\n|---|---|---|---|---|---|---|---|---|%s---|---|\n", strings.Repeat("---|---|", len(idleCounts)))
+	for _, r := range results {
+		row := []string{r.name}
+		if r.lat != nil {
+			row = append(row, ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.max))
+		} else {
+			row = append(row, "–", "–", "–")
+		}
+		if t := r.thr; t != nil {
+			errs := fmt.Sprint(t.errors)
+			if t.errors > 0 {
+				errs = fmt.Sprintf("%d (missing %d, dup %d, misrouted %d)", t.errors, t.missing, t.dup, t.mis)
+			}
+			row = append(row, fmt.Sprintf("%.0f", t.callsPerSec), ms(t.p99), errs,
+				fmt.Sprintf("%.3f", t.cpuTree), fmt.Sprintf("%.3f", t.cpuMain))
+		} else {
+			row = append(row, "–", "–", "–", "–", "–")
+		}
+		alive := "–"
+		for _, n := range idleCounts {
+			cell := []string{"–", "–"}
+			for _, ir := range r.idle {
+				if ir.n == n {
+					kib := fmt.Sprintf("%.1f", ir.kibPerSession)
+					if ir.kibMain != ir.kibPerSession {
+						kib += fmt.Sprintf(" (bridge %.1f)", ir.kibMain)
+					}
+					if ir.opened < ir.n {
+						kib += fmt.Sprintf(" [%d opened]", ir.opened)
+					}
+					cell = []string{kib, fmt.Sprintf("%.1f", ir.open.Seconds())}
+					alive = fmt.Sprintf("%d/%d", ir.alive, ir.checked)
+				}
+			}
+			row = append(row, cell...)
+		}
+		row = append(row, alive)
+		if r.burst != nil {
+			row = append(row, fmt.Sprintf("%.0f", r.burst.perSecond))
+		} else {
+			row = append(row, "–")
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+	fmt.Fprintf(w, "\nLatency: 1 session, %d sequential echo calls. Throughput: %d sessions × %d calls, each answer checked for its own token. Burst: %d notifications in one reply. KiB/stream: growth of the resident memory of the whole process tree (ours: Caddy + upstream; supergateway: node + its stdio child) per open stream; \"bridge\" is Caddy alone. CPU-s/1k calls: user+system CPU of the tree during the throughput run.\n",
+		latencyCalls, sessions, calls, burstN)
+	ratios(w, results)
+	for _, r := range results {
+		for _, e := range r.errors {
+			fmt.Fprintf(w, "\n- %s: %s", r.name, e)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func kilo(n int) string {
+	if n%1000 == 0 {
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+func find(results []*result, name string) *result {
+	for _, r := range results {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// ratios prints the figures the targets are stated in.
+func ratios(w io.Writer, results []*result) {
+	thr := func(name string) float64 {
+		if r := find(results, name); r != nil && r.thr != nil {
+			return r.thr.callsPerSec
+		}
+		return 0
+	}
+	line := func(what string, a, b float64, target string) {
+		if a > 0 && b > 0 {
+			fmt.Fprintf(w, "\n- %s: %.2f× (target %s)", what, a/b, target)
+		}
+	}
+	fmt.Fprintf(w, "\nRatios:")
+	line("ours/lean ÷ mcp-go SSE, calls/s", thr("ours/lean"), thr("mcp-go SSE"), "≥ 1")
+	line("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
+	line("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
+	line("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
+	line("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
+	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
+		fmt.Fprintf(w, "\n- p99 added over direct at 1 session: %s ms (target ≤ 1 ms)", ms(o.lat.p99-d.lat.p99))
+	}
+	if o := find(results, "ours/lean"); o != nil && o.thr != nil {
+		fmt.Fprintf(w, "\n- Caddy CPU-s per 1,000 calls, ours/lean: %.3f (target ≤ 0.1)", o.thr.cpuMain)
+	}
+	if o, b := find(results, "ours/lean"), find(results, "bare"); o != nil && b != nil && o.burst != nil && b.burst != nil {
+		line("burst frames/s, ours/lean ÷ bare", o.burst.perSecond, b.burst.perSecond, "≥ 0.8")
+	}
+	fmt.Fprintln(w)
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "? memory"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return fmt.Sprintf("%.1f GiB", kb/1024/1024)
+		}
+	}
+	return "? memory"
+}
