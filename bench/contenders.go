@@ -41,6 +41,7 @@ type env struct {
 	caddy   string // Caddy built from ../cmd/caddy
 	servers string // ./cmd/servers
 	nodeDir string // where supergateway is installed
+	admin   string // Caddy's admin address; empty turns the admin API off
 }
 
 var contenderNames = []string{"ours/go-sdk", "ours/lean", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
@@ -90,8 +91,12 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 		return nil, err
 	}
 	port := freePort()
+	admin := "off"
+	if e.admin != "" {
+		admin = e.admin
+	}
 	cfg := fmt.Sprintf(`{
-	admin off
+	admin %s
 	auto_https off
 }
 
@@ -104,7 +109,7 @@ http://127.0.0.1:%s {
 		rewrite %s
 	}
 }
-`, port, up.addr, path)
+`, admin, port, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()

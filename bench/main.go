@@ -37,6 +37,7 @@ func main() {
 	idleFlag := flag.String("idle", "10000,50000", "idle stream counts, comma-separated (empty: skip)")
 	burstN := flag.Int("burst", 100000, "notifications in the burst scenario (0: skip)")
 	out := flag.String("out", "", "also write the report to this file")
+	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
@@ -56,6 +57,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	e.admin = *admin
 	log.Printf("open-file limit %d; building in %s", limit, e.dir)
 
 	var results []*result

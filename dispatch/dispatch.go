@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -92,16 +93,28 @@ func template(r *http.Request, forward []string) *requestTemplate {
 		tls:        r.TLS != nil,
 	}
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		q.Del("session_id")
-		t.url.RawQuery = q.Encode()
-	}
+	t.url.RawQuery = withoutSessionID(r.URL.RawQuery)
 	copyHeader(t.header, r.Header, "Authorization")
 	for _, name := range forward {
 		copyHeader(t.header, r.Header, name)
 	}
 	return t
+}
+
+// withoutSessionID removes the session_id parameter, which names our
+// session, not the upstream's, and keeps any other.
+func withoutSessionID(rawQuery string) string {
+	if !strings.Contains(rawQuery, "&") && !strings.Contains(rawQuery, ";") {
+		if strings.HasPrefix(rawQuery, "session_id=") {
+			return "" // the common case, without parsing
+		}
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return rawQuery
+	}
+	q.Del("session_id")
+	return q.Encode()
 }
 
 func copyHeader(dst, src http.Header, name string) {
@@ -161,12 +174,10 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	start := time.Now()
 	err := d.serve(c.Next, rep, req)
 	rep.finish()
-	d.Logger.Debug("dispatched",
-		zap.String("session_id", sess.ID),
-		zap.String("method", msg.Method),
-		zap.Int("status", rep.status),
-		zap.Duration("duration", time.Since(start)),
-		zap.Error(err))
+	if ce := d.Logger.Check(zap.DebugLevel, "dispatched"); ce != nil {
+		ce.Write(zap.String("session_id", sess.ID), zap.String("method", msg.Method),
+			zap.Int("status", rep.status), zap.Duration("duration", time.Since(start)), zap.Error(err))
+	}
 
 	if answered || sess.Closed() {
 		return
@@ -218,7 +229,11 @@ func (d *Dispatcher) serve(next caddyhttp.Handler, w http.ResponseWriter, r *htt
 // only answer its own request and relaying it would misroute it.
 func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessage, answered *bool, sess *session.Session) (json.RawMessage, bool) {
 	var env envelope
-	if err := json.Unmarshal(m, &env); err != nil || env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+	if err := json.Unmarshal(m, &env); err != nil {
+		rep.noteBad("upstream sent a message that is not JSON: " + snippet(m))
+		return nil, false
+	}
+	if env.JSONRPC == nil || *env.JSONRPC != "2.0" {
 		rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 		return nil, false
 	}

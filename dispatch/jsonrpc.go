@@ -66,9 +66,8 @@ func Parse(body []byte) ([]Message, error) {
 	if len(body) == 0 {
 		return nil, &ParseError{CodeParseError, "parse error: empty body"}
 	}
-	if !json.Valid(body) {
-		return nil, &ParseError{CodeParseError, "parse error: body is not valid JSON"}
-	}
+	// json.Unmarshal checks the whole input before decoding, so a body
+	// that is not JSON is found by the decode itself, with no second scan.
 	if body[0] != '[' {
 		m, err := parseOne(body)
 		if err != nil {
@@ -78,7 +77,7 @@ func Parse(body []byte) ([]Message, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, &ParseError{CodeParseError, "parse error: " + err.Error()}
+		return nil, &ParseError{CodeParseError, "parse error: body is not valid JSON: " + err.Error()}
 	}
 	if len(items) == 0 {
 		return nil, &ParseError{CodeInvalidRequest, "invalid request: empty batch"}
@@ -100,11 +99,15 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	invalid := func(why string) (Message, error) {
 		return Message{}, &ParseError{CodeInvalidRequest, "invalid request: " + why}
 	}
-	if len(raw) == 0 || raw[0] != '{' {
+	if len(raw) == 0 || (raw[0] != '{' && json.Valid(raw)) {
 		return invalid("a JSON-RPC message must be an object")
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return Message{}, &ParseError{CodeParseError, "parse error: body is not valid JSON: " + err.Error()}
+		}
 		return invalid(err.Error())
 	}
 	if env.JSONRPC == nil || *env.JSONRPC != "2.0" {

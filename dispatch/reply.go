@@ -141,10 +141,6 @@ func (r *reply) message(data []byte) {
 	if len(data) == 0 {
 		return
 	}
-	if !json.Valid(data) {
-		r.noteBad("upstream sent a message that is not JSON: " + snippet(data))
-		return
-	}
 	r.onMessage(data)
 }
 
