@@ -266,7 +266,16 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	stream := sse.NewStream(w, http.NewResponseController(w), h.streamOpts)
 	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
 	sess.Close(closeReason(err))
+	h.logClosed(sess, stream, err)
+	return nil
+}
 
+// logClosed writes the session's closing line. It is a function of its own
+// so that its fields are not part of the frame of serveStream, which stays
+// on the stack of every open stream.
+//
+//go:noinline
+func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error) {
 	in, out := sess.Counts()
 	fields := []zap.Field{
 		zap.String("session_id", sess.ID),
@@ -283,10 +292,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		h.logger.Error("session closed: spin guard tripped",
 			append(fields, zap.Int("idle_frames", spin.Idle), zap.Int("rapid_yield_max", spin.Max),
 				zap.Duration("rapid_yield_window", spin.Window))...)
-	} else {
-		h.logger.Info("session closed", append(fields, zap.NamedError("cause", err))...)
+		return
 	}
-	return nil
+	h.logger.Info("session closed", append(fields, zap.NamedError("cause", err))...)
 }
 
 func closeReason(err error) string {

@@ -20,6 +20,8 @@ import (
 	"time"
 )
 
+var hold *time.Duration
+
 type result struct {
 	name   string
 	lat    *latencyResult
@@ -37,6 +39,7 @@ func main() {
 	idleFlag := flag.String("idle", "10000,50000", "idle stream counts, comma-separated (empty: skip)")
 	burstN := flag.Int("burst", 100000, "notifications in the burst scenario (0: skip)")
 	out := flag.String("out", "", "also write the report to this file")
+	hold = flag.Duration("hold", 0, "keep idle streams open this long after measuring them (to profile the server)")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	flag.Parse()
 	log.SetFlags(log.Ltime)

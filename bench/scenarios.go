@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log"
 	"net"
 	"net/url"
 	"slices"
@@ -210,6 +211,10 @@ func runIdle(c *contender, n int) (idleResult, error) {
 	time.Sleep(2 * time.Second) // let the server settle before reading its memory
 	res.kibPerSession = float64(rssKiB(c.treePIDs())-treeBase) / float64(res.opened)
 	res.kibMain = float64(rssKiB(c.mainPIDs())-mainBase) / float64(res.opened)
+	if *hold > 0 {
+		log.Printf("%s: holding %d streams open for %s", c.name, res.opened, *hold)
+		time.Sleep(*hold)
+	}
 
 	for k := range 20 {
 		i := k * n / 20

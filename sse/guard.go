@@ -8,16 +8,20 @@ import "time"
 // burst of real traffic cannot trip it; mcpgateway's guard counted every
 // frame and so cut healthy sessions during bursts of ten or more messages.
 //
+// It is a token bucket holding max tokens, refilled at max per window: an
+// idle frame takes a token, and one that finds none trips the guard. So
+// max+1 idle frames in a row within the window trip it, and idle frames
+// spaced more than window/max apart never do. Two words per session,
+// where a ring of timestamps would cost hundreds of bytes for every idle
+// stream.
+//
 // A SpinGuard is used by one goroutine and is not safe for concurrent use.
 type SpinGuard struct {
-	max    int
-	window time.Duration
-	// times is a ring of the last max+1 idle-frame times; next is where the
-	// next one goes and n how many are stored.
-	times []time.Time
-	next  int
-	n     int
-	total int
+	max    float64
+	rate   float64 // tokens per nanosecond
+	tokens float64
+	last   time.Time
+	total  int
 }
 
 // NewSpinGuard returns a guard that trips when more than max idle frames
@@ -27,26 +31,25 @@ func NewSpinGuard(max int, window time.Duration) *SpinGuard {
 	if max <= 0 || window <= 0 {
 		return nil
 	}
-	return &SpinGuard{max: max, window: window, times: make([]time.Time, max+1)}
+	return &SpinGuard{max: float64(max), rate: float64(max) / float64(window), tokens: float64(max)}
 }
 
 // Idle records an idle frame written at now and reports whether the guard
-// has tripped: max+1 idle frames within the window.
+// has tripped.
 func (g *SpinGuard) Idle(now time.Time) bool {
 	if g == nil {
 		return false
 	}
 	g.total++
-	g.times[g.next] = now
-	g.next = (g.next + 1) % len(g.times)
-	if g.n < len(g.times) {
-		g.n++
-		if g.n < len(g.times) {
-			return false
-		}
+	if !g.last.IsZero() {
+		g.tokens = min(g.max, g.tokens+float64(now.Sub(g.last))*g.rate)
 	}
-	oldest := g.times[g.next] // the ring is full: next is the oldest entry
-	return now.Sub(oldest) < g.window
+	g.last = now
+	if g.tokens < 1 {
+		return true
+	}
+	g.tokens--
+	return false
 }
 
 // Total is how many idle frames have been recorded.
