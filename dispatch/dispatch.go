@@ -228,7 +228,7 @@ func (d *Dispatcher) serve(next caddyhttp.Handler, w http.ResponseWriter, r *htt
 // id; a response to some other request is dropped, since this reply can
 // only answer its own request and relaying it would misroute it.
 func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessage, answered *bool, sess *session.Session) (json.RawMessage, bool) {
-	var env envelope
+	var env replyEnvelope
 	if err := json.Unmarshal(m, &env); err != nil {
 		rep.noteBad("upstream sent a message that is not JSON: " + snippet(m))
 		return nil, false
@@ -237,16 +237,16 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 		return nil, false
 	}
-	if env.Method != nil {
+	if env.Method.set() {
 		return m, true // a notification or a server-to-client request
 	}
-	if env.Result == nil && env.Error == nil {
+	if !env.Result.set() && !env.Error.set() {
 		rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 		return nil, false
 	}
 	switch {
 	case msg.IsRequest() && !*answered && sameID(env.ID, msg.ID):
-	case msg.IsRequest() && !*answered && env.Error != nil && (env.ID == nil || string(env.ID) == "null"):
+	case msg.IsRequest() && !*answered && env.Error.set() && (env.ID == nil || string(env.ID) == "null"):
 		m = withID(m, msg.ID)
 	default:
 		rep.noteBad(fmt.Sprintf("upstream answered request id %s, not this request", string(env.ID)))
@@ -255,17 +255,28 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		return nil, false
 	}
 	*answered = true
-	if env.Result != nil {
-		if replaced, ok := discoverAnswer(msg, env.Result); ok {
-			return replaced, true
-		}
+	if !env.Result.set() {
+		return m, true
 	}
-	if msg.Method == "initialize" && env.Result != nil {
+	// Only these two results are read, and only they are decoded again.
+	switch msg.Method {
+	case "server/discover":
 		var res struct {
-			ProtocolVersion string `json:"protocolVersion"`
+			Result json.RawMessage `json:"result"`
 		}
-		if json.Unmarshal(env.Result, &res) == nil && res.ProtocolVersion != "" {
-			sess.SetProtocolVersion(res.ProtocolVersion)
+		if json.Unmarshal(m, &res) == nil {
+			if replaced, ok := discoverAnswer(msg, res.Result); ok {
+				return replaced, true
+			}
+		}
+	case "initialize":
+		var res struct {
+			Result struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(m, &res) == nil && res.Result.ProtocolVersion != "" {
+			sess.SetProtocolVersion(res.Result.ProtocolVersion)
 		}
 	}
 	return m, true
@@ -309,6 +320,27 @@ func failure(ctx context.Context, err error, rep *reply, timeout time.Duration, 
 	}
 }
 
+// replyEnvelope is what the bridge reads of an upstream message: which
+// members it has, not what they hold, so a large result is scanned but
+// never copied.
+type replyEnvelope struct {
+	JSONRPC *string         `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  present         `json:"method"`
+	Result  present         `json:"result"`
+	Error   present         `json:"error"`
+}
+
+// present records that a JSON member was there, without keeping it.
+type present bool
+
+func (p *present) UnmarshalJSON([]byte) error {
+	*p = true
+	return nil
+}
+
+func (p present) set() bool { return bool(p) }
+
 // sameID compares JSON-RPC ids; numbers compare by value, so an upstream
 // that re-encodes 1.0 as 1 still matches.
 func sameID(a, b json.RawMessage) bool {
@@ -337,23 +369,32 @@ func withID(m, id json.RawMessage) json.RawMessage {
 	return out
 }
 
-// setMessageHeaders sets the Streamable HTTP headers of one message.
+// setMessageHeaders sets the Streamable HTTP headers of one message. The
+// values share one backing array (one allocation, not one per header);
+// each value slice has its length as capacity, so an append by a later
+// handler copies instead of writing into its neighbour.
 func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json, text/event-stream")
+	vals := make([]string, 0, 6)
+	set := func(key, v string) {
+		vals = append(vals, v)
+		n := len(vals)
+		h[key] = vals[n-1 : n : n]
+	}
+	set("Content-Type", "application/json")
+	set("Accept", "application/json, text/event-stream")
 	if upstreamID != "" {
-		h.Set(HeaderSessionID, upstreamID)
+		set(HeaderSessionID, upstreamID)
 	}
 	if version == "" {
 		version = msg.ProtocolVersion
 	}
 	if version != "" && msg.Method != "initialize" {
-		h.Set(HeaderProtocolVersion, version)
+		set(HeaderProtocolVersion, version)
 	}
 	if msg.Method != "" {
-		h.Set(HeaderMethod, headerValue(msg.Method))
+		set(HeaderMethod, headerValue(msg.Method))
 		if msg.Name != "" {
-			h.Set(HeaderName, headerValue(msg.Name))
+			set(HeaderName, headerValue(msg.Name))
 		}
 	}
 }
