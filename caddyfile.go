@@ -2,6 +2,7 @@ package mcpsse
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -39,6 +40,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		queue_size       <n>                 # default 1024
 //		upstream_timeout <duration>          # default 120s
 //		forward_headers  <field...>          # besides Authorization
+//		allowed_origins  <origin...>         # cross-origin browser clients, or *
+//		identity         <placeholder> | off # default {http.auth.user.id}
+//		max_sessions_per_client <n>          # default: no limit
+//		max_batch_size   <n>                 # default 100
 //	}
 //
 // Every subdirective is optional; omitted ones take their defaults.
@@ -80,6 +85,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ForwardHeaders = append(h.ForwardHeaders, args...)
+		case "allowed_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, o := range args {
+				if o != "*" && !strings.Contains(o, "://") {
+					return d.Errf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
+				}
+			}
+			h.AllowedOrigins = append(h.AllowedOrigins, args...)
+		case "identity":
+			err = parseOneArg(d, &h.Identity)
+		case "max_sessions_per_client":
+			err = parseCount(d, &h.MaxSessionsPerClient, false)
+		case "max_batch_size":
+			err = parseCount(d, &h.MaxBatchSize, false)
 		default:
 			return d.Errf("unrecognized mcp_sse subdirective '%s'", d.Val())
 		}

@@ -48,6 +48,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"queue_size", block(`queue_size 64`), Handler{QueueSize: 64}},
 		{"upstream_timeout", block(`upstream_timeout 1m`), Handler{UpstreamTimeout: caddy.Duration(time.Minute)}},
 		{"forward_headers", "mcp_sse {\n forward_headers X-Tenant X-Trace\n forward_headers Cookie\n}", Handler{ForwardHeaders: []string{"X-Tenant", "X-Trace", "Cookie"}}},
+		{"allowed_origins", block(`allowed_origins https://app.example.com http://localhost:5173`), Handler{AllowedOrigins: []string{"https://app.example.com", "http://localhost:5173"}}},
+		{"allowed_origins any", block(`allowed_origins *`), Handler{AllowedOrigins: []string{"*"}}},
+		{"identity", block(`identity {http.request.header.X-User}`), Handler{Identity: "{http.request.header.X-User}"}},
+		{"identity off", block(`identity off`), Handler{Identity: "off"}},
+		{"max_sessions_per_client", block(`max_sessions_per_client 4`), Handler{MaxSessionsPerClient: 4}},
+		{"max_batch_size", block(`max_batch_size 20`), Handler{MaxBatchSize: 20}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +93,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"zero queue", "mcp_sse {\n\tqueue_size 0\n}", "queue_size must be a positive whole number"},
 		{"queue off", "mcp_sse {\n\tqueue_size off\n}", "queue_size must be a positive whole number"},
 		{"no headers", "mcp_sse {\n\tforward_headers\n}", "wrong argument count"},
+		{"origin without scheme", "mcp_sse {\n\tallowed_origins example.com\n}", "allowed_origins: \"example.com\" is not an origin"},
+		{"zero per client", "mcp_sse {\n\tmax_sessions_per_client 0\n}", "max_sessions_per_client must be a positive whole number"},
+		{"bad batch", "mcp_sse {\n\tmax_batch_size -1\n}", "max_batch_size must be a positive whole number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +121,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 		SendTimeout: caddy.Duration(30 * time.Second), RapidYieldMax: 50, RapidYieldWindow: caddy.Duration(time.Second),
 		CleanupTimeout: caddy.Duration(5 * time.Second), MaxMessageSize: 4 << 20, MaxSessions: 10000,
 		QueueSize: 1024, UpstreamTimeout: caddy.Duration(120 * time.Second),
+		Identity: "{http.auth.user.id}", MaxBatchSize: 100,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults = %+v\nwant %+v", h, want)
@@ -137,6 +147,9 @@ func TestDefaultsAndValidate(t *testing.T) {
 		{UpstreamTimeout: -1},
 		{MaxMessageSize: -1},
 		{QueueSize: -1},
+		{AllowedOrigins: []string{"example.com"}},
+		{AllowedOrigins: []string{"https://example.com/path"}},
+		{MaxSessionsPerClient: -1},
 	}
 	for _, b := range bad {
 		b.applyDefaults()

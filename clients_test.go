@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,4 +138,20 @@ func TestTypeScriptClient(t *testing.T) {
 	if got.Server != "mcp-sse-demo" || !slices.Equal(got.Tools, demoTools) || got.Text != "from typescript" {
 		t.Errorf("node client saw %+v", got)
 	}
+}
+
+func newGoSDKClient(name string) *mcp.Client {
+	return mcp.NewClient(&mcp.Implementation{Name: name, Version: "1"}, nil)
+}
+
+func sseTransport(endpoint string, client *http.Client) *mcp.SSEClientTransport {
+	return &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: client}
+}
+
+func echoCall(ctx context.Context, cs *mcp.ClientSession, text string) (string, error) {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+	if err != nil {
+		return "", err
+	}
+	return res.Content[0].(*mcp.TextContent).Text, nil
 }

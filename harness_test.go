@@ -103,10 +103,14 @@ func startCaddySite(t *testing.T, site, settings, upstream string) *testCaddy {
 			t.Errorf("stopping Caddy: %v", err)
 		}
 		if t.Failed() {
+			var lines []map[string]any
 			for _, l := range tc.logs("") {
 				if l["logger"] == "http.handlers.mcp_sse" {
-					t.Logf("caddy log: %v", l)
+					lines = append(lines, l)
 				}
+			}
+			for _, l := range lines[max(0, len(lines)-40):] {
+				t.Logf("caddy log: %v", l)
 			}
 		}
 	})

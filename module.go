@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,6 +44,7 @@ const (
 	DefaultMaxSessions      = 10000
 	DefaultQueueSize        = 1024
 	DefaultUpstreamTimeout  = 120 * time.Second
+	DefaultMaxBatchSize     = 100
 )
 
 // Handler serves MCP's HTTP+SSE transport. A GET on SSEPath opens a
@@ -98,8 +100,26 @@ type Handler struct {
 	// Client request headers passed to the upstream with each message,
 	// besides Authorization, which always is.
 	ForwardHeaders []string `json:"forward_headers,omitempty"`
+	// Browser origins (scheme://host[:port], or "*") allowed to use the
+	// endpoints cross-origin; they get CORS headers, preflight included.
+	// Requests without Origin, and from the request's own host, are always
+	// allowed; any other Origin gets 403.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// The placeholder naming who a request comes from. A session belongs
+	// to the identity that opened it: a POST with another identity, or
+	// none, gets 403 and reaches no upstream. Default:
+	// {http.auth.user.id}, set by Caddy's authentication handlers; "off"
+	// turns the binding off.
+	Identity string `json:"identity,omitempty"`
+	// Most sessions one client (by client IP, as Caddy determines it,
+	// trusted proxies included) may hold open; further GETs get 503 with
+	// Retry-After. Default: no limit.
+	MaxSessionsPerClient int `json:"max_sessions_per_client,omitempty"`
+	// Most messages one POSTed batch may hold; a larger batch gets 413.
+	// Default: 100.
+	MaxBatchSize int `json:"max_batch_size,omitempty"`
 
-	store      session.Store
+	store      pooledStore
 	dispatcher *dispatch.Dispatcher
 	streamOpts sse.Options
 	endpoint   string // the endpoint URL up to "?session_id="
@@ -171,6 +191,8 @@ func (h *Handler) applyDefaults() {
 	setDefault(&h.MaxSessions, DefaultMaxSessions)
 	setDefault(&h.QueueSize, DefaultQueueSize)
 	setDefault(&h.UpstreamTimeout, caddy.Duration(DefaultUpstreamTimeout))
+	setDefault(&h.Identity, DefaultIdentity)
+	setDefault(&h.MaxBatchSize, DefaultMaxBatchSize)
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -220,6 +242,19 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("max_message_size must be positive: %d", h.MaxMessageSize)
 	case h.QueueSize < 0:
 		return fmt.Errorf("queue_size must be positive: %d", h.QueueSize)
+	case h.MaxSessionsPerClient < 0:
+		return fmt.Errorf("max_sessions_per_client must be positive: %d", h.MaxSessionsPerClient)
+	case h.MaxBatchSize < 0:
+		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
+	}
+	for _, o := range h.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
+		}
 	}
 	return nil
 }
@@ -233,18 +268,33 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.URL.Path == h.SSEPath && r.Method == http.MethodGet {
+	stream := r.URL.Path == h.SSEPath && (r.Method == http.MethodGet || r.Method == http.MethodOptions)
+	message := r.URL.Path == h.MessagePath && (r.Method == http.MethodPost || r.Method == http.MethodOptions)
+	if !stream && !message {
+		return next.ServeHTTP(w, r)
+	}
+	if !h.admit(w, r) {
+		return nil
+	}
+	if r.Method == http.MethodGet {
 		return h.serveStream(w, r, next)
 	}
-	if r.URL.Path == h.MessagePath && r.Method == http.MethodPost {
-		return h.serveMessage(w, r, next)
-	}
-	return next.ServeHTTP(w, r)
+	return h.serveMessage(w, r, next)
 }
 
 // serveStream opens a session and streams it until it ends.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	client := clientIP(r)
+	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
+		w.Header().Set("Retry-After", "5")
+		h.logger.Warn("refusing stream: per-client session limit reached",
+			zap.String("client_ip", client), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
+		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))
+	}
+	defer h.store.clients.Release(client)
 	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
+	sess.Identity = h.identity(r)
 	if err := h.store.Add(sess, h.MaxSessions); err != nil {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
@@ -260,8 +310,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	w.WriteHeader(http.StatusOK)
 
 	h.logger.Info("session opened",
-		zap.String("session_id", sess.ID),
-		zap.String("remote_addr", sess.RemoteAddr))
+		zap.String("session", session.ShortID(sess.ID)),
+		zap.String("remote_addr", sess.RemoteAddr),
+		zap.String("identity", sess.Identity))
+	h.logger.Debug("session id", zap.String("session", session.ShortID(sess.ID)), zap.String("session_id", sess.ID))
 
 	stream := sse.NewStream(w, http.NewResponseController(w), h.streamOpts)
 	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
@@ -278,8 +330,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error) {
 	in, out := sess.Counts()
 	fields := []zap.Field{
-		zap.String("session_id", sess.ID),
+		zap.String("session", session.ShortID(sess.ID)),
 		zap.String("remote_addr", sess.RemoteAddr),
+		zap.String("identity", sess.Identity),
 		zap.String("reason", sess.Reason()),
 		zap.Duration("duration", time.Since(sess.Opened)),
 		zap.Int64("messages_in", in),
@@ -341,6 +394,13 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	if !ok || sess.Closed() {
 		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
+	if who := h.identity(r); who != sess.Identity {
+		h.logger.Warn("refusing message: identity does not own the session",
+			zap.String("session", session.ShortID(sess.ID)), zap.String("identity", who),
+			zap.String("owner", sess.Identity), zap.String("remote_addr", r.RemoteAddr))
+		return writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest,
+			"this session belongs to another identity")
+	}
 
 	tooLarge := fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize)
 	if r.ContentLength > h.MaxMessageSize {
@@ -360,6 +420,10 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 		errors.As(err, &pe)
 		return writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
 	}
+	if len(msgs) > h.MaxBatchSize {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
+	}
 
 	for _, m := range msgs {
 		sess.CountIn()
@@ -367,6 +431,19 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// clientIP is the client's address as Caddy determined it (trusted
+// proxies taken into account), falling back to the connection's.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // writeError answers with a JSON-RPC error body. The transport wants JSON

@@ -15,19 +15,24 @@ var stores = caddy.NewUsagePool()
 
 const storeKey = "mcp_sse"
 
-type pooledStore struct{ *session.Memory }
+// pooledStore is what survives reloads: the sessions, and how many each
+// client holds.
+type pooledStore struct {
+	*session.Memory
+	clients *session.Clients
+}
 
 func (s pooledStore) Destruct() error {
 	session.CloseAll(s, session.ReasonShutdown)
 	return nil
 }
 
-func loadStore() (session.Store, error) {
+func loadStore() (pooledStore, error) {
 	v, _, err := stores.LoadOrNew(storeKey, func() (caddy.Destructor, error) {
-		return pooledStore{session.NewMemory()}, nil
+		return pooledStore{session.NewMemory(), session.NewClients()}, nil
 	})
 	if err != nil {
-		return nil, err
+		return pooledStore{}, err
 	}
 	return v.(pooledStore), nil
 }

@@ -191,7 +191,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	}
 	if !msg.IsRequest() {
 		d.Logger.Warn("upstream did not take a message",
-			zap.String("session_id", sess.ID), zap.String("method", msg.Method),
+			zap.String("session", session.ShortID(sess.ID)), zap.String("method", msg.Method),
 			zap.String("kind", kind), zap.String("error", text))
 		return
 	}
@@ -251,7 +251,7 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 	default:
 		rep.noteBad(fmt.Sprintf("upstream answered request id %s, not this request", string(env.ID)))
 		d.Logger.Warn("dropping upstream response for another request",
-			zap.String("session_id", sess.ID), zap.ByteString("id", env.ID))
+			zap.String("session", session.ShortID(sess.ID)), zap.ByteString("id", env.ID))
 		return nil, false
 	}
 	*answered = true

@@ -28,3 +28,14 @@ func ValidID(id string) bool {
 	}
 	return true
 }
+
+// ShortID is the form of a session id fit for logs above debug level: its
+// first 8 characters. A full id is the key to a session, so it is logged
+// only at debug; the prefix is enough to tell sessions apart and to find
+// one in the admin API's listing.
+func ShortID(id string) string {
+	if len(id) <= 8 {
+		return id
+	}
+	return id[:8] + "…"
+}

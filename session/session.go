@@ -37,6 +37,10 @@ type Session struct {
 	ID         string
 	RemoteAddr string
 	Opened     time.Time
+	// Identity is who opened the session, as the authentication in front
+	// of the bridge named them; "" for none. Only the same identity may
+	// post to the session.
+	Identity string
 
 	queue  queue
 	ctx    context.Context

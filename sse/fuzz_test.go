@@ -41,7 +41,9 @@ func FuzzParser(f *testing.F) {
 	f.Add([]byte("data: x\r\r: c\nid: 7\ndata\n\n"), 1)
 	f.Fuzz(func(t *testing.T, in []byte, cut int) {
 		whole := parseAll(t, in)
-		if len(in) > 0 {
+		if len(in) == 0 {
+			cut = 0
+		} else {
 			cut = ((cut % len(in)) + len(in)) % len(in)
 		}
 		split := parseAll(t, in[:cut], in[cut:])
