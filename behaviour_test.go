@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,13 @@ func TestStreamHeadersAndFirstFrames(t *testing.T) {
 	head := string(buf[:n])
 	if !strings.HasPrefix(head, "event: endpoint\ndata: message?session_id=") || !strings.Contains(head, "\nretry: 7000\n\n") {
 		t.Errorf("stream starts %q, want a relative endpoint with retry 7000", head)
+	}
+	// The stream's connection reached the handler and got the kernel's
+	// unacknowledged-data timeout (Linux), so a vanished peer is found.
+	if runtime.GOOS == "linux" {
+		eventually(t, 5*time.Second, "TCP_USER_TIMEOUT bound", func() bool {
+			return len(tc.logs("stream connection fails after send_timeout")) == 1
+		})
 	}
 }
 

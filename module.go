@@ -159,6 +159,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.endpoint = relativeRef(h.SSEPath, h.MessagePath) + "?session_id="
 	}
 
+	registerConnContext(ctx)
+
 	store, err := loadStore()
 	if err != nil {
 		return fmt.Errorf("provisioning session store: %w", err)
@@ -303,6 +305,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	defer h.teardown(sess, r, next)
 
+	if bindUnackedTimeout(r, h.streamOpts.SendTimeout) {
+		h.logger.Debug("stream connection fails after send_timeout of unacknowledged data",
+			zap.String("session", session.ShortID(sess.ID)), zap.Duration("send_timeout", h.streamOpts.SendTimeout))
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")

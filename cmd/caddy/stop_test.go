@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStopWithManyStreams: `caddy stop` with 1,000 open streams returns
+// within cleanup_timeout plus a little, and every client sees its stream
+// end.
+func TestStopWithManyStreams(t *testing.T) {
+	const streams = 1000
+	const cleanup = 2 * time.Second
+	dir := t.TempDir()
+	bin := caddyBinary(t)
+	port, adminPort := freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%s
+	persist_config off
+	auto_https off
+}
+
+http://127.0.0.1:%s {
+	bind 127.0.0.1
+	mcp_sse {
+		cleanup_timeout %s
+	}
+	mcp_demo
+}
+`, adminPort, port, cleanup)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logs, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	addr := "127.0.0.1:" + port
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("caddy did not start listening")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Open the streams and initialize a tenth of them, so that their
+	// teardown has an upstream session to DELETE.
+	conns := make([]net.Conn, streams)
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range conns {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			fmt.Fprintf(conn, "GET /sse HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+			br := bufio.NewReader(conn)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					errs <- fmt.Errorf("stream %d: %w", i, err)
+					return
+				}
+				if ref, ok := strings.CutPrefix(line, "data: "); ok {
+					if i%10 == 0 {
+						body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"s","version":"1"}}}`
+						resp, err := http.Post("http://"+addr+"/"+strings.TrimSpace(ref), "application/json", strings.NewReader(body))
+						if err != nil {
+							errs <- err
+							return
+						}
+						resp.Body.Close()
+					}
+					break
+				}
+			}
+			conns[i] = conn
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Every stream must see its end: read each to EOF.
+	ended := make(chan struct{}, streams)
+	for _, conn := range conns {
+		go func() {
+			io.Copy(io.Discard, conn)
+			conn.Close()
+			ended <- struct{}{}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // let the initialize calls reach the upstream
+
+	stop := exec.Command(bin, "stop", "--address", "127.0.0.1:"+adminPort)
+	stop.Env = cmd.Env
+	start := time.Now()
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("caddy stop: %v\n%s", err, out)
+	}
+	// The bound is cleanup_timeout plus a second; the test allows a few
+	// more for a loaded machine and records what it saw.
+	select {
+	case <-exited:
+	case <-time.After(cleanup + 5*time.Second):
+		t.Fatalf("caddy still running %s after stop with %d streams open", cleanup+5*time.Second, streams)
+	}
+	took := time.Since(start)
+	for range streams {
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a stream did not end when caddy stopped")
+		}
+	}
+	t.Logf("caddy stop with %d open streams: exited after %s (cleanup_timeout %s); all streams ended", streams, took.Round(time.Millisecond), cleanup)
+}
