@@ -46,7 +46,7 @@ func TestStreamHeadersAndFirstFrames(t *testing.T) {
 	// unacknowledged-data timeout (Linux), so a vanished peer is found.
 	if runtime.GOOS == "linux" {
 		eventually(t, 5*time.Second, "TCP_USER_TIMEOUT bound", func() bool {
-			return len(tc.logs("stream connection fails after send_timeout")) == 1
+			return len(tc.logs("stream connection fails after unacknowledged data")) == 1
 		})
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
 // TestBindUnackedTimeout: a stream's HTTP/1.1 connection, as the server
-// holds it, gets TCP_USER_TIMEOUT equal to the send timeout.
+// holds it, gets the TCP_USER_TIMEOUT asked for; twice the longer of
+// send_timeout and keepalive.
 func TestBindUnackedTimeout(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,6 +38,9 @@ func TestBindUnackedTimeout(t *testing.T) {
 
 	r, _ := http.NewRequest("GET", "/sse", nil)
 	r = r.WithContext(context.WithValue(r.Context(), connCtxKey{}, server))
+	if d := unackedTimeout(sse.Options{SendTimeout: 750 * time.Millisecond, Keepalive: 300 * time.Millisecond}); d != 1500*time.Millisecond {
+		t.Fatalf("unackedTimeout = %s, want 1.5s", d)
+	}
 	bindUnackedTimeout(r, 1500*time.Millisecond)
 
 	raw, _ := server.(*net.TCPConn).SyscallConn()

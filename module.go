@@ -305,9 +305,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	defer h.teardown(sess, r, next)
 
-	if bindUnackedTimeout(r, h.streamOpts.SendTimeout) {
-		h.logger.Debug("stream connection fails after send_timeout of unacknowledged data",
-			zap.String("session", session.ShortID(sess.ID)), zap.Duration("send_timeout", h.streamOpts.SendTimeout))
+	if d := unackedTimeout(h.streamOpts); bindUnackedTimeout(r, d) {
+		h.logger.Debug("stream connection fails after unacknowledged data outlives the kernel timeout",
+			zap.String("session", session.ShortID(sess.ID)), zap.Duration("tcp_user_timeout", d))
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
