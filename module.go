@@ -151,6 +151,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxMessageSize: int(h.MaxMessageSize),
 		ForwardHeaders: h.ForwardHeaders,
 		QueueWait:      queueWait(h.SendTimeout),
+		Observe:        observeDispatch,
+		UpstreamError:  countUpstreamError,
 		Logger:         h.logger,
 	}
 	if h.BaseURL != "" {
@@ -160,6 +162,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	registerConnContext(ctx)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 
 	store, err := loadStore()
 	if err != nil {
@@ -297,6 +302,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	defer h.store.clients.Release(client)
 	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
 	sess.Identity = h.identity(r)
+	setSessionPlaceholder(r, sess.ID)
 	if err := h.store.Add(sess, h.MaxSessions); err != nil {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
@@ -321,9 +327,17 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		zap.String("identity", sess.Identity))
 	h.logger.Debug("session id", zap.String("session", session.ShortID(sess.ID)), zap.String("session_id", sess.ID))
 
-	stream := sse.NewStream(w, http.NewResponseController(w), h.streamOpts)
+	metrics.opened.Inc()
+	opts := h.streamOpts
+	opts.OnKeepalive = func() {
+		sess.CountKeepalive()
+		metrics.keepalives.Inc()
+	}
+	opts.OnMessages = func(n int) { metrics.messages.WithLabelValues("out").Add(float64(n)) }
+	stream := sse.NewStream(w, http.NewResponseController(w), opts)
 	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
 	sess.Close(closeReason(err))
+	metrics.closed.WithLabelValues(sess.Reason()).Inc()
 	h.logClosed(sess, stream, err)
 	return nil
 }
@@ -396,6 +410,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
 			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
 	}
+	setSessionPlaceholder(r, id)
 	sess, ok := h.store.Get(id)
 	if !ok || sess.Closed() {
 		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
@@ -431,12 +446,21 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
 	}
 
+	metrics.messages.WithLabelValues("in").Add(float64(len(msgs)))
 	for _, m := range msgs {
 		sess.CountIn()
 		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next})
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// setSessionPlaceholder sets {http.mcp_sse.session_id} for the request, so
+// that access logs and header directives can name the session.
+func setSessionPlaceholder(r *http.Request, id string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.mcp_sse.session_id", id)
+	}
 }
 
 // clientIP is the client's address as Caddy determined it (trusted

@@ -36,3 +36,22 @@ func loadStore() (pooledStore, error) {
 	}
 	return v.(pooledStore), nil
 }
+
+// currentStore returns the store the handlers share, if any config holds
+// one; it does not create one or count as a user of it.
+func currentStore() (pooledStore, bool) {
+	var st pooledStore
+	var found bool
+	stores.Range(func(_, v any) bool {
+		st, found = v.(pooledStore), true
+		return false
+	})
+	return st, found
+}
+
+func liveSessionCount() int {
+	if st, ok := currentStore(); ok {
+		return st.Len()
+	}
+	return 0
+}

@@ -45,7 +45,11 @@ type Dispatcher struct {
 	// QueueWait is how long relaying a message may wait for room in a
 	// full session queue before the session is closed as a slow consumer.
 	QueueWait time.Duration
-	Logger    *zap.Logger
+	// Observe, if set, is told how long each dispatch took; UpstreamError
+	// of each dispatch that produced no response, by kind.
+	Observe       func(method string, d time.Duration)
+	UpstreamError func(kind string)
+	Logger        *zap.Logger
 }
 
 // Call is one message to hand upstream.
@@ -174,6 +178,9 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	start := time.Now()
 	err := d.serve(c.Next, rep, req)
 	rep.finish()
+	if d.Observe != nil {
+		d.Observe(msg.Method, time.Since(start))
+	}
 	if ce := d.Logger.Check(zap.DebugLevel, "dispatched"); ce != nil {
 		ce.Write(zap.String("session_id", sess.ID), zap.String("method", msg.Method),
 			zap.Int("status", rep.status), zap.Duration("duration", time.Since(start)), zap.Error(err))
@@ -186,6 +193,9 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		return // a notification or a response, taken by the upstream
 	}
 	kind, text := failure(ctx, err, rep, d.Timeout, upstreamID != "")
+	if d.UpstreamError != nil {
+		d.UpstreamError(kind)
+	}
 	if rep.status == http.StatusNotFound && upstreamID != "" {
 		sess.ResetUpstream(upstreamID)
 	}

@@ -54,8 +54,10 @@ type Session struct {
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
 
-	messagesIn  atomic.Int64
-	messagesOut atomic.Int64
+	messagesIn   atomic.Int64
+	messagesOut  atomic.Int64
+	keepalives   atomic.Int64
+	lastActivity atomic.Int64 // unix nanoseconds of the last message either way
 }
 
 // New returns an open session whose outbound queue holds up to queueSize
@@ -64,15 +66,18 @@ func New(id, remoteAddr string, queueSize int) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	tail := make(chan struct{})
 	close(tail)
-	return &Session{
+	now := time.Now()
+	s := &Session{
 		ID:         id,
 		RemoteAddr: remoteAddr,
-		Opened:     time.Now(),
+		Opened:     now,
 		queue:      newQueue(queueSize),
 		ctx:        ctx,
 		cancel:     cancel,
 		tail:       tail,
 	}
+	s.lastActivity.Store(now.UnixNano())
+	return s
 }
 
 // Ready receives a value when messages may be waiting for the stream
@@ -111,6 +116,7 @@ func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) erro
 		return ErrQueueFull
 	}
 	s.messagesOut.Add(1)
+	s.touch()
 	return nil
 }
 
@@ -125,6 +131,7 @@ func (s *Session) TrySend(msg []byte) error {
 		return ErrQueueFull
 	}
 	s.messagesOut.Add(1)
+	s.touch()
 	return nil
 }
 
@@ -197,7 +204,21 @@ func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
 }
 
 // CountIn counts a message received from the client.
-func (s *Session) CountIn() { s.messagesIn.Add(1) }
+func (s *Session) CountIn() {
+	s.messagesIn.Add(1)
+	s.touch()
+}
+
+// CountKeepalive counts a keepalive frame written to the client.
+func (s *Session) CountKeepalive() { s.keepalives.Add(1) }
+
+// Keepalives is the number of keepalive frames written to the client.
+func (s *Session) Keepalives() int64 { return s.keepalives.Load() }
+
+// LastActivity is when a message last went either way.
+func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastActivity.Load()) }
+
+func (s *Session) touch() { s.lastActivity.Store(time.Now().UnixNano()) }
 
 // Counts returns the messages received from the client and queued for it.
 func (s *Session) Counts() (in, out int64) {

@@ -31,6 +31,10 @@ type Options struct {
 	// guard (see SpinGuard).
 	RapidYieldMax    int
 	RapidYieldWindow time.Duration
+	// OnKeepalive and OnMessages, if set, are told of every keepalive
+	// frame and of every batch of message frames written.
+	OnKeepalive func()
+	OnMessages  func(n int)
 }
 
 // Reasons a stream ends, other than its stop channel closing.
@@ -111,6 +115,9 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 	if err := s.send(); err != nil {
 		return err
 	}
+	if s.opts.Keepalive > 0 && s.opts.OnKeepalive != nil {
+		s.opts.OnKeepalive()
+	}
 
 	var tick <-chan time.Time
 	var timer *time.Timer
@@ -141,6 +148,9 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 			s.Keepalives++
 			if err := s.send(); err != nil {
 				return err
+			}
+			if s.opts.OnKeepalive != nil {
+				s.opts.OnKeepalive()
 			}
 			if s.guard.Idle(now) {
 				return &SpinError{Idle: s.guard.Total(), Max: s.opts.RapidYieldMax, Window: s.opts.RapidYieldWindow}
@@ -182,7 +192,13 @@ func (s *Stream) writeMessages() error {
 			return err
 		}
 	}
-	return s.flush()
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if s.opts.OnMessages != nil {
+		s.opts.OnMessages(len(s.batch))
+	}
+	return nil
 }
 
 // send writes and flushes the buffer under the send timeout.

@@ -1,0 +1,94 @@
+package mcpsse
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are created once per process and registered into the registry
+// of every config that provisions an mcp_sse handler (Caddy gives each
+// config a registry of its own), so they survive reloads with their
+// counts.
+var metrics struct {
+	once           sync.Once
+	sessionsActive prometheus.GaugeFunc
+	opened         prometheus.Counter
+	closed         *prometheus.CounterVec
+	messages       *prometheus.CounterVec
+	dispatch       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	keepalives     prometheus.Counter
+}
+
+const metricsNamespace, metricsSubsystem = "caddy", "mcp_sse"
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		opts := func(name, help string) prometheus.Opts {
+			return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
+		}
+		metrics.sessionsActive = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("sessions_active", "Open MCP HTTP+SSE sessions.")),
+			func() float64 { return float64(liveSessionCount()) })
+		metrics.opened = prometheus.NewCounter(prometheus.CounterOpts(opts("sessions_opened_total", "Sessions opened.")))
+		metrics.closed = prometheus.NewCounterVec(prometheus.CounterOpts(opts("sessions_closed_total", "Sessions closed, by reason.")), []string{"reason"})
+		metrics.messages = prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_total",
+			"JSON-RPC messages, by direction: in (posted by clients), out (written to streams).")), []string{"direction"})
+		metrics.dispatch = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "dispatch_duration_seconds",
+			Help:    "Time from handing a message to the upstream to the end of its reply, by JSON-RPC method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"method"})
+		metrics.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("upstream_errors_total",
+			"Dispatches that produced no response from the upstream, by kind.")), []string{"kind"})
+		metrics.keepalives = prometheus.NewCounter(prometheus.CounterOpts(opts("keepalives_total", "Keepalive frames written.")))
+	})
+}
+
+// registerMetrics registers the collectors into registry, tolerating the
+// registration of an earlier provisioning of the same config.
+func registerMetrics(registry *prometheus.Registry) error {
+	initMetrics()
+	for _, c := range []prometheus.Collector{metrics.sessionsActive, metrics.opened, metrics.closed,
+		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives} {
+		if err := registry.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// knownMethods bounds the method label: clients choose method names, and
+// a label per name would let any client grow the metrics without end.
+var knownMethods = map[string]bool{
+	"initialize": true, "ping": true, "server/discover": true,
+	"tools/list": true, "tools/call": true,
+	"resources/list": true, "resources/read": true, "resources/templates/list": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"prompts/list": true, "prompts/get": true, "completion/complete": true,
+	"logging/setLevel": true, "tasks/get": true, "tasks/list": true, "tasks/result": true, "tasks/cancel": true,
+}
+
+func methodLabel(method string) string {
+	switch {
+	case knownMethods[method]:
+		return method
+	case method == "":
+		return "response" // a client's answer to a server request
+	case len(method) > 14 && method[:14] == "notifications/":
+		return "notification"
+	default:
+		return "other"
+	}
+}
+
+func observeDispatch(method string, d time.Duration) {
+	metrics.dispatch.WithLabelValues(methodLabel(method)).Observe(d.Seconds())
+}
+
+func countUpstreamError(kind string) { metrics.upstreamErrors.WithLabelValues(kind).Inc() }
