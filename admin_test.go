@@ -131,13 +131,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// The listing reads the store the handlers share: a reload keeps it.
-	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile("keepalive 25s")))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	tc.reload("keepalive 25s")
 	if l := listSessions(t, tc); l.Count != 1 || l.Sessions[0].ID != idOf(b) {
 		t.Fatalf("after a reload: %+v", l)
 	}
@@ -192,16 +186,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("sessions_active = %v, want 1", v)
 	}
 
-	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile("keepalive 25s")))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("reload: %s", resp.Status)
-	}
+	tc.reload("keepalive 25s")
 	if v, ok := metric("caddy_mcp_sse_sessions_opened_total"); !ok || v != base["caddy_mcp_sse_sessions_opened_total"]+1 {
 		t.Errorf("after a reload sessions_opened_total = %v (served: %v), want %v", v, ok, base["caddy_mcp_sse_sessions_opened_total"]+1)
 	}

@@ -360,16 +360,7 @@ func TestReloadKeepsStreams(t *testing.T) {
 	c.initialize()
 
 	for i, settings := range []string{"keepalive 20s", "keepalive 25s\n\t\tqueue_size 512"} {
-		req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("reload %d: %s", i, resp.Status)
-		}
+		tc.reload(settings)
 		// The old server closes its idle connections as it shuts down; a
 		// POST sent on one of them in that instant fails with EOF (Go's
 		// client does not retry a POST). Any client faces this on any
@@ -507,32 +498,6 @@ func TestEndpointURL(t *testing.T) {
 // whole and in order through a session whose queue holds 8: relays wait
 // for room instead of dropping the session.
 func TestBurstLargerThanQueue(t *testing.T) {
-	const n = 5000
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID json.RawMessage `json:"id"`
-		}
-		json.NewDecoder(r.Body).Decode(&req)
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range n {
-			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"seq\":%d}}\n\n", i)
-		}
-		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\n\n", req.ID)
-	}))
-	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "queue_size 8", strings.TrimPrefix(up.URL, "http://"))
-	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
-	for i := range n {
-		m := c.message(10 * time.Second)
-		var p struct {
-			Seq int `json:"seq"`
-		}
-		if json.Unmarshal(m.Params, &p) != nil || p.Seq != i {
-			t.Fatalf("message %d = %+v %s", i, m, m.Params)
-		}
-	}
-	if m := c.message(10 * time.Second); string(m.ID) != `"burst"` || m.Error != nil {
-		t.Fatalf("after the burst: %+v", m)
-	}
+	tc := startCaddyWithUpstream(t, "queue_size 8", burstUpstream(t, 5000))
+	tc.openStream(t).expectBurst(5000)
 }

@@ -399,30 +399,8 @@ func TestSpinGuardCutsIdleLoop(t *testing.T) {
 // TestBurstDefaultSettings: 10,000 messages to a reading client pass whole
 // with the default settings: the spin guard counts no message frame.
 func TestBurstDefaultSettings(t *testing.T) {
-	const n = 10000
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID json.RawMessage `json:"id"`
-		}
-		json.NewDecoder(r.Body).Decode(&req)
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range n {
-			fmt.Fprintf(w, "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"seq\":%d}}\n\n", i)
-		}
-		fmt.Fprintf(w, "data: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\n\n", req.ID)
-	}))
-	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
-	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
-	for i := range n {
-		if m := c.message(10 * time.Second); m.Method != "notifications/message" {
-			t.Fatalf("message %d: %+v", i, m)
-		}
-	}
-	if m := c.message(10 * time.Second); string(m.ID) != `"burst"` {
-		t.Fatalf("after the burst: %+v", m)
-	}
+	tc := startCaddyWithUpstream(t, "", burstUpstream(t, 10000))
+	tc.openStream(t).expectBurst(10000)
 }
 
 // TestUpstreamSessionLost: when the upstream forgets its session (here it
@@ -501,16 +479,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	for i := range 10 {
 		time.Sleep(200 * time.Millisecond)
-		req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(fmt.Sprintf("keepalive %ds", 20+i))))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("reload %d: %s", i, resp.Status)
-		}
+		tc.reload(fmt.Sprintf("keepalive %ds", 20+i))
 	}
 	time.Sleep(200 * time.Millisecond)
 	// Checked before the clients stop, which closes their sessions.

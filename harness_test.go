@@ -125,6 +125,61 @@ func (tc *testCaddy) caddyfile(settings string) string {
 	).Replace(withSite)
 }
 
+// reload loads the test's Caddyfile with other settings through the admin
+// API, as an operator would, and fails the test unless Caddy took it.
+func (tc *testCaddy) reload(settings string) {
+	tc.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tc.t.Fatalf("reload: %s %s", resp.Status, body)
+	}
+}
+
+// burstUpstream is an upstream whose reply to any request is n
+// notifications (params.seq 0…n-1) in one event stream, then the result.
+func burstUpstream(t *testing.T, n int) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID json.RawMessage `json:"id"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range n {
+			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"seq\":%d}}\n\n", i)
+		}
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\n\n", req.ID)
+	}))
+	t.Cleanup(up.Close)
+	return strings.TrimPrefix(up.URL, "http://")
+}
+
+// expectBurst posts a call to a burstUpstream and checks that its n
+// notifications arrive whole and in order before the result.
+func (c *rawClient) expectBurst(n int) {
+	c.t.Helper()
+	c.post(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
+	for i := range n {
+		m := c.message(10 * time.Second)
+		var p struct {
+			Seq int `json:"seq"`
+		}
+		if m.Method != "notifications/message" || json.Unmarshal(m.Params, &p) != nil || p.Seq != i {
+			c.t.Fatalf("message %d = %+v %s", i, m, m.Params)
+		}
+	}
+	if m := c.message(10 * time.Second); string(m.ID) != `"burst"` || m.Error != nil {
+		c.t.Fatalf("after the burst: %+v", m)
+	}
+}
+
 func (tc *testCaddy) adapt(caddyfile string) []byte {
 	tc.t.Helper()
 	// Settings are spliced in as text; format it as caddy fmt would, so
