@@ -125,6 +125,24 @@ func (tc *testCaddy) caddyfile(settings string) string {
 	).Replace(withSite)
 }
 
+// loadCaddyfile runs Caddy on a Caddyfile of the test's own, stopped when
+// the test ends.
+func loadCaddyfile(t *testing.T, caddyfile string) {
+	t.Helper()
+	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfilefmt.Format([]byte(caddyfile)), nil)
+	if err != nil || len(warn) > 0 {
+		t.Fatalf("adapting Caddyfile: %v %v\n%s", err, warn, caddyfile)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading Caddy config: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping Caddy: %v", err)
+		}
+	})
+}
+
 // reload loads the test's Caddyfile with other settings through the admin
 // API, as an operator would, and fails the test unless Caddy took it.
 func (tc *testCaddy) reload(settings string) {
