@@ -18,6 +18,8 @@ var metrics struct {
 	opened         prometheus.Counter
 	closed         *prometheus.CounterVec
 	messages       *prometheus.CounterVec
+	messagesIn     prometheus.Counter // messages{direction="in"}, resolved once
+	messagesOut    prometheus.Counter // messages{direction="out"}
 	dispatch       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	keepalives     prometheus.Counter
@@ -36,6 +38,8 @@ func initMetrics() {
 		metrics.closed = prometheus.NewCounterVec(prometheus.CounterOpts(opts("sessions_closed_total", "Sessions closed, by reason.")), []string{"reason"})
 		metrics.messages = prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_total",
 			"JSON-RPC messages, by direction: in (posted by clients), out (written to streams).")), []string{"direction"})
+		metrics.messagesIn = metrics.messages.WithLabelValues("in")
+		metrics.messagesOut = metrics.messages.WithLabelValues("out")
 		metrics.dispatch = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "dispatch_duration_seconds",
 			Help:    "Time from handing a message to the upstream to the end of its reply, by JSON-RPC method.",

@@ -333,7 +333,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		sess.CountKeepalive()
 		metrics.keepalives.Inc()
 	}
-	opts.OnMessages = func(n int) { metrics.messages.WithLabelValues("out").Add(float64(n)) }
+	opts.OnMessages = func(n int) { metrics.messagesOut.Add(float64(n)) }
 	stream := sse.NewStream(w, http.NewResponseController(w), opts)
 	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
 	sess.Close(closeReason(err))
@@ -446,7 +446,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
 	}
 
-	metrics.messages.WithLabelValues("in").Add(float64(len(msgs)))
+	metrics.messagesIn.Add(float64(len(msgs)))
 	for _, m := range msgs {
 		sess.CountIn()
 		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next})
