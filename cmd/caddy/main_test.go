@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,10 +66,88 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestExampleCaddyfile(t *testing.T) {
-	dir := t.TempDir()
-	bin := caddyBinary(t)
+// runningCaddy is the built binary running on a Caddyfile of a test's own.
+type runningCaddy struct {
+	cmd    *exec.Cmd
+	env    []string
+	exited chan struct{}
+}
 
+// startCaddy writes cfg to dir and runs the binary on it, with HOME and
+// the XDG directories in dir, prefixed by wrap (e.g. ip netns exec NS).
+// It waits until addr accepts connections; the process is killed when
+// the test ends, and its output shown if the test failed.
+func startCaddy(t *testing.T, dir, cfg, addr string, wrap ...string) *runningCaddy {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append(wrap, caddyBinary(t), "run", "--config", cfgPath)
+	rc := &runningCaddy{
+		cmd:    exec.Command(args[0], args[1:]...),
+		env:    append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir),
+		exited: make(chan struct{}),
+	}
+	rc.cmd.Env = rc.env
+	out, err := os.Create(filepath.Join(dir, "caddy.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.cmd.Stdout, rc.cmd.Stderr = out, out
+	if err := rc.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { rc.cmd.Wait(); close(rc.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-rc.exited:
+		default:
+			rc.cmd.Process.Kill()
+			<-rc.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(out.Name())
+			t.Logf("caddy output:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return rc
+		}
+		select {
+		case <-rc.exited:
+			t.Fatalf("caddy exited before listening on %s: %v", addr, rc.cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			// Have the Go runtime dump every goroutine into the output the
+			// cleanup shows, so a hang says where it hangs.
+			rc.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-rc.exited:
+			case <-time.After(2 * time.Second):
+			}
+			t.Fatalf("caddy did not start listening on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop runs `caddy stop` against the admin address.
+func (rc *runningCaddy) stop(t *testing.T, admin string) {
+	t.Helper()
+	stop := exec.Command(caddyBinary(t), "stop", "--address", admin)
+	stop.Env = rc.env
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("caddy stop: %v\n%s", err, out)
+	}
+}
+
+func TestExampleCaddyfile(t *testing.T) {
 	example, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,47 +160,8 @@ func TestExampleCaddyfile(t *testing.T) {
 	if !strings.Contains(cfg, adminPort) || !strings.Contains(cfg, "127.0.0.1:"+port) {
 		t.Fatalf("Caddyfile.example no longer has the addresses this test rewrites:\n%s", example)
 	}
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	logs, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			out, _ := os.ReadFile(logs.Name())
-			t.Logf("caddy output:\n%s", out)
-		}
-	})
-
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://127.0.0.1:" + adminPort + "/config/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy did not come up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rc := startCaddy(t, t.TempDir(), cfg, "127.0.0.1:"+port)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -169,14 +209,10 @@ func TestExampleCaddyfile(t *testing.T) {
 		close(streamEnded)
 	}()
 
-	stop := exec.Command(bin, "stop", "--address", "127.0.0.1:"+adminPort)
-	stop.Env = cmd.Env
 	stopped := time.Now()
-	if out, err := stop.CombinedOutput(); err != nil {
-		t.Fatalf("caddy stop: %v\n%s", err, out)
-	}
+	rc.stop(t, "127.0.0.1:"+adminPort)
 	select {
-	case <-exited:
+	case <-rc.exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("caddy did not exit within 15s of `caddy stop` with streams open")
 	}

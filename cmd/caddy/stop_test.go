@@ -6,9 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +18,6 @@ import (
 func TestStopWithManyStreams(t *testing.T) {
 	const streams = 1000
 	const cleanup = 2 * time.Second
-	dir := t.TempDir()
-	bin := caddyBinary(t)
 	port, adminPort := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%s
@@ -38,39 +33,8 @@ http://127.0.0.1:%s {
 	mcp_demo
 }
 `, adminPort, port, cleanup)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	logs, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
 	addr := "127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("caddy did not start listening")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rc := startCaddy(t, t.TempDir(), cfg, addr)
 
 	// Open the streams and initialize a tenth of them, so that their
 	// teardown has an upstream session to DELETE.
@@ -124,16 +88,12 @@ http://127.0.0.1:%s {
 	}
 	time.Sleep(500 * time.Millisecond) // let the initialize calls reach the upstream
 
-	stop := exec.Command(bin, "stop", "--address", "127.0.0.1:"+adminPort)
-	stop.Env = cmd.Env
 	start := time.Now()
-	if out, err := stop.CombinedOutput(); err != nil {
-		t.Fatalf("caddy stop: %v\n%s", err, out)
-	}
+	rc.stop(t, "127.0.0.1:"+adminPort)
 	// The bound is cleanup_timeout plus a second; the test allows a few
 	// more for a loaded machine and records what it saw.
 	select {
-	case <-exited:
+	case <-rc.exited:
 	case <-time.After(cleanup + 5*time.Second):
 		t.Fatalf("caddy still running %s after stop with %d streams open", cleanup+5*time.Second, streams)
 	}
