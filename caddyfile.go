@@ -44,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		identity         <placeholder> | off # default {http.auth.user.id}
 //		max_sessions_per_client <n>          # default: no limit
 //		max_batch_size   <n>                 # default 100
+//		upstream_listen  on | off            # default on
 //	}
 //
 // Every subdirective is optional; omitted ones take their defaults.
@@ -102,6 +103,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseCount(d, &h.MaxSessionsPerClient, false)
 		case "max_batch_size":
 			err = parseCount(d, &h.MaxBatchSize, false)
+		case "upstream_listen":
+			var arg string
+			if err = parseOneArg(d, &arg); err == nil {
+				switch arg {
+				case "on":
+					h.UpstreamListen = &[]bool{true}[0]
+				case "off":
+					h.UpstreamListen = &[]bool{false}[0]
+				default:
+					err = d.Errf("upstream_listen takes on or off, not %q", arg)
+				}
+			}
 		default:
 			return d.Errf("unrecognized mcp_sse subdirective '%s'", d.Val())
 		}

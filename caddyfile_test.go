@@ -54,6 +54,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"identity off", block(`identity off`), Handler{Identity: "off"}},
 		{"max_sessions_per_client", block(`max_sessions_per_client 4`), Handler{MaxSessionsPerClient: 4}},
 		{"max_batch_size", block(`max_batch_size 20`), Handler{MaxBatchSize: 20}},
+		{"upstream_listen off", block(`upstream_listen off`), Handler{UpstreamListen: &[]bool{false}[0]}},
+		{"upstream_listen on", block(`upstream_listen on`), Handler{UpstreamListen: &[]bool{true}[0]}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +98,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"origin without scheme", "mcp_sse {\n\tallowed_origins example.com\n}", "allowed_origins: \"example.com\" is not an origin"},
 		{"zero per client", "mcp_sse {\n\tmax_sessions_per_client 0\n}", "max_sessions_per_client must be a positive whole number"},
 		{"bad batch", "mcp_sse {\n\tmax_batch_size -1\n}", "max_batch_size must be a positive whole number"},
+		{"bad listen", "mcp_sse {\n\tupstream_listen maybe\n}", "upstream_listen takes on or off"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

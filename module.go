@@ -118,6 +118,12 @@ type Handler struct {
 	// Most messages one POSTed batch may hold; a larger batch gets 413.
 	// Default: 100.
 	MaxBatchSize int `json:"max_batch_size,omitempty"`
+	// Whether each initialized session holds the upstream's standalone
+	// event stream open (a GET with its Mcp-Session-Id), so that what the
+	// server sends outside any request (list_changed notifications,
+	// resource updates, requests of its own) reaches the client. It costs
+	// one upstream connection per initialized session. Default: true.
+	UpstreamListen *bool `json:"upstream_listen,omitempty"`
 
 	store      pooledStore
 	dispatcher *dispatch.Dispatcher
@@ -151,6 +157,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxMessageSize: int(h.MaxMessageSize),
 		ForwardHeaders: h.ForwardHeaders,
 		QueueWait:      queueWait(h.SendTimeout),
+		Listen:         h.UpstreamListen == nil || *h.UpstreamListen,
 		Observe:        observeDispatch,
 		UpstreamError:  countUpstreamError,
 		Logger:         h.logger,

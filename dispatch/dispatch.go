@@ -45,6 +45,9 @@ type Dispatcher struct {
 	// QueueWait is how long relaying a message may wait for room in a
 	// full session queue before the session is closed as a slow consumer.
 	QueueWait time.Duration
+	// Listen opens the upstream's standalone event stream for each session
+	// once it is initialized (see listen).
+	Listen bool
 	// Observe, if set, is told how long each dispatch took; UpstreamError
 	// of each dispatch that produced no response, by kind.
 	Observe       func(method string, d time.Duration)
@@ -190,7 +193,12 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		return
 	}
 	if !msg.IsRequest() && err == nil && rep.status < 300 && rep.bad == "" {
-		return // a notification or a response, taken by the upstream
+		// A notification or a response, taken by the upstream. Once the
+		// handshake is complete, the upstream may speak on its own.
+		if d.Listen && msg.Method == "notifications/initialized" && sess.StartListening() {
+			go d.listen(c, t)
+		}
+		return
 	}
 	kind, text := failure(ctx, err, rep, d.Timeout, upstreamID != "")
 	if d.UpstreamError != nil {

@@ -54,6 +54,7 @@ type Session struct {
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
 
+	listening    atomic.Bool
 	messagesIn   atomic.Int64
 	messagesOut  atomic.Int64
 	keepalives   atomic.Int64
@@ -202,6 +203,13 @@ func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
 	var once sync.Once
 	return prev, func() { once.Do(func() { close(mine) }) }
 }
+
+// StartListening reports whether the caller is the first to start the
+// session's listener on the upstream's standalone stream.
+func (s *Session) StartListening() bool { return s.listening.CompareAndSwap(false, true) }
+
+// StopListening marks the listener gone, so that another may start.
+func (s *Session) StopListening() { s.listening.Store(false) }
 
 // CountIn counts a message received from the client.
 func (s *Session) CountIn() {
