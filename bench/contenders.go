@@ -42,6 +42,7 @@ type env struct {
 	servers string // ./cmd/servers
 	nodeDir string // where supergateway is installed
 	admin   string // Caddy's admin address; empty turns the admin API off
+	extra   string // more mcp_sse subdirectives, one per line
 }
 
 var contenderNames = []string{"ours/go-sdk", "ours/lean", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
@@ -104,12 +105,13 @@ http://127.0.0.1:%s {
 	bind 127.0.0.1
 	mcp_sse {
 		max_sessions off
+		%s
 	}
 	reverse_proxy %s {
 		rewrite %s
 	}
 }
-`, admin, port, up.addr, path)
+`, admin, port, e.extra, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()

@@ -40,6 +40,7 @@ func main() {
 	burstN := flag.Int("burst", 100000, "notifications in the burst scenario (0: skip)")
 	out := flag.String("out", "", "also write the report to this file")
 	hold = flag.Duration("hold", 0, "keep idle streams open this long after measuring them (to profile the server)")
+	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -61,6 +62,7 @@ func main() {
 		log.Fatal(err)
 	}
 	e.admin = *admin
+	e.extra = strings.ReplaceAll(*settings, ";", "\n\t\t")
 	log.Printf("open-file limit %d; building in %s", limit, e.dir)
 
 	var results []*result
