@@ -1,0 +1,160 @@
+package dispatch
+
+// Building the upstream request: what a dispatch keeps of the client's
+// POST, the Streamable HTTP headers of a message, and the request itself.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// requestTemplate is what a dispatch keeps of the client's POST.
+type requestTemplate struct {
+	ctx        context.Context // detached: values only, no cancellation
+	url        url.URL
+	host       string
+	remoteAddr string
+	header     http.Header // only the headers passed upstream
+	server     *caddyhttp.Server
+	tls        bool
+}
+
+func template(r *http.Request, forward []string) *requestTemplate {
+	t := &requestTemplate{
+		ctx:        context.WithoutCancel(r.Context()),
+		url:        *r.URL,
+		host:       r.Host,
+		remoteAddr: r.RemoteAddr,
+		header:     make(http.Header, 1+len(forward)),
+		tls:        r.TLS != nil,
+	}
+	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	t.url.RawQuery = withoutSessionID(r.URL.RawQuery)
+	copyHeader(t.header, r.Header, "Authorization")
+	for _, name := range forward {
+		copyHeader(t.header, r.Header, name)
+	}
+	return t
+}
+
+// withoutSessionID removes the session_id parameter, which names our
+// session, not the upstream's, and keeps any other.
+func withoutSessionID(rawQuery string) string {
+	if !strings.Contains(rawQuery, "&") && !strings.Contains(rawQuery, ";") {
+		if strings.HasPrefix(rawQuery, "session_id=") {
+			return "" // the common case, without parsing
+		}
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return rawQuery
+	}
+	q.Del("session_id")
+	return q.Encode()
+}
+
+func copyHeader(dst, src http.Header, name string) {
+	if v := src.Values(name); len(v) > 0 {
+		dst[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
+	}
+}
+
+// setMessageHeaders sets the Streamable HTTP headers of one message. The
+// values share one backing array (one allocation, not one per header);
+// each value slice has its length as capacity, so an append by a later
+// handler copies instead of writing into its neighbour.
+func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
+	vals := make([]string, 0, 6)
+	set := func(key, v string) {
+		vals = append(vals, v)
+		n := len(vals)
+		h[key] = vals[n-1 : n : n]
+	}
+	set("Content-Type", "application/json")
+	set("Accept", "application/json, text/event-stream")
+	if upstreamID != "" {
+		set(HeaderSessionID, upstreamID)
+	}
+	if version == "" {
+		version = msg.ProtocolVersion
+	}
+	if version != "" && msg.Method != "initialize" {
+		set(HeaderProtocolVersion, version)
+	}
+	if msg.Method != "" {
+		set(HeaderMethod, headerValue(msg.Method))
+		if msg.Name != "" {
+			set(HeaderName, headerValue(msg.Name))
+		}
+	}
+}
+
+// headerValue encodes v as the 2026-07-28 revision wants header values
+// mirrored from the body: as is when it is plain visible ASCII without
+// surrounding blanks, otherwise base64 inside "=?base64?…?=".
+func headerValue(v string) string {
+	plain := v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
+	for i := 0; plain && i < len(v); i++ {
+		plain = v[i] >= 0x20 && v[i] <= 0x7e
+	}
+	if plain && !(len(v) >= 11 && v[:9] == "=?base64?" && v[len(v)-2:] == "?=") {
+		return v
+	}
+	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
+// request builds an upstream request from the template, prepared as Caddy
+// prepares a request of its own: a fresh replacer and vars, so that
+// concurrent dispatches never share the maps of the POST that carried
+// them.
+func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, w http.ResponseWriter) *http.Request {
+	u := t.url
+	req := &http.Request{
+		Method:        method,
+		URL:           &u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        t.header.Clone(),
+		Body:          body,
+		ContentLength: n,
+		Host:          t.host,
+		RemoteAddr:    t.remoteAddr,
+		RequestURI:    u.RequestURI(),
+	}
+	if body == nil {
+		req.Body = http.NoBody
+	}
+	req = req.WithContext(ctx)
+	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), w, t.server)
+}
+
+// handoffBody is a request body that reports when the upstream has read
+// all of it (or closed it unread).
+type handoffBody struct {
+	*bytes.Reader
+	done func()
+}
+
+func (b *handoffBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF && b.done != nil {
+		b.done()
+	}
+	return n, err
+}
+
+func (b *handoffBody) Close() error {
+	if b.done != nil {
+		b.done()
+	}
+	return nil
+}
