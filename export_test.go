@@ -2,11 +2,4 @@ package mcpsse
 
 // StoreLen is the number of sessions in the shared store, for the
 // end-to-end tests in package mcpsse_test; 0 when no config holds it.
-func StoreLen() int {
-	n := 0
-	stores.Range(func(_, v any) bool {
-		n += v.(pooledStore).Len()
-		return true
-	})
-	return n
-}
+func StoreLen() int { return liveSessionCount() }

@@ -365,7 +365,7 @@ func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error
 		zap.Int64("messages_in", in),
 		zap.Int64("messages_out", out),
 		zap.Int("frames_sent", stream.Messages),
-		zap.Int("keepalives_sent", stream.Keepalives),
+		zap.Int64("keepalives_sent", sess.Keepalives()),
 	}
 	var spin *sse.SpinError
 	if errors.As(err, &spin) {

@@ -82,10 +82,9 @@ type Stream struct {
 	buf   []byte
 	batch [][]byte
 
-	// Messages and Keepalives count the frames written, for logs and
-	// metrics; read them after Run returns.
-	Messages   int
-	Keepalives int
+	// Messages counts the message frames written; read it after Run
+	// returns. Keepalives are reported through Options.OnKeepalive.
+	Messages int
 }
 
 // NewStream returns a stream that writes to w and flushes through ctl.
@@ -110,7 +109,6 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 	s.buf = AppendFrame(s.buf[:0], EventEndpoint, []byte(endpoint), s.opts.Retry)
 	if s.opts.Keepalive > 0 {
 		s.buf = AppendFrame(s.buf, EventKeepalive, keepaliveData, 0)
-		s.Keepalives++
 	}
 	if err := s.send(); err != nil {
 		return err
@@ -145,7 +143,6 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 			}
 		case now := <-tick:
 			s.buf = AppendFrame(s.buf[:0], EventKeepalive, keepaliveData, 0)
-			s.Keepalives++
 			if err := s.send(); err != nil {
 				return err
 			}
