@@ -127,7 +127,7 @@ func (tc *testCaddy) caddyfile(settings string) string {
 
 // loadCaddyfile runs Caddy on a Caddyfile of the test's own, stopped when
 // the test ends.
-func loadCaddyfile(t *testing.T, caddyfile string) {
+func loadCaddyfile(t testing.TB, caddyfile string) {
 	t.Helper()
 	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfilefmt.Format([]byte(caddyfile)), nil)
 	if err != nil || len(warn) > 0 {
@@ -230,7 +230,7 @@ func (tc *testCaddy) logs(msg string) []map[string]any {
 	return out
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

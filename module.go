@@ -296,27 +296,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.serveMessage(w, r, next)
 }
 
-// serveStream opens a session and streams it until it ends.
+// serveStream opens a session and streams it until it ends. Its goroutine
+// only waits: opening, writing and closing run shallow (see shallow.go).
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var o openStream
+	runShallow(func() { o = h.openStream(w, r) })
+	if o.stream == nil {
+		return o.err
+	}
+	err := errStreamPanicked // what the close sees if Run panics
+	defer func() { runShallow(func() { h.closeStream(o, err, r, next) }) }()
+	err = o.stream.Run(r.Context(), o.endpoint, o.sess, o.sess.Done())
+	return nil
+}
+
+var errStreamPanicked = errors.New("stream panicked")
+
+// openStream is a session whose stream is ready to run, or the error that
+// refused it (its response already written).
+type openStream struct {
+	sess     *session.Session
+	stream   *sse.Stream
+	endpoint string
+	client   string
+	err      error
+}
+
+// openStream admits a session, registers it and writes the response head.
+func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream {
 	client := clientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",
 			zap.String("client_ip", client), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
-		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
-			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))
+		return openStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))}
 	}
-	defer h.store.clients.Release(client)
 	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
 	sess.Identity = h.identity(r)
 	setSessionPlaceholder(r, sess.ID)
 	if err := h.store.Add(sess, h.MaxSessions); err != nil {
+		h.store.clients.Release(client)
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
-		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
-			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))
+		return openStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))}
 	}
-	defer h.teardown(sess, r, next)
 
 	if d := unackedTimeout(h.streamOpts); bindUnackedTimeout(r, d) {
 		h.logger.Debug("stream connection fails after unacknowledged data outlives the kernel timeout",
@@ -341,19 +366,26 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		metrics.keepalives.Inc()
 	}
 	opts.OnMessages = func(n int) { metrics.messagesOut.Add(float64(n)) }
-	stream := sse.NewStream(w, http.NewResponseController(w), opts)
-	err := stream.Run(r.Context(), h.endpoint+sess.ID, sess, sess.Done())
-	sess.Close(closeReason(err))
-	metrics.closed.WithLabelValues(sess.Reason()).Inc()
-	h.logClosed(sess, stream, err)
-	return nil
+	opts.Offload = runShallow
+	return openStream{
+		sess:     sess,
+		stream:   sse.NewStream(w, http.NewResponseController(w), opts),
+		endpoint: h.endpoint + sess.ID,
+		client:   client,
+	}
 }
 
-// logClosed writes the session's closing line. It is a function of its own
-// so that its fields are not part of the frame of serveStream, which stays
-// on the stack of every open stream.
-//
-//go:noinline
+// closeStream closes the session of a stream that has ended, logs it and
+// ends its upstream session.
+func (h *Handler) closeStream(o openStream, err error, r *http.Request, next caddyhttp.Handler) {
+	defer h.store.clients.Release(o.client)
+	o.sess.Close(closeReason(err))
+	metrics.closed.WithLabelValues(o.sess.Reason()).Inc()
+	h.logClosed(o.sess, o.stream, err)
+	h.teardown(o.sess, r, next)
+}
+
+// logClosed writes the session's closing line.
 func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error) {
 	in, out := sess.Counts()
 	fields := []zap.Field{
@@ -394,8 +426,8 @@ func closeReason(err error) string {
 }
 
 // teardown removes a session whose stream has ended and ends its upstream
-// session, bounded by cleanup_timeout. It runs once per session, on the
-// goroutine that owned the stream.
+// session, bounded by cleanup_timeout. It runs once per session, when its
+// stream ends.
 func (h *Handler) teardown(sess *session.Session, r *http.Request, next caddyhttp.Handler) {
 	sess.Close(session.ReasonClientGone)
 	h.store.Remove(sess.ID)

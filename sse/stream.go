@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	// frame and of every batch of message frames written.
 	OnKeepalive func()
 	OnMessages  func(n int)
+	// Offload, if set, runs each write and flush of the stream and
+	// returns once it has. A server that calls its handlers from deep in
+	// a goroutine's stack uses it to run them where the extra depth does
+	// not grow the stack every idle stream keeps; Run itself only waits.
+	Offload func(func())
 }
 
 // Reasons a stream ends, other than its stop channel closing.
@@ -73,14 +79,28 @@ type Queue interface {
 // once at the end.
 const writeChunk = 64 << 10
 
+// frameBufs holds the buffers message frames are encoded into. A stream
+// takes one for each batch and gives it back after the write, so an idle
+// stream holds no buffer at all, however large its last burst was.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// keepaliveFrame is every keepalive, encoded once.
+var keepaliveFrame = AppendFrame(nil, EventKeepalive, keepaliveData, 0)
+
 // Stream writes the frames of one SSE response.
 type Stream struct {
 	w     io.Writer
 	ctl   Controller
 	opts  Options
 	guard *SpinGuard
-	buf   []byte
+	frame []byte // what send writes next: the opening frames or a keepalive
 	batch [][]byte
+
+	// sendOp and messagesOp are send and writeMessages bound once, so that
+	// handing them to Options.Offload costs nothing; they leave their
+	// error in opErr.
+	sendOp, messagesOp func()
+	opErr              error
 
 	// Messages counts the message frames written; read it after Run
 	// returns. Keepalives are reported through Options.OnKeepalive.
@@ -89,13 +109,28 @@ type Stream struct {
 
 // NewStream returns a stream that writes to w and flushes through ctl.
 func NewStream(w io.Writer, ctl Controller, opts Options) *Stream {
-	return &Stream{
+	s := &Stream{
 		w:     w,
 		ctl:   ctl,
 		opts:  opts,
 		guard: NewSpinGuard(opts.RapidYieldMax, opts.RapidYieldWindow),
-		buf:   make([]byte, 0, 512),
 	}
+	s.sendOp = func() { s.opErr = s.send() }
+	s.messagesOp = func() { s.opErr = s.writeMessages() }
+	return s
+}
+
+// do runs op (sendOp or messagesOp), through Options.Offload if set, and
+// returns its error.
+func (s *Stream) do(op func()) error {
+	if s.opts.Offload != nil {
+		s.opts.Offload(op)
+	} else {
+		op()
+	}
+	err := s.opErr
+	s.opErr = nil
+	return err
 }
 
 // Run writes the endpoint frame, then every message taken from q as a
@@ -106,11 +141,13 @@ func NewStream(w io.Writer, ctl Controller, opts Options) *Stream {
 // Everything waiting in the queue is written together and flushed once, so
 // a burst costs a few writes per batch, not one per frame.
 func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan struct{}) error {
-	s.buf = AppendFrame(s.buf[:0], EventEndpoint, []byte(endpoint), s.opts.Retry)
+	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
 	if s.opts.Keepalive > 0 {
-		s.buf = AppendFrame(s.buf, EventKeepalive, keepaliveData, 0)
+		s.frame = append(s.frame, keepaliveFrame...)
 	}
-	if err := s.send(); err != nil {
+	err := s.do(s.sendOp)
+	s.frame = keepaliveFrame
+	if err != nil {
 		return err
 	}
 	if s.opts.Keepalive > 0 && s.opts.OnKeepalive != nil {
@@ -136,14 +173,13 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 			if len(s.batch) == 0 {
 				continue
 			}
-			err := s.writeMessages()
+			err := s.do(s.messagesOp)
 			s.release()
 			if err != nil {
 				return err
 			}
 		case now := <-tick:
-			s.buf = AppendFrame(s.buf[:0], EventKeepalive, keepaliveData, 0)
-			if err := s.send(); err != nil {
+			if err := s.do(s.sendOp); err != nil {
 				return err
 			}
 			if s.opts.OnKeepalive != nil {
@@ -159,33 +195,38 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 	}
 }
 
-// release lets go of the payloads just written, and of buffers a burst
-// grew, so that an idle stream holds little memory.
+// release lets go of the payloads just written, and of a batch slice a
+// burst grew, so that an idle stream holds little memory.
 func (s *Stream) release() {
 	clear(s.batch)
 	if cap(s.batch) > 256 {
 		s.batch = nil
 	}
-	if cap(s.buf) > 2*writeChunk {
-		s.buf = make([]byte, 0, 512)
-	}
 }
 
 // writeMessages writes the batch as message frames and flushes once.
 func (s *Stream) writeMessages() error {
-	s.buf = s.buf[:0]
+	bp := frameBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 2*writeChunk { // a rare giant is not worth keeping
+			*bp = (*bp)[:0]
+			frameBufs.Put(bp)
+		}
+	}()
+	buf := (*bp)[:0]
 	for _, msg := range s.batch {
-		s.buf = AppendFrame(s.buf, EventMessage, msg, 0)
+		buf = AppendFrame(buf, EventMessage, msg, 0)
 		s.Messages++
-		if len(s.buf) >= writeChunk {
-			if err := s.write(); err != nil {
+		if len(buf) >= writeChunk {
+			if err := s.write(buf); err != nil {
 				return err
 			}
-			s.buf = s.buf[:0]
+			buf = buf[:0]
 		}
 	}
-	if len(s.buf) > 0 {
-		if err := s.write(); err != nil {
+	*bp = buf
+	if len(buf) > 0 {
+		if err := s.write(buf); err != nil {
 			return err
 		}
 	}
@@ -198,23 +239,23 @@ func (s *Stream) writeMessages() error {
 	return nil
 }
 
-// send writes and flushes the buffer under the send timeout.
+// send writes and flushes s.frame under the send timeout.
 func (s *Stream) send() error {
-	if err := s.write(); err != nil {
+	if err := s.write(s.frame); err != nil {
 		return err
 	}
 	return s.flush()
 }
 
-// write writes the buffer. Each write gets the whole send timeout: a client
-// that reads steadily through a long burst is not cut, one that stops is.
-func (s *Stream) write() error {
+// write writes p. Each write gets the whole send timeout: a client that
+// reads steadily through a long burst is not cut, one that stops is.
+func (s *Stream) write(p []byte) error {
 	if s.opts.SendTimeout > 0 {
 		// Not every writer supports deadlines (http.ErrNotSupported); the
 		// stream still works there, only without the cut.
 		_ = s.ctl.SetWriteDeadline(time.Now().Add(s.opts.SendTimeout))
 	}
-	if _, err := s.w.Write(s.buf); err != nil {
+	if _, err := s.w.Write(p); err != nil {
 		return classify(err)
 	}
 	return nil

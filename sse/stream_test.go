@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -163,5 +164,33 @@ func TestSendTimeoutClassified(t *testing.T) {
 	}
 	if err := classify(errors.New("broken pipe")); errors.Is(err, ErrSendTimeout) {
 		t.Errorf("classify(broken pipe) = %v, want a plain write error", err)
+	}
+}
+
+// With Offload set, every write and flush runs through it (here on a
+// goroutine of its own, as the module does), and the stream delivers the
+// same frames.
+func TestStreamOffload(t *testing.T) {
+	var offloads atomic.Int32
+	offload := func(fn func()) {
+		offloads.Add(1)
+		done := make(chan struct{})
+		go func() { defer close(done); fn() }()
+		<-done
+	}
+	messages, stop := newTestQueue(), make(chan struct{})
+	body, result := serveStream(t, Options{Keepalive: 30 * time.Millisecond, Offload: offload}, messages, stop)
+	messages.push([]byte(`{"n":1}`))
+	got := readEvents(t, body, 4) // endpoint, keepalive, message, keepalive
+	if got[2].Name != EventMessage || string(got[2].Data) != `{"n":1}` || got[3].Name != EventKeepalive {
+		t.Fatalf("events = %+v", got)
+	}
+	close(stop)
+	if err := <-result; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	// The opening frames, the message, and at least one keepalive.
+	if n := offloads.Load(); n < 3 {
+		t.Errorf("%d writes went through Offload, want at least 3", n)
 	}
 }
