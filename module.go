@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
 	"github.com/mcpsse/caddy-mcp-sse/session"
@@ -343,9 +344,12 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))}
 	}
 
+	// Debug lines go through Check: their fields would otherwise be built,
+	// and kept until the next collection, for every stream.
 	if d := unackedTimeout(h.streamOpts); bindUnackedTimeout(r, d) {
-		h.logger.Debug("stream connection fails after unacknowledged data outlives the kernel timeout",
-			zap.String("session", session.ShortID(sess.ID)), zap.Duration("tcp_user_timeout", d))
+		if ce := h.logger.Check(zapcore.DebugLevel, "stream connection fails after unacknowledged data outlives the kernel timeout"); ce != nil {
+			ce.Write(zap.String("session", session.ShortID(sess.ID)), zap.Duration("tcp_user_timeout", d))
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -357,7 +361,9 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 		zap.String("session", session.ShortID(sess.ID)),
 		zap.String("remote_addr", sess.RemoteAddr),
 		zap.String("identity", sess.Identity))
-	h.logger.Debug("session id", zap.String("session", session.ShortID(sess.ID)), zap.String("session_id", sess.ID))
+	if ce := h.logger.Check(zapcore.DebugLevel, "session id"); ce != nil {
+		ce.Write(zap.String("session", session.ShortID(sess.ID)), zap.String("session_id", sess.ID))
+	}
 
 	metrics.opened.Inc()
 	opts := h.streamOpts
@@ -495,12 +501,22 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 }
 
 // setSessionPlaceholder sets {http.mcp_sse.session_id} for the request, so
-// that access logs and header directives can name the session.
+// that access logs and header directives can name the session. It adds a
+// provider rather than calling Set: the replacer's map of set values is
+// empty on most requests, and its first entry costs a 288-byte table, kept
+// for a stream's whole life; a provider costs a closure.
 func setSessionPlaceholder(r *http.Request, id string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.mcp_sse.session_id", id)
+		repl.Map(func(key string) (any, bool) {
+			if key == sessionPlaceholder {
+				return id, true
+			}
+			return nil, false
+		})
 	}
 }
+
+const sessionPlaceholder = "http.mcp_sse.session_id"
 
 // clientIP is the client's address as Caddy determined it (trusted
 // proxies taken into account), falling back to the connection's.

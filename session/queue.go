@@ -17,13 +17,14 @@ type queue struct {
 	waiters int // senders waiting in push for room
 	// ready holds a token when items may be waiting; space holds one when
 	// items were taken. Both have capacity 1: a token stands for "look
-	// again", not for one item.
+	// again", not for one item. space is made by the first sender that
+	// has to wait, so that sessions which never fill up do not pay for it.
 	ready chan struct{}
 	space chan struct{}
 }
 
 func newQueue(max int) queue {
-	return queue{max: max, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return queue{max: max, ready: make(chan struct{}, 1)}
 }
 
 func signal(c chan struct{}) {
@@ -43,11 +44,14 @@ func (q *queue) tryPush(msg []byte) bool {
 	q.items = append(q.items, msg)
 	// A sender woken by take's one space token passes it on while room
 	// remains, so every waiting sender gets its turn.
-	wake := q.waiters > 0 && len(q.items) < q.max
+	var wake chan struct{}
+	if q.waiters > 0 && len(q.items) < q.max {
+		wake = q.space
+	}
 	q.mu.Unlock()
 	signal(q.ready)
-	if wake {
-		signal(q.space)
+	if wake != nil {
+		signal(wake)
 	}
 	return true
 }
@@ -61,8 +65,11 @@ func (q *queue) take(dst [][]byte) [][]byte {
 	if cap(q.items) > 4*q.max/3+16 {
 		q.items = nil // do not keep a burst's worth of slots for ever
 	}
+	space := q.space
 	q.mu.Unlock()
-	signal(q.space)
+	if space != nil {
+		signal(space)
+	}
 	return dst
 }
 
@@ -74,6 +81,10 @@ func (q *queue) push(ctx context.Context, msg []byte, wait time.Duration, stop <
 	}
 	q.mu.Lock()
 	q.waiters++
+	if q.space == nil {
+		q.space = make(chan struct{}, 1)
+	}
+	space := q.space
 	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
@@ -84,7 +95,7 @@ func (q *queue) push(ctx context.Context, msg []byte, wait time.Duration, stop <
 	defer timer.Stop()
 	for {
 		select {
-		case <-q.space:
+		case <-space:
 			if q.tryPush(msg) {
 				return true, nil
 			}

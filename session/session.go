@@ -61,12 +61,18 @@ type Session struct {
 	lastActivity atomic.Int64 // unix nanoseconds of the last message either way
 }
 
+// noDispatch is the tail of a session no dispatch has started on: closed,
+// so the first one goes ahead. One channel serves every such session.
+var noDispatch = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 // New returns an open session whose outbound queue holds up to queueSize
 // messages.
 func New(id, remoteAddr string, queueSize int) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
-	tail := make(chan struct{})
-	close(tail)
 	now := time.Now()
 	s := &Session{
 		ID:         id,
@@ -75,7 +81,7 @@ func New(id, remoteAddr string, queueSize int) *Session {
 		queue:      newQueue(queueSize),
 		ctx:        ctx,
 		cancel:     cancel,
-		tail:       tail,
+		tail:       noDispatch,
 	}
 	s.lastActivity.Store(now.UnixNano())
 	return s
