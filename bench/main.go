@@ -42,6 +42,7 @@ func main() {
 	hold = flag.Duration("hold", 0, "keep idle streams open this long after measuring them (to profile the server)")
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
+	godebug := flag.String("godebug", "adaptivestackstart=0", "GODEBUG for every server process (empty: the runtime's defaults); see BENCHMARKS.md")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
@@ -55,6 +56,14 @@ func main() {
 			idleCounts = append(idleCounts, n)
 		}
 	}
+
+	// Every Go server gets the same runtime settings, ours and the peers.
+	if *godebug != "" {
+		os.Setenv("GODEBUG", *godebug)
+	} else {
+		os.Unsetenv("GODEBUG")
+	}
+	serverGODEBUG = *godebug
 
 	limit := raiseFileLimit()
 	e, err := setup()
@@ -158,6 +167,9 @@ func setup() (*env, error) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
+// serverGODEBUG is the GODEBUG the servers ran with, for the report.
+var serverGODEBUG string
+
 func report(w io.Writer, results []*result, idleCounts []int, sessions, calls, latencyCalls, burstN int) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "Run %s on %s: %d cores, %s, %s/%s, Go %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
@@ -211,8 +223,8 @@ func report(w io.Writer, results []*result, idleCounts []int, sessions, calls, l
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nLatency: 1 session, %d sequential echo calls. Throughput: %d sessions × %d calls, each answer checked for its own token. Burst: %d notifications in one reply. KiB/stream: growth of the resident memory of the whole process tree (ours: Caddy + upstream; supergateway: node + its stdio child) per open stream; \"bridge\" is Caddy alone. CPU-s/1k calls: user+system CPU of the tree during the throughput run.\n",
-		latencyCalls, sessions, calls, burstN)
+	fmt.Fprintf(w, "\nLatency: 1 session, %d sequential echo calls. Throughput: %d sessions × %d calls, each answer checked for its own token. Burst: %d notifications in one reply. KiB/stream: growth of the resident memory of the whole process tree (ours: Caddy + upstream; supergateway: node + its stdio child) per open stream; \"bridge\" is Caddy alone. CPU-s/1k calls: user+system CPU of the tree during the throughput run. GODEBUG of every server: %q.\n",
+		latencyCalls, sessions, calls, burstN, serverGODEBUG)
 	ratios(w, results)
 	for _, r := range results {
 		for _, e := range r.errors {
