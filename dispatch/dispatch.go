@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/workers"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -47,6 +48,10 @@ type Dispatcher struct {
 	Observe       func(method string, d time.Duration)
 	UpstreamError func(kind string)
 	Logger        *zap.Logger
+
+	// workers run the dispatches: a dispatch goes deep (through
+	// reverse_proxy), and a worker keeps the stack it grew for the next.
+	workers workers.Pool
 }
 
 // Call is one message to hand upstream.
@@ -70,7 +75,7 @@ func (d *Dispatcher) Go(c Call) {
 	// (its header map is reused by the server), so the parts the upstream
 	// request needs are copied now.
 	tmpl := template(c.Post, d.ForwardHeaders)
-	go d.run(c, tmpl, wait, handed)
+	d.workers.Go(func() { d.run(c, tmpl, wait, handed) })
 }
 
 func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, handed func()) {
