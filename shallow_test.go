@@ -6,22 +6,9 @@ import (
 	"testing"
 )
 
-// deep uses about n KiB of stack, as a write through net/http and Caddy's
-// response writers does.
-//
-//go:noinline
-func deep(n int) int {
-	var pad [1000]byte
-	pad[n%len(pad)] = byte(n)
-	if n <= 1 {
-		return int(pad[0])
-	}
-	return deep(n-1) + int(pad[n%len(pad)])
-}
-
 func TestRunShallowRunsAndWaits(t *testing.T) {
 	done := false
-	runShallow(func() { done = deep(6) >= 0 })
+	runShallow(func() { done = true })
 	if !done {
 		t.Fatal("runShallow returned before its function ran")
 	}
@@ -47,9 +34,12 @@ func TestRunShallowCarriesPanics(t *testing.T) {
 	}
 }
 
+// BenchmarkRunShallow is the cost of the handoff: what every write of a
+// stream pays for keeping its goroutine's stack small.
 func BenchmarkRunShallow(b *testing.B) {
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
-		runShallow(func() { deep(6) })
+		runShallow(func() { n++ })
 	}
 }
