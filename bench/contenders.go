@@ -85,7 +85,9 @@ func (e *env) start(name string) (*contender, error) {
 	return nil, fmt.Errorf("unknown contender %q", name)
 }
 
-// startOurs runs the upstream and, in front of it, Caddy with mcp_sse.
+// startOurs runs the upstream and, in front of it, Caddy with mcp_sse,
+// configured as the README recommends for many sessions at once (a larger
+// idle pool of upstream connections).
 func (e *env) startOurs(name, kind, path string) (*contender, error) {
 	up, err := start(e.dir, kind+"-upstream", true, e.servers, "-kind", kind)
 	if err != nil {
@@ -109,6 +111,9 @@ http://127.0.0.1:%s {
 	}
 	reverse_proxy %s {
 		rewrite %s
+		transport http {
+			keepalive_idle_conns_per_host 256
+		}
 	}
 }
 `, admin, port, e.extra, up.addr, path)
