@@ -307,7 +307,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	err := errStreamPanicked // what the close sees if Run panics
 	defer func() { runShallow(func() { h.closeStream(o, err, r, next) }) }()
-	err = o.stream.Run(r.Context(), o.endpoint, o.sess, o.sess.Done())
+	err = o.stream.Run(r.Context(), o.endpoint, o.sess)
 	return nil
 }
 

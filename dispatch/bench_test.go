@@ -51,7 +51,7 @@ func BenchmarkDispatch(b *testing.B) {
 				d.Go(Call{Session: sess, Message: msgs[0], Post: post, Next: next})
 				for len(batch) == 0 {
 					<-sess.Ready()
-					batch = sess.Take(batch[:0])
+					batch, _ = sess.Take(batch[:0])
 				}
 				batch = batch[:0]
 			}

@@ -88,11 +88,18 @@ func New(id, remoteAddr string, queueSize int) *Session {
 }
 
 // Ready receives a value when messages may be waiting for the stream
-// writer; Take fetches them. Together they make a Session an sse.Queue.
+// writer, when the session has closed, or after Wake; Take fetches the
+// messages. Together they make a Session an sse.Queue.
 func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
 
-// Take appends every message waiting for the client to dst, in order.
-func (s *Session) Take(dst [][]byte) [][]byte { return s.queue.take(dst) }
+// Take appends every message waiting for the client to dst, in order, and
+// reports whether the session has closed.
+func (s *Session) Take(dst [][]byte) ([][]byte, bool) {
+	return s.queue.take(dst), s.reason.Load() != nil
+}
+
+// Wake makes Ready receive a value.
+func (s *Session) Wake() { signal(s.queue.ready) }
 
 // QueueLen is the number of messages waiting for the client.
 func (s *Session) QueueLen() int { return s.queue.len() }
@@ -147,6 +154,7 @@ func (s *Session) TrySend(msg []byte) error {
 func (s *Session) Close(reason string) {
 	if s.reason.CompareAndSwap(nil, &reason) {
 		s.cancel()
+		s.Wake() // the stream writer waits on Ready, not on Done
 	}
 }
 

@@ -67,7 +67,7 @@ func TestBackpressure(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("stalled after %d messages", got)
 		}
-		batch = s.Take(batch[:0])
+		batch, _ = s.Take(batch[:0])
 		if len(batch) > size {
 			t.Fatalf("took %d messages from a queue of %d", len(batch), size)
 		}
@@ -155,5 +155,23 @@ func TestUpstreamState(t *testing.T) {
 	s.ResetUpstream("up-1")
 	if id, v := s.Upstream(); id != "" || v != "" {
 		t.Errorf("after reset Upstream = %q %q, want empty", id, v)
+	}
+}
+
+// Closing a session wakes its stream writer through Ready, and Take then
+// reports it closed: the writer waits on nothing else.
+func TestCloseWakesReady(t *testing.T) {
+	s := New(NewID(), "127.0.0.1:1", 8)
+	if _, closed := s.Take(nil); closed {
+		t.Fatal("a new session reports closed")
+	}
+	s.Close(ReasonAdmin)
+	select {
+	case <-s.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake Ready")
+	}
+	if _, closed := s.Take(nil); !closed {
+		t.Fatal("Take after Close does not report closed")
 	}
 }

@@ -16,6 +16,7 @@ import "time"
 // stream.
 //
 // A SpinGuard is used by one goroutine and is not safe for concurrent use.
+// The zero value never trips.
 type SpinGuard struct {
 	max    float64
 	rate   float64 // tokens per nanosecond
@@ -25,19 +26,19 @@ type SpinGuard struct {
 }
 
 // NewSpinGuard returns a guard that trips when more than max idle frames
-// are written within window. A max of zero or less returns nil, a guard
-// that never trips.
-func NewSpinGuard(max int, window time.Duration) *SpinGuard {
+// are written within window. A max or window of zero or less returns the
+// zero guard, which never trips.
+func NewSpinGuard(max int, window time.Duration) SpinGuard {
 	if max <= 0 || window <= 0 {
-		return nil
+		return SpinGuard{}
 	}
-	return &SpinGuard{max: float64(max), rate: float64(max) / float64(window), tokens: float64(max)}
+	return SpinGuard{max: float64(max), rate: float64(max) / float64(window), tokens: float64(max)}
 }
 
 // Idle records an idle frame written at now and reports whether the guard
 // has tripped.
 func (g *SpinGuard) Idle(now time.Time) bool {
-	if g == nil {
+	if g.max == 0 {
 		return false
 	}
 	g.total++
@@ -53,9 +54,4 @@ func (g *SpinGuard) Idle(now time.Time) bool {
 }
 
 // Total is how many idle frames have been recorded.
-func (g *SpinGuard) Total() int {
-	if g == nil {
-		return 0
-	}
-	return g.total
-}
+func (g *SpinGuard) Total() int { return g.total }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,13 +66,19 @@ func (e *SpinError) Error() string {
 		e.Max, e.Window, e.Idle)
 }
 
-// Queue is where a stream takes its messages from.
+// Queue is where a stream takes its messages from, and what tells it to
+// end. A stream waits on Ready and on its context only: one channel for
+// messages, closing and the keepalive timer keeps what every idle stream
+// parks on small.
 type Queue interface {
-	// Ready receives a value when messages may be waiting.
+	// Ready receives a value when messages may be waiting, when the
+	// queue has been closed, or after Wake.
 	Ready() <-chan struct{}
-	// Take appends every waiting message to dst, in order, and removes
-	// them from the queue.
-	Take(dst [][]byte) [][]byte
+	// Take appends every waiting message to dst, in order, removes them
+	// from the queue, and reports whether the queue has been closed.
+	Take(dst [][]byte) (_ [][]byte, closed bool)
+	// Wake makes Ready receive a value.
+	Wake()
 }
 
 // writeChunk is how many encoded bytes a stream gathers before it writes
@@ -92,9 +99,12 @@ type Stream struct {
 	w     io.Writer
 	ctl   Controller
 	opts  Options
-	guard *SpinGuard
+	guard SpinGuard
 	frame []byte // what send writes next: the opening frames or a keepalive
 	batch [][]byte
+	// keepaliveDue is set by the keepalive timer, which then wakes the
+	// queue; the stream's goroutine writes the keepalive.
+	keepaliveDue atomic.Bool
 
 	// sendOp and messagesOp are send and writeMessages bound once, so that
 	// handing them to Options.Offload costs nothing; they leave their
@@ -134,13 +144,13 @@ func (s *Stream) do(op func()) error {
 }
 
 // Run writes the endpoint frame, then every message taken from q as a
-// message frame, with keepalives while idle, until stop is closed (it
+// message frame, with keepalives while idle, until q is closed (it
 // returns nil), ctx ends (ErrClientGone), a write fails or times out
 // (ErrSendTimeout or the write error), or the spin guard trips (*SpinError).
 //
 // Everything waiting in the queue is written together and flushed once, so
 // a burst costs a few writes per batch, not one per frame.
-func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan struct{}) error {
+func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
 	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
 	if s.opts.Keepalive > 0 {
 		s.frame = append(s.frame, keepaliveFrame...)
@@ -154,42 +164,50 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue, stop <-chan 
 		s.opts.OnKeepalive()
 	}
 
-	var tick <-chan time.Time
 	var timer *time.Timer
 	if s.opts.Keepalive > 0 {
-		timer = time.NewTimer(s.opts.Keepalive)
+		timer = time.AfterFunc(s.opts.Keepalive, func() {
+			s.keepaliveDue.Store(true)
+			q.Wake()
+		})
 		defer timer.Stop()
-		tick = timer.C
 	}
 
 	for {
 		select {
-		case <-stop:
-			return nil
 		case <-ctx.Done():
 			return ErrClientGone
 		case <-q.Ready():
-			s.batch = q.Take(s.batch[:0])
-			if len(s.batch) == 0 {
-				continue
-			}
+		}
+		var closed bool
+		s.batch, closed = q.Take(s.batch[:0])
+		if closed {
+			clear(s.batch)
+			return nil
+		}
+		wrote := len(s.batch) > 0
+		if wrote {
 			err := s.do(s.messagesOp)
 			s.release()
 			if err != nil {
 				return err
 			}
-		case now := <-tick:
+		}
+		// A keepalive is due only after a silence: messages just written
+		// restart the interval instead.
+		if s.keepaliveDue.Swap(false) && !wrote {
 			if err := s.do(s.sendOp); err != nil {
 				return err
 			}
 			if s.opts.OnKeepalive != nil {
 				s.opts.OnKeepalive()
 			}
-			if s.guard.Idle(now) {
+			if s.guard.Idle(time.Now()) {
 				return &SpinError{Idle: s.guard.Total(), Max: s.opts.RapidYieldMax, Window: s.opts.RapidYieldWindow}
 			}
+			wrote = true
 		}
-		if timer != nil {
+		if wrote && timer != nil {
 			timer.Reset(s.opts.Keepalive)
 		}
 	}

@@ -15,9 +15,10 @@ import (
 
 // testQueue is a minimal Queue.
 type testQueue struct {
-	mu    sync.Mutex
-	items [][]byte
-	ready chan struct{}
+	mu     sync.Mutex
+	items  [][]byte
+	closed bool
+	ready  chan struct{}
 }
 
 func newTestQueue() *testQueue { return &testQueue{ready: make(chan struct{}, 1)} }
@@ -26,31 +27,42 @@ func (q *testQueue) push(m []byte) {
 	q.mu.Lock()
 	q.items = append(q.items, m)
 	q.mu.Unlock()
+	q.Wake()
+}
+
+func (q *testQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.Wake()
+}
+
+func (q *testQueue) Ready() <-chan struct{} { return q.ready }
+
+func (q *testQueue) Take(dst [][]byte) ([][]byte, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.items...)
+	q.items = nil
+	return dst, q.closed
+}
+
+func (q *testQueue) Wake() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
 }
 
-func (q *testQueue) Ready() <-chan struct{} { return q.ready }
-
-func (q *testQueue) Take(dst [][]byte) [][]byte {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	dst = append(dst, q.items...)
-	q.items = nil
-	return dst
-}
-
 // serveStream runs one Stream behind a real HTTP server and returns the
 // client's response body and a channel with Run's result.
-func serveStream(t *testing.T, opts Options, messages *testQueue, stop chan struct{}) (io.ReadCloser, <-chan error) {
+func serveStream(t *testing.T, opts Options, messages *testQueue) (io.ReadCloser, <-chan error) {
 	t.Helper()
 	result := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		s := NewStream(w, http.NewResponseController(w), opts)
-		result <- s.Run(r.Context(), "/message?session_id=abc", messages, stop)
+		result <- s.Run(r.Context(), "/message?session_id=abc", messages)
 	}))
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL)
@@ -80,8 +92,8 @@ func readEvents(t *testing.T, r io.Reader, n int) []Event {
 }
 
 func TestStreamDelivers(t *testing.T) {
-	messages, stop := newTestQueue(), make(chan struct{})
-	body, result := serveStream(t, Options{Keepalive: time.Hour, Retry: 3 * time.Second}, messages, stop)
+	messages := newTestQueue()
+	body, result := serveStream(t, Options{Keepalive: time.Hour, Retry: 3 * time.Second}, messages)
 
 	messages.push([]byte(`{"n":1}`))
 	messages.push([]byte(`{"n":2}`))
@@ -97,27 +109,27 @@ func TestStreamDelivers(t *testing.T) {
 			t.Errorf("event %d = %q %q, want %q %q", i, got[i].Name, got[i].Data, want[i].Name, want[i].Data)
 		}
 	}
-	close(stop)
+	messages.close()
 	if err := <-result; err != nil {
-		t.Errorf("Run after stop = %v, want nil", err)
+		t.Errorf("Run after the queue closed = %v, want nil", err)
 	}
 }
 
 func TestStreamKeepalive(t *testing.T) {
-	messages, stop := newTestQueue(), make(chan struct{})
-	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond}, messages, stop)
+	messages := newTestQueue()
+	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond}, messages)
 	got := readEvents(t, body, 4)
 	for _, e := range got[1:] {
 		if e.Name != EventKeepalive {
 			t.Errorf("idle stream sent %q, want keepalives", e.Name)
 		}
 	}
-	close(stop)
+	messages.close()
 }
 
 func TestStreamClientGone(t *testing.T) {
-	messages, stop := newTestQueue(), make(chan struct{})
-	body, result := serveStream(t, Options{}, messages, stop)
+	messages := newTestQueue()
+	body, result := serveStream(t, Options{}, messages)
 	readEvents(t, body, 1)
 	body.Close()
 	if err := <-result; !errors.Is(err, ErrClientGone) {
@@ -128,8 +140,8 @@ func TestStreamClientGone(t *testing.T) {
 // A stream whose idle frames come without pause trips the guard; here the
 // "spin" is a keepalive interval far below what the guard allows.
 func TestStreamSpinGuard(t *testing.T) {
-	messages, stop := newTestQueue(), make(chan struct{})
-	body, result := serveStream(t, Options{Keepalive: time.Millisecond, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
+	messages := newTestQueue()
+	body, result := serveStream(t, Options{Keepalive: time.Millisecond, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages)
 	go io.Copy(io.Discard, body)
 	var spin *SpinError
 	if err := <-result; !errors.As(err, &spin) {
@@ -143,16 +155,16 @@ func TestStreamSpinGuard(t *testing.T) {
 // A burst of real messages far above the guard's limit passes whole.
 func TestStreamBurstDoesNotTripGuard(t *testing.T) {
 	const n = 2000
-	messages, stop := newTestQueue(), make(chan struct{})
+	messages := newTestQueue()
 	for range n {
 		messages.push([]byte(`{"jsonrpc":"2.0","method":"notifications/message"}`))
 	}
-	body, result := serveStream(t, Options{Keepalive: time.Hour, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages, stop)
+	body, result := serveStream(t, Options{Keepalive: time.Hour, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages)
 	got := readEvents(t, body, n+2)
 	if len(got) != n+2 {
 		t.Fatalf("got %d events, want %d", len(got), n+2)
 	}
-	close(stop)
+	messages.close()
 	if err := <-result; err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
@@ -178,14 +190,14 @@ func TestStreamOffload(t *testing.T) {
 		go func() { defer close(done); fn() }()
 		<-done
 	}
-	messages, stop := newTestQueue(), make(chan struct{})
-	body, result := serveStream(t, Options{Keepalive: 30 * time.Millisecond, Offload: offload}, messages, stop)
+	messages := newTestQueue()
+	body, result := serveStream(t, Options{Keepalive: 30 * time.Millisecond, Offload: offload}, messages)
 	messages.push([]byte(`{"n":1}`))
 	got := readEvents(t, body, 4) // endpoint, keepalive, message, keepalive
 	if got[2].Name != EventMessage || string(got[2].Data) != `{"n":1}` || got[3].Name != EventKeepalive {
 		t.Fatalf("events = %+v", got)
 	}
-	close(stop)
+	messages.close()
 	if err := <-result; err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
