@@ -373,9 +373,11 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 	}
 	opts.OnMessages = func(n int) { metrics.messagesOut.Add(float64(n)) }
 	opts.Offload = runShallow
+	stream := sse.NewStream(w, http.NewResponseController(w), opts)
+	sess.SetDeliverer(stream.Deliver)
 	return openStream{
 		sess:     sess,
-		stream:   sse.NewStream(w, http.NewResponseController(w), opts),
+		stream:   stream,
 		endpoint: h.endpoint + sess.ID,
 		client:   client,
 	}

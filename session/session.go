@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type Session struct {
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
 
+	deliverer    atomic.Pointer[Deliverer]
 	listening    atomic.Bool
 	messagesIn   atomic.Int64
 	messagesOut  atomic.Int64
@@ -85,6 +87,33 @@ func New(id, remoteAddr string, queueSize int) *Session {
 	}
 	s.lastActivity.Store(now.UnixNano())
 	return s
+}
+
+// Deliverer writes a message to the client at once if it can, reporting
+// false, having written nothing, if it cannot right now (a write is under
+// way, or the stream is not running); an error means the message was
+// taken but the write failed.
+type Deliverer func(msg []byte) (delivered bool, err error)
+
+// SetDeliverer lets Send and TrySend hand messages straight to the stream
+// writer when it is free, rather than queue them and wake it.
+func (s *Session) SetDeliverer(d Deliverer) { s.deliverer.Store(&d) }
+
+func (s *Session) deliver(msg []byte) (bool, error) {
+	d := s.deliverer.Load()
+	if d == nil {
+		return false, nil
+	}
+	delivered, err := (*d)(msg)
+	if !delivered {
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	s.messagesOut.Add(1)
+	s.touch()
+	return true, nil
 }
 
 // Ready receives a value when messages may be waiting for the stream
@@ -121,6 +150,9 @@ func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) erro
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
+	if delivered, err := s.deliver(msg); delivered {
+		return err
+	}
 	ok, err := s.queue.push(ctx, msg, wait, s.ctx.Done())
 	if err != nil {
 		return err
@@ -139,6 +171,9 @@ func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) erro
 func (s *Session) TrySend(msg []byte) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
+	}
+	if delivered, err := s.deliver(msg); delivered {
+		return err
 	}
 	if !s.queue.tryPush(msg) {
 		s.Close(ReasonSlowConsumer)

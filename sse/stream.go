@@ -100,11 +100,19 @@ type Stream struct {
 	ctl   Controller
 	opts  Options
 	guard SpinGuard
-	frame []byte // what send writes next: the opening frames or a keepalive
-	batch [][]byte
 	// keepaliveDue is set by the keepalive timer, which then wakes the
 	// queue; the stream's goroutine writes the keepalive.
 	keepaliveDue atomic.Bool
+
+	// mu is held for every write, by Run or by Deliver, and guards what
+	// follows.
+	mu    sync.Mutex
+	q     Queue
+	timer *time.Timer // the keepalive timer, nil without keepalives
+	live  bool        // the endpoint is written and Run has not returned
+	err   error       // a Deliver's write failed: Run returns it
+	frame []byte      // what send writes next: the opening frames or a keepalive
+	batch [][]byte
 
 	// sendOp and messagesOp are send and writeMessages bound once, so that
 	// handing them to Options.Offload costs nothing; they leave their
@@ -151,6 +159,8 @@ func (s *Stream) do(op func()) error {
 // Everything waiting in the queue is written together and flushed once, so
 // a burst costs a few writes per batch, not one per frame.
 func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
+	s.mu.Lock()
+	s.q = q
 	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
 	if s.opts.Keepalive > 0 {
 		s.frame = append(s.frame, keepaliveFrame...)
@@ -158,20 +168,26 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
 	err := s.do(s.sendOp)
 	s.frame = keepaliveFrame
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	if s.opts.Keepalive > 0 && s.opts.OnKeepalive != nil {
-		s.opts.OnKeepalive()
-	}
-
-	var timer *time.Timer
 	if s.opts.Keepalive > 0 {
-		timer = time.AfterFunc(s.opts.Keepalive, func() {
+		if s.opts.OnKeepalive != nil {
+			s.opts.OnKeepalive()
+		}
+		s.timer = time.AfterFunc(s.opts.Keepalive, func() {
 			s.keepaliveDue.Store(true)
 			q.Wake()
 		})
-		defer timer.Stop()
+		defer s.timer.Stop()
 	}
+	s.live = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.live = false // no Deliver may write once the handler returns
+		s.mu.Unlock()
+	}()
 
 	for {
 		select {
@@ -179,38 +195,89 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
 			return ErrClientGone
 		case <-q.Ready():
 		}
-		var closed bool
-		s.batch, closed = q.Take(s.batch[:0])
-		if closed {
-			clear(s.batch)
-			return nil
-		}
-		wrote := len(s.batch) > 0
-		if wrote {
-			err := s.do(s.messagesOp)
-			s.release()
-			if err != nil {
-				return err
-			}
-		}
-		// A keepalive is due only after a silence: messages just written
-		// restart the interval instead.
-		if s.keepaliveDue.Swap(false) && !wrote {
-			if err := s.do(s.sendOp); err != nil {
-				return err
-			}
-			if s.opts.OnKeepalive != nil {
-				s.opts.OnKeepalive()
-			}
-			if s.guard.Idle(time.Now()) {
-				return &SpinError{Idle: s.guard.Total(), Max: s.opts.RapidYieldMax, Window: s.opts.RapidYieldWindow}
-			}
-			wrote = true
-		}
-		if wrote && timer != nil {
-			timer.Reset(s.opts.Keepalive)
+		s.mu.Lock()
+		done, err := s.step()
+		s.mu.Unlock()
+		if done {
+			return err
 		}
 	}
+}
+
+// step does what a wake-up of Run calls for: it writes what is queued, or
+// a keepalive that is due, and reports whether the stream is over. Called
+// with mu held.
+func (s *Stream) step() (done bool, err error) {
+	if s.err != nil {
+		return true, s.err
+	}
+	var closed bool
+	s.batch, closed = s.q.Take(s.batch[:0])
+	if closed {
+		clear(s.batch)
+		return true, nil
+	}
+	wrote := len(s.batch) > 0
+	if wrote {
+		err := s.do(s.messagesOp)
+		s.release()
+		if err != nil {
+			return true, err
+		}
+	}
+	// A keepalive is due only after a silence: messages just written
+	// restart the interval instead.
+	if s.keepaliveDue.Swap(false) && !wrote {
+		if err := s.do(s.sendOp); err != nil {
+			return true, err
+		}
+		if s.opts.OnKeepalive != nil {
+			s.opts.OnKeepalive()
+		}
+		if s.guard.Idle(time.Now()) {
+			return true, &SpinError{Idle: s.guard.Total(), Max: s.opts.RapidYieldMax, Window: s.opts.RapidYieldWindow}
+		}
+		wrote = true
+	}
+	if wrote && s.timer != nil {
+		s.timer.Reset(s.opts.Keepalive)
+	}
+	return false, nil
+}
+
+// Deliver writes msg to the client at once, on the caller's goroutine,
+// after whatever is still queued, if no other write is under way; it
+// reports false, having written nothing, when one is (or when the stream
+// is not running), and the caller queues msg instead. A message relayed
+// from the upstream so reaches the client without waking the stream's
+// goroutine. A failed write ends the stream: Run returns its error.
+func (s *Stream) Deliver(msg []byte) (delivered bool, err error) {
+	if !s.mu.TryLock() {
+		return false, nil
+	}
+	defer s.mu.Unlock()
+	if !s.live || s.err != nil {
+		return false, nil
+	}
+	var closed bool
+	s.batch, closed = s.q.Take(s.batch[:0])
+	if closed {
+		clear(s.batch)
+		return false, nil
+	}
+	s.batch = append(s.batch, msg)
+	err = s.writeMessages()
+	s.release()
+	if err != nil {
+		s.err = err
+		s.q.Wake()
+		return true, err
+	}
+	s.keepaliveDue.Store(false)
+	if s.timer != nil {
+		s.timer.Reset(s.opts.Keepalive)
+	}
+	return true, nil
 }
 
 // release lets go of the payloads just written, and of a batch slice a

@@ -2,11 +2,14 @@ package sse
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,3 +209,115 @@ func TestStreamOffload(t *testing.T) {
 		t.Errorf("%d writes went through Offload, want at least 3", n)
 	}
 }
+
+// Messages reach the client in the order they were handed over, whether
+// Run writes them from the queue or Deliver writes them (with whatever
+// was queued ahead of them) on the sender's goroutine.
+func TestDeliverKeepsOrderWithQueue(t *testing.T) {
+	messages := newTestQueue()
+	var stream *Stream
+	started := make(chan struct{})
+	result := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stream = NewStream(w, http.NewResponseController(w), Options{})
+		close(started)
+		result <- stream.Run(r.Context(), "/m", messages)
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-started
+	readEvents(t, resp.Body, 1) // the endpoint: Run is live
+	const n = 2000
+	go func() {
+		for i := range n {
+			m := []byte(fmt.Sprintf(`{"n":%d}`, i))
+			// Alternate: half queued (Run writes them), half delivered
+			// when the writer is free (queued otherwise).
+			if i%2 == 0 {
+				messages.push(m)
+			} else if ok, err := stream.Deliver(m); err != nil {
+				t.Errorf("Deliver: %v", err)
+			} else if !ok {
+				messages.push(m)
+			}
+		}
+	}()
+	got := readEvents(t, resp.Body, n)
+	for i, e := range got {
+		if want := fmt.Sprintf(`{"n":%d}`, i); string(e.Data) != want {
+			t.Fatalf("event %d = %s, want %s", i, e.Data, want)
+		}
+	}
+	messages.close()
+	if err := <-result; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if ok, _ := stream.Deliver([]byte(`{}`)); ok {
+		t.Error("Deliver wrote after Run returned")
+	}
+}
+
+// Deliver writes nothing before the endpoint frame is out.
+func TestDeliverBeforeRun(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := NewStream(rec, http.NewResponseController(rec), Options{})
+	if ok, err := s.Deliver([]byte(`{}`)); ok || err != nil || rec.Body.Len() != 0 {
+		t.Fatalf("Deliver before Run = %v, %v, wrote %q", ok, err, rec.Body.String())
+	}
+}
+
+// A write by Deliver that fails ends Run with that error.
+func TestDeliverFailureEndsRun(t *testing.T) {
+	messages := newTestQueue()
+	w := &failingWriter{}
+	s := NewStream(w, nopController{}, Options{})
+	result := make(chan error, 1)
+	go func() { result <- s.Run(context.Background(), "/m", messages) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, err := s.Deliver([]byte(`{}`))
+		if ok {
+			if err == nil {
+				t.Fatal("Deliver's failed write reported no error")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Deliver never found the stream running")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-result:
+		if err == nil || !strings.Contains(err.Error(), "broken") {
+			t.Errorf("Run = %v, want the write error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not end after Deliver's write failed")
+	}
+}
+
+// failingWriter takes the first write (the endpoint) and fails the rest.
+type failingWriter struct {
+	mu     sync.Mutex
+	writes int
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	if w.writes > 1 {
+		return 0, errors.New("broken pipe")
+	}
+	return len(p), nil
+}
+
+type nopController struct{}
+
+func (nopController) Flush() error                     { return nil }
+func (nopController) SetWriteDeadline(time.Time) error { return nil }
