@@ -108,11 +108,16 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		}
 	}
 	rep.onMessage = func(m json.RawMessage) {
+		before := answered
 		m, ok := d.checkReplyMessage(rep, msg, m, &answered, sess)
 		if !ok {
 			return
 		}
-		if err := sess.Send(ctx, m, d.QueueWait); err != nil {
+		send := sess.Send
+		if answered != before {
+			send = sess.SendAnswer // the answer itself, which the client awaits
+		}
+		if err := send(ctx, m, d.QueueWait); err != nil {
 			d.Logger.Debug("dropping upstream message", zap.String("session_id", sess.ID), zap.Error(err))
 		}
 	}
@@ -167,7 +172,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	}
 	// The dispatch's own context may be what ended; the error must still
 	// be queued.
-	if err := sess.Send(sess.Context(), ErrorResponse(msg.ID, CodeInternalError, text, data), d.QueueWait); err != nil {
+	if err := sess.SendAnswer(sess.Context(), ErrorResponse(msg.ID, CodeInternalError, text, data), d.QueueWait); err != nil {
 		d.Logger.Debug("dropping upstream error", zap.String("session_id", sess.ID), zap.Error(err))
 	}
 }

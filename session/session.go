@@ -95,9 +95,24 @@ func New(id, remoteAddr string, queueSize int) *Session {
 // taken but the write failed.
 type Deliverer func(msg []byte) (delivered bool, err error)
 
-// SetDeliverer lets Send and TrySend hand messages straight to the stream
-// writer when it is free, rather than queue them and wake it.
+// SetDeliverer lets SendAnswer hand answers straight to the stream writer
+// when it is free, rather than queue them and wake it.
 func (s *Session) SetDeliverer(d Deliverer) { s.deliverer.Store(&d) }
+
+// SendAnswer is Send for the answer to a client's request: the client is
+// waiting for it, so it is written at once (after anything queued ahead of
+// it) when the stream writer is free, and queued otherwise. Everything
+// else goes through Send, so that a burst of notifications is written in
+// batches, one flush each, not one flush per message.
+func (s *Session) SendAnswer(ctx context.Context, msg []byte, wait time.Duration) error {
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if delivered, err := s.deliver(msg); delivered {
+		return err
+	}
+	return s.Send(ctx, msg, wait)
+}
 
 func (s *Session) deliver(msg []byte) (bool, error) {
 	d := s.deliverer.Load()
@@ -150,9 +165,6 @@ func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) erro
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if delivered, err := s.deliver(msg); delivered {
-		return err
-	}
 	ok, err := s.queue.push(ctx, msg, wait, s.ctx.Done())
 	if err != nil {
 		return err
@@ -171,9 +183,6 @@ func (s *Session) Send(ctx context.Context, msg []byte, wait time.Duration) erro
 func (s *Session) TrySend(msg []byte) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
-	}
-	if delivered, err := s.deliver(msg); delivered {
-		return err
 	}
 	if !s.queue.tryPush(msg) {
 		s.Close(ReasonSlowConsumer)

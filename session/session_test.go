@@ -175,3 +175,39 @@ func TestCloseWakesReady(t *testing.T) {
 		t.Fatal("Take after Close does not report closed")
 	}
 }
+
+// SendAnswer goes to the deliverer when it takes the message, and to the
+// queue when it does not; Send always queues, so bursts stay batched.
+func TestSendAnswerDelivers(t *testing.T) {
+	s := New(NewID(), "127.0.0.1:1", 8)
+	var delivered [][]byte
+	free := true
+	s.SetDeliverer(func(m []byte) (bool, error) {
+		if !free {
+			return false, nil
+		}
+		delivered = append(delivered, m)
+		return true, nil
+	})
+	ctx := context.Background()
+	if err := s.SendAnswer(ctx, []byte("a1"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(ctx, []byte("n1"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	free = false
+	if err := s.SendAnswer(ctx, []byte("a2"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if len(delivered) != 1 || string(delivered[0]) != "a1" {
+		t.Errorf("delivered %q, want only a1", delivered)
+	}
+	queued, _ := s.Take(nil)
+	if len(queued) != 2 || string(queued[0]) != "n1" || string(queued[1]) != "a2" {
+		t.Errorf("queued %q, want n1 and a2", queued)
+	}
+	if _, out := s.Counts(); out != 3 {
+		t.Errorf("messages out = %d, want 3", out)
+	}
+}
