@@ -42,7 +42,7 @@ func main() {
 	hold = flag.Duration("hold", 0, "keep idle streams open this long after measuring them (to profile the server)")
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
-	godebug := flag.String("godebug", "adaptivestackstart=0", "GODEBUG for every server process (empty: the runtime's defaults); see BENCHMARKS.md")
+	godebug := flag.String("godebug", "", "GODEBUG for every server process (default: the runtime's defaults), e.g. adaptivestackstart=0")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
