@@ -119,15 +119,18 @@ func (s *Session) deliver(msg []byte) (bool, error) {
 	if d == nil {
 		return false, nil
 	}
+	// Counted before the write: the client may act on the message (and
+	// ask for the count) before the deliverer has even returned.
+	s.messagesOut.Add(1)
+	s.touch()
 	delivered, err := (*d)(msg)
 	if !delivered {
+		s.messagesOut.Add(-1) // Send counts it when it queues it
 		return false, nil
 	}
 	if err != nil {
 		return true, fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-	s.messagesOut.Add(1)
-	s.touch()
 	return true, nil
 }
 
