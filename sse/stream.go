@@ -159,30 +159,12 @@ func (s *Stream) do(op func()) error {
 // Everything waiting in the queue is written together and flushed once, so
 // a burst costs a few writes per batch, not one per frame.
 func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
-	s.mu.Lock()
-	s.q = q
-	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
-	if s.opts.Keepalive > 0 {
-		s.frame = append(s.frame, keepaliveFrame...)
-	}
-	err := s.do(s.sendOp)
-	s.frame = keepaliveFrame
-	if err != nil {
-		s.mu.Unlock()
+	if err := s.open(endpoint, q); err != nil {
 		return err
 	}
-	if s.opts.Keepalive > 0 {
-		if s.opts.OnKeepalive != nil {
-			s.opts.OnKeepalive()
-		}
-		s.timer = time.AfterFunc(s.opts.Keepalive, func() {
-			s.keepaliveDue.Store(true)
-			q.Wake()
-		})
+	if s.timer != nil {
 		defer s.timer.Stop()
 	}
-	s.live = true
-	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.live = false // no Deliver may write once the handler returns
@@ -195,19 +177,46 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
 			return ErrClientGone
 		case <-q.Ready():
 		}
-		s.mu.Lock()
-		done, err := s.step()
-		s.mu.Unlock()
-		if done {
+		if done, err := s.step(); done {
 			return err
 		}
 	}
 }
 
+// open writes the endpoint frame and starts the keepalive timer. (Every
+// use of mu unlocks in a defer: a write may panic, and a stream left
+// locked would never end.)
+func (s *Stream) open(endpoint string, q Queue) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.q = q
+	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
+	if s.opts.Keepalive > 0 {
+		s.frame = append(s.frame, keepaliveFrame...)
+	}
+	err := s.do(s.sendOp)
+	s.frame = keepaliveFrame
+	if err != nil {
+		return err
+	}
+	if s.opts.Keepalive > 0 {
+		if s.opts.OnKeepalive != nil {
+			s.opts.OnKeepalive()
+		}
+		s.timer = time.AfterFunc(s.opts.Keepalive, func() {
+			s.keepaliveDue.Store(true)
+			q.Wake()
+		})
+	}
+	s.live = true
+	return nil
+}
+
 // step does what a wake-up of Run calls for: it writes what is queued, or
-// a keepalive that is due, and reports whether the stream is over. Called
-// with mu held.
+// a keepalive that is due, and reports whether the stream is over.
 func (s *Stream) step() (done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.err != nil {
 		return true, s.err
 	}
@@ -255,7 +264,17 @@ func (s *Stream) Deliver(msg []byte) (delivered bool, err error) {
 	if !s.mu.TryLock() {
 		return false, nil
 	}
-	defer s.mu.Unlock()
+	defer func() {
+		// The caller is not a handler, so nothing above it would recover
+		// a panic from the response writer (http.ErrAbortHandler, say):
+		// it ends the stream like a failed write.
+		if p := recover(); p != nil {
+			s.err = fmt.Errorf("writing to client: panic: %v", p)
+			delivered, err = true, s.err
+			s.q.Wake()
+		}
+		s.mu.Unlock()
+	}()
 	if !s.live || s.err != nil {
 		return false, nil
 	}

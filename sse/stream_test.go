@@ -270,10 +270,14 @@ func TestDeliverBeforeRun(t *testing.T) {
 	}
 }
 
-// A write by Deliver that fails ends Run with that error.
+// A write by Deliver that fails, or panics, ends Run with that error.
 func TestDeliverFailureEndsRun(t *testing.T) {
+	t.Run("error", func(t *testing.T) { testDeliverFailure(t, &failingWriter{}, "broken") })
+	t.Run("panic", func(t *testing.T) { testDeliverFailure(t, &failingWriter{panics: true}, "panic") })
+}
+
+func testDeliverFailure(t *testing.T, w *failingWriter, want string) {
 	messages := newTestQueue()
-	w := &failingWriter{}
 	s := NewStream(w, nopController{}, Options{})
 	result := make(chan error, 1)
 	go func() { result <- s.Run(context.Background(), "/m", messages) }()
@@ -293,18 +297,20 @@ func TestDeliverFailureEndsRun(t *testing.T) {
 	}
 	select {
 	case err := <-result:
-		if err == nil || !strings.Contains(err.Error(), "broken") {
-			t.Errorf("Run = %v, want the write error", err)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run = %v, want the write's %s", err, want)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not end after Deliver's write failed")
 	}
 }
 
-// failingWriter takes the first write (the endpoint) and fails the rest.
+// failingWriter takes the first write (the endpoint) and fails the rest,
+// or panics on them as Caddy's writers may (http.ErrAbortHandler).
 type failingWriter struct {
 	mu     sync.Mutex
 	writes int
+	panics bool
 }
 
 func (w *failingWriter) Write(p []byte) (int, error) {
@@ -312,6 +318,9 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.writes++
 	if w.writes > 1 {
+		if w.panics {
+			panic(http.ErrAbortHandler)
+		}
 		return 0, errors.New("broken pipe")
 	}
 	return len(p), nil
@@ -321,3 +330,35 @@ type nopController struct{}
 
 func (nopController) Flush() error                     { return nil }
 func (nopController) SetWriteDeadline(time.Time) error { return nil }
+
+// A write that panics in Run leaves the stream unlocked and not live: the
+// panic reaches Run's caller (net/http recovers it), and a later Deliver
+// neither blocks nor writes.
+func TestRunPanicLeavesStreamUnlocked(t *testing.T) {
+	messages := newTestQueue()
+	s := NewStream(&failingWriter{panics: true}, nopController{}, Options{})
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		s.Run(context.Background(), "/m", messages)
+	}()
+	messages.push([]byte(`{}`)) // Run's write of it panics
+	select {
+	case p := <-panicked:
+		if p != http.ErrAbortHandler {
+			t.Fatalf("Run's caller saw %v, want http.ErrAbortHandler", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run neither returned nor panicked")
+	}
+	done := make(chan bool, 1)
+	go func() { ok, _ := s.Deliver([]byte(`{}`)); done <- ok }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Error("Deliver wrote to a stream whose Run panicked")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Deliver blocked: the stream was left locked")
+	}
+}
