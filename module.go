@@ -300,7 +300,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // serveStream opens a session and streams it until it ends. Its goroutine
 // only waits: opening, writing and closing run shallow (see shallow.go).
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	var o openStream
+	var o openedStream
 	runShallow(func() { o = h.openStream(w, r) })
 	if o.stream == nil {
 		return o.err
@@ -313,9 +313,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 
 var errStreamPanicked = errors.New("stream panicked")
 
-// openStream is a session whose stream is ready to run, or the error that
-// refused it (its response already written).
-type openStream struct {
+// openedStream is a session whose stream is ready to run, or the error
+// that refused it (its response already written).
+type openedStream struct {
 	sess     *session.Session
 	stream   *sse.Stream
 	endpoint string
@@ -324,13 +324,13 @@ type openStream struct {
 }
 
 // openStream admits a session, registers it and writes the response head.
-func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream {
+func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStream {
 	client := clientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",
 			zap.String("client_ip", client), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
-		return openStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))}
 	}
 	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
@@ -340,7 +340,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 		h.store.clients.Release(client)
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
-		return openStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
+		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))}
 	}
 
@@ -375,7 +375,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 	opts.Offload = runShallow
 	stream := sse.NewStream(w, http.NewResponseController(w), opts)
 	sess.SetDeliverer(stream.Deliver)
-	return openStream{
+	return openedStream{
 		sess:     sess,
 		stream:   stream,
 		endpoint: h.endpoint + sess.ID,
@@ -385,7 +385,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openStream 
 
 // closeStream closes the session of a stream that has ended, logs it and
 // ends its upstream session.
-func (h *Handler) closeStream(o openStream, err error, r *http.Request, next caddyhttp.Handler) {
+func (h *Handler) closeStream(o openedStream, err error, r *http.Request, next caddyhttp.Handler) {
 	defer h.store.clients.Release(o.client)
 	o.sess.Close(closeReason(err))
 	metrics.closed.WithLabelValues(o.sess.Reason()).Inc()

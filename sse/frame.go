@@ -1,7 +1,7 @@
-// Package sse writes Server-Sent Events: frame encoding and the stream loop
-// that delivers a session's messages to one client. It knows nothing of
-// Caddy or MCP sessions; it is handed a writer, a channel of payloads and a
-// channel that says when to stop.
+// Package sse writes Server-Sent Events: frame encoding, an incremental
+// event parser, and the stream that delivers a session's messages to one
+// client. It knows nothing of Caddy or MCP sessions; a stream is handed a
+// writer and a Queue, which gives it messages and tells it when to stop.
 package sse
 
 import (
