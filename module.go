@@ -449,7 +449,7 @@ func (h *Handler) teardown(sess *session.Session, r *http.Request, next caddyhtt
 // serveMessage takes one POSTed message (or batch), answers 202 and hands
 // it to the upstream in the background.
 func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	id := r.URL.Query().Get("session_id")
+	id := queryParam(r.URL.RawQuery, "session_id")
 	switch {
 	case id == "":
 		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
@@ -470,15 +470,18 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	tooLarge := fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize)
+	tooLarge := func() error {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	}
 	if r.ContentLength > h.MaxMessageSize {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest, tooLarge)
+		return tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest, tooLarge)
+			return tooLarge()
 		}
 		return writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
 	}
@@ -500,6 +503,36 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// queryParam is url.Values.Get for one parameter of a raw query, without
+// building the whole map (every POST asks for session_id). Like
+// url.ParseQuery it splits on '&' only, skips pairs holding a ';', and
+// takes the first value of a repeated key.
+func queryParam(rawQuery, key string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k != key {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
+				continue
+			}
+		}
+		if !strings.ContainsAny(v, "%+") {
+			return v
+		}
+		if uv, err := url.QueryUnescape(v); err == nil {
+			return uv
+		}
+	}
+	return ""
 }
 
 // setSessionPlaceholder sets {http.mcp_sse.session_id} for the request, so
