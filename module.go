@@ -333,16 +333,30 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))}
 	}
-	sess := session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
+	// Until the stream is ready, any way out (a refusal, a panic) gives
+	// back the client's slot and the session's place in the store.
+	var sess *session.Session
+	added, ready := false, false
+	defer func() {
+		if ready {
+			return
+		}
+		if added {
+			sess.Close(session.ReasonWriteError)
+			h.store.Remove(sess.ID)
+		}
+		h.store.clients.Release(client)
+	}()
+	sess = session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
 	sess.Identity = h.identity(r)
 	setSessionPlaceholder(r, sess.ID)
 	if err := h.store.Add(sess, h.MaxSessions); err != nil {
-		h.store.clients.Release(client)
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
 		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))}
 	}
+	added = true
 
 	// Debug lines go through Check: their fields would otherwise be built,
 	// and kept until the next collection, for every stream.
@@ -375,6 +389,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 	opts.Offload = runShallow
 	stream := sse.NewStream(w, http.NewResponseController(w), opts)
 	sess.SetDeliverer(stream.Deliver)
+	ready = true
 	return openedStream{
 		sess:     sess,
 		stream:   stream,
