@@ -34,7 +34,9 @@ func (panicOnHead) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	return next.ServeHTTP(&panickingWriter{&caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
 }
 
-type panickingWriter struct{ *caddyhttp.ResponseWriterWrapper }
+type panickingWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+}
 
 func (panickingWriter) WriteHeader(int) { panic("test: the response writer panics on WriteHeader") }
 
