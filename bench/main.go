@@ -43,6 +43,7 @@ func main() {
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	godebug := flag.String("godebug", "", "GODEBUG for every server process (default: the runtime's defaults), e.g. adaptivestackstart=0")
+	repeat := flag.Int("repeat", 1, "run everything this many times; with more than one, a table per run and then every ratio across the runs with its median")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
@@ -74,6 +75,39 @@ func main() {
 	e.extra = strings.ReplaceAll(*settings, ";", "\n\t\t")
 	log.Printf("open-file limit %d; building in %s", limit, e.dir)
 
+	var w io.Writer = os.Stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	sc := scenarios{idleCounts: idleCounts, sessions: *sessions, calls: *calls, latencyCalls: *latencyCalls, burstN: *burstN}
+	var runs [][]*result
+	for i := range max(*repeat, 1) {
+		if *repeat > 1 {
+			log.Printf("run %d of %d", i+1, *repeat)
+			fmt.Fprintf(w, "## Run %d of %d\n\n", i+1, *repeat)
+		}
+		results := runAll(e, names, sc)
+		report(w, results, sc)
+		runs = append(runs, results)
+	}
+	if len(runs) > 1 {
+		summary(w, runs)
+	}
+}
+
+// scenarios is what each run measures.
+type scenarios struct {
+	idleCounts                            []int
+	sessions, calls, latencyCalls, burstN int
+}
+
+// runAll runs every scenario against every contender in turn.
+func runAll(e *env, names []string, sc scenarios) []*result {
 	var results []*result
 	for _, name := range names {
 		r := &result{name: name}
@@ -93,19 +127,19 @@ func main() {
 		}
 		log.Printf("%s: latency and throughput", name)
 		phase("calls", func(c *contender) error {
-			lat, err := runLatency(c, *latencyCalls)
+			lat, err := runLatency(c, sc.latencyCalls)
 			if err != nil {
 				return fmt.Errorf("latency: %w", err)
 			}
 			r.lat = &lat
-			thr, err := runThroughput(c, *sessions, *calls)
+			thr, err := runThroughput(c, sc.sessions, sc.calls)
 			if err != nil {
 				return fmt.Errorf("throughput: %w", err)
 			}
 			r.thr = &thr
 			return nil
 		})
-		for _, n := range idleCounts {
+		for _, n := range sc.idleCounts {
 			if name == "direct" {
 				break // no streams to hold open
 			}
@@ -118,10 +152,10 @@ func main() {
 				return err
 			})
 		}
-		if *burstN > 0 && slices.Contains([]string{"ours/go-sdk", "ours/lean", "bare"}, name) {
-			log.Printf("%s: burst of %d", name, *burstN)
+		if sc.burstN > 0 && slices.Contains([]string{"ours/go-sdk", "ours/lean", "bare"}, name) {
+			log.Printf("%s: burst of %d", name, sc.burstN)
 			phase("burst", func(c *contender) error {
-				res, err := runBurst(c, *burstN)
+				res, err := runBurst(c, sc.burstN)
 				if err == nil {
 					r.burst = &res
 				}
@@ -130,16 +164,7 @@ func main() {
 		}
 	}
 
-	var w io.Writer = os.Stdout
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer f.Close()
-		w = io.MultiWriter(os.Stdout, f)
-	}
-	report(w, results, idleCounts, *sessions, *calls, *latencyCalls, *burstN)
+	return results
 }
 
 // setup builds Caddy (from ../cmd/caddy, as users build it) and the servers,
@@ -170,7 +195,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseco
 // serverGODEBUG is the GODEBUG the servers ran with, for the report.
 var serverGODEBUG string
 
-func report(w io.Writer, results []*result, idleCounts []int, sessions, calls, latencyCalls, burstN int) {
+func report(w io.Writer, results []*result, sc scenarios) {
+	idleCounts, sessions, calls, latencyCalls, burstN := sc.idleCounts, sc.sessions, sc.calls, sc.latencyCalls, sc.burstN
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "Run %s on %s: %d cores, %s, %s/%s, Go %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		host, runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version())
@@ -251,34 +277,99 @@ func find(results []*result, name string) *result {
 }
 
 // ratios prints the figures the targets are stated in.
-func ratios(w io.Writer, results []*result) {
+// ratio is one figure the issue sets a target for, from one run.
+type ratio struct {
+	what, unit, target string
+	value              float64
+}
+
+// ratiosOf computes the targeted figures of one run; a figure whose
+// contenders did not run is left out.
+func ratiosOf(results []*result) []ratio {
+	var out []ratio
 	thr := func(name string) float64 {
 		if r := find(results, name); r != nil && r.thr != nil {
 			return r.thr.callsPerSec
 		}
 		return 0
 	}
-	line := func(what string, a, b float64, target string) {
+	times := func(what string, a, b float64, target string) {
 		if a > 0 && b > 0 {
-			fmt.Fprintf(w, "\n- %s: %.2f× (target %s)", what, a/b, target)
+			out = append(out, ratio{what, "×", target, a / b})
 		}
 	}
-	fmt.Fprintf(w, "\nRatios:")
-	line("ours/lean ÷ mcp-go SSE, calls/s", thr("ours/lean"), thr("mcp-go SSE"), "≥ 1")
-	line("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
-	line("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
-	line("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
-	line("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
+	times("ours/lean ÷ mcp-go SSE, calls/s", thr("ours/lean"), thr("mcp-go SSE"), "≥ 1")
+	times("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
+	times("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
+	times("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
+	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
-		fmt.Fprintf(w, "\n- p99 added over direct at 1 session: %s ms (target ≤ 1 ms)", ms(o.lat.p99-d.lat.p99))
+		out = append(out,
+			ratio{"p99 added over direct at 1 session", " ms", "≤ 1 ms", float64((o.lat.p99 - d.lat.p99).Microseconds()) / 1000},
+			ratio{"p50 added over direct at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
 	}
 	if o := find(results, "ours/lean"); o != nil && o.thr != nil {
-		fmt.Fprintf(w, "\n- Caddy CPU-s per 1,000 calls, ours/lean: %.3f (target ≤ 0.1)", o.thr.cpuMain)
+		out = append(out, ratio{"Caddy CPU-s per 1,000 calls, ours/lean", "", "≤ 0.1", o.thr.cpuMain})
+	}
+	if o := find(results, "ours/lean"); o != nil && len(o.idle) > 0 {
+		out = append(out, ratio{fmt.Sprintf("KiB per idle stream @%s, ours/lean", kilo(o.idle[0].n)), " KiB", "≤ 32", o.idle[0].kibPerSession})
 	}
 	if o, b := find(results, "ours/lean"), find(results, "bare"); o != nil && b != nil && o.burst != nil && b.burst != nil {
-		line("burst frames/s, ours/lean ÷ bare", o.burst.perSecond, b.burst.perSecond, "≥ 0.8")
+		times("burst frames/s, ours/lean ÷ bare", o.burst.perSecond, b.burst.perSecond, "≥ 0.8")
+	}
+	return out
+}
+
+func (r ratio) format(v float64) string {
+	switch r.unit {
+	case "×":
+		return fmt.Sprintf("%.2f×", v)
+	case "":
+		return fmt.Sprintf("%.3f", v)
+	case " KiB":
+		return fmt.Sprintf("%.1f KiB", v)
+	default:
+		return fmt.Sprintf("%.2f%s", v, r.unit)
+	}
+}
+
+func ratios(w io.Writer, results []*result) {
+	fmt.Fprintf(w, "\nRatios:")
+	for _, r := range ratiosOf(results) {
+		fmt.Fprintf(w, "\n- %s: %s (target %s)", r.what, r.format(r.value), r.target)
 	}
 	fmt.Fprintln(w)
+}
+
+// summary prints every figure of ratiosOf across the runs, in run order,
+// and its median: on a shared machine one run's ratio moves by a third.
+func summary(w io.Writer, runs [][]*result) {
+	fmt.Fprintf(w, "\n## Across %d runs\n\n| figure | target | median | each run |\n|---|---|---|---|\n", len(runs))
+	var order []string
+	byWhat := map[string][]float64{}
+	proto := map[string]ratio{}
+	for _, results := range runs {
+		for _, r := range ratiosOf(results) {
+			if _, seen := proto[r.what]; !seen {
+				order = append(order, r.what)
+				proto[r.what] = r
+			}
+			byWhat[r.what] = append(byWhat[r.what], r.value)
+		}
+	}
+	for _, what := range order {
+		r, vals := proto[what], byWhat[what]
+		each := make([]string, len(vals))
+		for i, v := range vals {
+			each[i] = r.format(v)
+		}
+		sorted := slices.Sorted(slices.Values(vals))
+		median := sorted[len(sorted)/2]
+		if len(sorted)%2 == 0 {
+			median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", what, r.target, r.format(median), strings.Join(each, ", "))
+	}
 }
 
 func memTotal() string {
