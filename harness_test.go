@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,6 +23,7 @@ import (
 
 	_ "github.com/mcpsse/caddy-mcp-sse"
 	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
+	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
@@ -230,15 +230,9 @@ func (tc *testCaddy) logs(msg string) []map[string]any {
 	return out
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
+// freePort is a port for a server this test starts (see testport for why
+// not simply port 0).
+func freePort(t testing.TB) string { return testport.Free(t) }
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {

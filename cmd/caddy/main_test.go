@@ -20,17 +20,13 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
+// freePort is a port for a Caddy this test starts (see testport for why
+// not simply port 0).
+func freePort(t *testing.T) string { return testport.Free(t) }
 
 var (
 	buildOnce sync.Once
