@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,16 +58,8 @@ func idOf(c *rawClient) string {
 }
 
 func TestAdminAPI(t *testing.T) {
-	var deletes atomic.Int32
-	inner := demo.Handler()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodDelete {
-			deletes.Add(1)
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	upstream, deletes := countingUpstream(t, http.MethodDelete)
+	tc := startCaddyWithUpstream(t, "", upstream)
 	a, b := tc.openStream(t), tc.openStream(t)
 	a.initialize()
 

@@ -91,15 +91,7 @@ func TestOriginAndCORS(t *testing.T) {
 // user who opened it; another user's POST, or one with no identity, gets
 // 403 and never reaches the upstream.
 func TestIdentityBinding(t *testing.T) {
-	var upstreamPOSTs atomic.Int32
-	inner := demo.Handler()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			upstreamPOSTs.Add(1)
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(up.Close)
+	upstream, upstreamPOSTs := countingUpstream(t, http.MethodPost)
 	hash := func(pw string) string {
 		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
@@ -125,7 +117,7 @@ func TestIdentityBinding(t *testing.T) {
 			rewrite /mcp
 		}
 	}`, hash("alice-pw"), hash("bob-pw"), hash("alice-pw"), hash("bob-pw"))
-	tc := startCaddySite(t, site, "", strings.TrimPrefix(up.URL, "http://"))
+	tc := startCaddySite(t, site, "", upstream)
 
 	endpoint := openAuthStream(t, tc.base, "alice", "alice-pw")
 	post := func(user, pw string) int {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,6 +159,22 @@ func (tc *testCaddy) reload(settings string) {
 	if resp.StatusCode != http.StatusOK {
 		tc.t.Fatalf("reload: %s %s", resp.Status, body)
 	}
+}
+
+// countingUpstream is the demo MCP server counting the requests of one
+// method it receives; it returns its host:port and the count.
+func countingUpstream(t *testing.T, method string) (string, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == method {
+			n.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	return strings.TrimPrefix(up.URL, "http://"), &n
 }
 
 // burstUpstream is an upstream whose reply to any request is n
