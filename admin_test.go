@@ -34,7 +34,8 @@ type sessionList struct {
 func adminDo(t *testing.T, tc *testCaddy, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, tc.admin+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
+	// Every load replaces the admin server (see handoverClient).
+	resp, err := handoverClient(nil).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,7 +152,7 @@ func (tc *testCaddy) reload(settings string) {
 	tc.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
 	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := handoverClient(nil).Do(req)
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -433,4 +435,43 @@ func toolText(t *testing.T, m rpcMessage) string {
 		t.Fatalf("tools/call result %s: %v", m.Result, err)
 	}
 	return res.Content[0].Text
+}
+
+// handoverClient sends each request on a connection of its own and
+// retries one that a reload's listener handover cut before any server read
+// it. Caddy replaces the admin server on every load and, on Linux, opens a
+// new SO_REUSEPORT socket for each config and closes the old one: a
+// connection still in the old socket's accept queue is reset, and one kept
+// alive to the old server is closed. Go's client retries neither for a
+// POST. retries, if not nil, counts the retried requests.
+func handoverClient(retries *atomic.Int64) *http.Client {
+	return &http.Client{Transport: retryUnread{&http.Transport{DisableKeepAlives: true}, retries}}
+}
+
+// retryUnread retries a request whose fresh connection failed before any
+// response arrived: connection reset or closed with nothing read.
+type retryUnread struct {
+	rt      http.RoundTripper
+	retries *atomic.Int64
+}
+
+func (r retryUnread) RoundTrip(req *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := r.rt.RoundTrip(req)
+		if err == nil || attempt == 5 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+			return resp, err
+		}
+		if r.retries != nil {
+			r.retries.Add(1)
+		}
+		if req.GetBody != nil {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
