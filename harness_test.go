@@ -449,7 +449,8 @@ func handoverClient(retries *atomic.Int64) *http.Client {
 }
 
 // retryUnread retries a request whose fresh connection failed before any
-// response arrived: connection reset or closed with nothing read.
+// response arrived: reset while the request was written (EPIPE) or after
+// (ECONNRESET), or closed with nothing read (EOF).
 type retryUnread struct {
 	rt      http.RoundTripper
 	retries *atomic.Int64
@@ -458,7 +459,7 @@ type retryUnread struct {
 func (r retryUnread) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := r.rt.RoundTrip(req)
-		if err == nil || attempt == 5 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+		if err == nil || attempt == 5 || !cutUnread(err) {
 			return resp, err
 		}
 		if r.retries != nil {
@@ -474,4 +475,8 @@ func (r retryUnread) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func cutUnread(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
