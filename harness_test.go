@@ -108,7 +108,7 @@ func startCaddySite(t *testing.T, site, settings, upstream string) *testCaddy {
 		if t.Failed() {
 			var lines []map[string]any
 			for _, l := range tc.logs("") {
-				if l["logger"] == "http.handlers.mcp_sse" {
+				if l["logger"] == "http.handlers.mcp_sse" || l["logger"] == "http.handlers.reverse_proxy" {
 					lines = append(lines, l)
 				}
 			}
