@@ -506,3 +506,58 @@ func TestUpstreamReplyNeverEnds(t *testing.T) {
 		t.Fatalf("an event stream that never ends: %+v", m)
 	}
 }
+
+// TestEndingSessionsSpareOtherRequests: a session that ends while its last
+// notification is on its way upstream cancels that dispatch, and Go's
+// transport can then close the pooled connection under the next request to
+// take it (see dispatch/resend.go). Every ended session's upstream DELETE
+// must still arrive, and a session calling all along must get every
+// answer.
+func TestEndingSessionsSpareOtherRequests(t *testing.T) {
+	upstream, deletes := countingUpstream(t, http.MethodDelete)
+	tc := startCaddyWithUpstream(t, "", upstream)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := newGoSDKClient("steady").Connect(ctx, sseTransport(tc.base+"/sse", nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	stop := make(chan struct{})
+	var calls atomic.Int64
+	steady := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				steady <- nil
+				return
+			default:
+			}
+			token := fmt.Sprint("steady-", i)
+			if res, err := echoCall(ctx, cs, token); err != nil || res != token {
+				steady <- fmt.Errorf("call %d: %q %v", i, res, err)
+				return
+			}
+			calls.Add(1)
+		}
+	}()
+
+	const ended = 400
+	for range ended {
+		c := tc.openStream(t)
+		c.initialize()
+		c.post(`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
+		c.close()
+	}
+	close(stop)
+	if err := <-steady; err != nil {
+		t.Errorf("the steady session, while %d others ended: %v", ended, err)
+	}
+	// The steady session's DELETE comes only when it closes, after this.
+	eventually(t, 10*time.Second, "an upstream DELETE for every ended session", func() bool { return deletes.Load() >= ended })
+	if n := deletes.Load(); n != ended {
+		t.Errorf("%d upstream DELETEs for %d ended sessions", n, ended)
+	}
+	t.Logf("%d sessions ended beside %d calls of a steady session", ended, calls.Load())
+}

@@ -122,17 +122,20 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		}
 	}
 
-	body := &handoffBody{Reader: bytes.NewReader(msg.Raw)}
-	if !isInit {
-		// The upstream has the message once it has read the body: the
-		// next message may follow, while this one's reply still runs.
-		body.done = handed
+	request := func() *http.Request {
+		body := &handoffBody{Reader: bytes.NewReader(msg.Raw)}
+		if !isInit {
+			// The upstream has the message once it has read the body: the
+			// next message may follow, while this one's reply still runs.
+			body.done = handed
+		}
+		req := t.request(ctx, http.MethodPost, body, int64(len(msg.Raw)), rep)
+		setMessageHeaders(req.Header, msg, upstreamID, version)
+		return req
 	}
-	req := t.request(ctx, http.MethodPost, body, int64(len(msg.Raw)), rep)
-	setMessageHeaders(req.Header, msg, upstreamID, version)
 
 	start := time.Now()
-	err := d.serve(c.Next, rep, req)
+	err := d.serve(c.Next, rep, request)
 	rep.finish()
 	if d.Observe != nil {
 		d.Observe(msg.Method, time.Since(start))
@@ -177,11 +180,31 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	}
 }
 
-// serve calls the next handler. reverse_proxy aborts a reply that fails
-// midway by panicking with http.ErrAbortHandler, which net/http recovers
-// for requests it serves; a dispatch is not one of those, so it recovers
-// here, and the failure becomes an error the client is told about.
-func (d *Dispatcher) serve(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
+// serve calls the next handler with a request made by request, and with a
+// new one while the transport drops it unsent (see resend.go), at most
+// maxSends times in all. Each send has a request of its own: the
+// transport may still be dialing for the one before, and reading its vars.
+func (d *Dispatcher) serve(next caddyhttp.Handler, rep *reply, request func() *http.Request) error {
+	for sends := 1; ; sends++ {
+		rep.mayResend = sends < maxSends
+		req := request()
+		err := d.serveOnce(next, rep, req)
+		if !rep.dropped {
+			return err
+		}
+		rep.dropped = false
+		clear(rep.header)
+		d.Logger.Debug("sending again an upstream request the transport dropped unsent",
+			zap.String("method", req.Method), zap.Int("sends", sends))
+	}
+}
+
+// serveOnce calls the next handler. reverse_proxy aborts a reply that
+// fails midway by panicking with http.ErrAbortHandler, which net/http
+// recovers for requests it serves; a dispatch is not one of those, so it
+// recovers here, and the failure becomes an error the client is told
+// about.
+func (d *Dispatcher) serveOnce(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {

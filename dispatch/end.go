@@ -23,12 +23,15 @@ func (d *Dispatcher) End(ctx context.Context, sess *session.Session, r *http.Req
 	t := template(r, d.ForwardHeaders)
 	t.url = url.URL{Path: path}
 	rep := newReply(maxErrorSnippet)
-	req := t.request(ctx, http.MethodDelete, nil, 0, rep)
-	req.Header.Set(HeaderSessionID, upstreamID)
-	if version != "" {
-		req.Header.Set(HeaderProtocolVersion, version)
+	request := func() *http.Request {
+		req := t.request(ctx, http.MethodDelete, nil, 0, rep)
+		req.Header.Set(HeaderSessionID, upstreamID)
+		if version != "" {
+			req.Header.Set(HeaderProtocolVersion, version)
+		}
+		return req
 	}
-	if err := d.serve(next, rep, req); err != nil {
+	if err := d.serve(next, rep, request); err != nil {
 		return err
 	}
 	if rep.status >= 400 && rep.status != http.StatusNotFound && rep.status != http.StatusMethodNotAllowed {

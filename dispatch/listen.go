@@ -47,13 +47,16 @@ func (d *Dispatcher) listen(c Call, t *requestTemplate) {
 		// Bound by the session only: this stream is meant to stay open.
 		ctx, cancel := context.WithCancel(t.ctx)
 		stop := context.AfterFunc(sess.Context(), cancel)
-		req := t.request(ctx, http.MethodGet, nil, 0, rep)
-		req.Header.Set("Accept", "text/event-stream")
-		req.Header.Set(HeaderSessionID, upstreamID)
-		if version != "" {
-			req.Header.Set(HeaderProtocolVersion, version)
+		request := func() *http.Request {
+			req := t.request(ctx, http.MethodGet, nil, 0, rep)
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set(HeaderSessionID, upstreamID)
+			if version != "" {
+				req.Header.Set(HeaderProtocolVersion, version)
+			}
+			return req
 		}
-		err := d.serve(c.Next, rep, req)
+		err := d.serve(c.Next, rep, request)
 		stop()
 		cancel()
 		if sess.Context().Err() != nil {

@@ -32,6 +32,12 @@ type reply struct {
 	// bad records the first thing in the reply that was not a JSON-RPC
 	// message; the dispatch reports it if no response arrives.
 	bad string
+
+	// sends watches the request this is the reply to (see resend.go).
+	sends *sendWatch
+	// mayResend is set while the request may be sent again; dropped
+	// records that it was dropped unsent, and this reply is still unwritten.
+	mayResend, dropped bool
 }
 
 type replyMode int
@@ -57,6 +63,10 @@ func (r *reply) Header() http.Header { return r.header }
 func (r *reply) WriteHeader(status int) {
 	if r.wroteHeader || status < 200 {
 		// 1xx informational responses are not the reply.
+		return
+	}
+	if status == statusClientClosed && r.mayResend && r.sends.droppedUnsent() {
+		r.dropped = true
 		return
 	}
 	r.wroteHeader = true

@@ -115,7 +115,7 @@ func headerValue(v string) string {
 // prepares a request of its own: a fresh replacer and vars, so that
 // concurrent dispatches never share the maps of the POST that carried
 // them.
-func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, w http.ResponseWriter) *http.Request {
+func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, rep *reply) *http.Request {
 	u := t.url
 	req := &http.Request{
 		Method:        method,
@@ -133,12 +133,16 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 	if body == nil {
 		req.Body = http.NoBody
 	}
+	ctx, rep.sends = watchSends(ctx)
 	req = req.WithContext(ctx)
-	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), w, t.server)
+	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rep, t.server)
 }
 
 // handoffBody is a request body that reports when the upstream has read
-// all of it (or closed it unread).
+// all of it. Closed unread, it reports nothing: the transport does that
+// with a request it dropped unsent, which is sent again (see resend.go)
+// and must keep its place in the order; the dispatch hands on its turn
+// when it ends in any case.
 type handoffBody struct {
 	*bytes.Reader
 	done func()
@@ -152,9 +156,4 @@ func (b *handoffBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *handoffBody) Close() error {
-	if b.done != nil {
-		b.done()
-	}
-	return nil
-}
+func (b *handoffBody) Close() error { return nil }

@@ -1,0 +1,52 @@
+package dispatch
+
+// Sending again a request the transport dropped unsent.
+//
+// Go's http.Transport (go1.26 still; golang/go#9496 and #41600 were
+// earlier forms of the race) gives the connection of a response without a
+// body back to its pool as soon as the response is read, before that
+// request's round trip returns. A cancellation of that request landing in
+// between closes the connection under whichever request took it next,
+// which then fails with "context canceled" though nobody canceled it, and
+// reverse_proxy answers it with 499. Dispatches are canceled whenever a
+// session ends, so the victim can be any session's call, or the DELETE
+// that ends an upstream session. Such a request was never written: the
+// transport waits for its writer to finish before a failed round trip
+// returns, and reports every write it begins (httptrace WroteRequest), so
+// sending it again cannot deliver it twice.
+
+import (
+	"context"
+	"net/http/httptrace"
+	"sync/atomic"
+)
+
+// statusClientClosed is what reverse_proxy answers when a round trip
+// fails as canceled.
+const statusClientClosed = 499
+
+// maxSends bounds how often one request is sent when the transport keeps
+// dropping it unsent.
+const maxSends = 3
+
+// sendWatch notes whether the transport began writing a request.
+type sendWatch struct {
+	ctx   context.Context // the request's own, with the trace
+	began atomic.Bool
+}
+
+// watchSends returns ctx with a trace that records the start of every
+// write of the request, and the watch that reads it.
+func watchSends(ctx context.Context) (context.Context, *sendWatch) {
+	w := new(sendWatch)
+	w.ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { w.began.Store(true) },
+	})
+	return w.ctx, w
+}
+
+// droppedUnsent reports whether a round trip that failed as canceled
+// never reached the upstream and was not canceled through its own context.
+func (w *sendWatch) droppedUnsent() bool {
+	return !w.began.Load() && w.ctx.Err() == nil
+}
