@@ -24,12 +24,7 @@ func (d *Dispatcher) End(ctx context.Context, sess *session.Session, r *http.Req
 	t.url = url.URL{Path: path}
 	rep := newReply(maxErrorSnippet)
 	request := func() *http.Request {
-		req := t.request(ctx, http.MethodDelete, nil, 0, rep)
-		req.Header.Set(HeaderSessionID, upstreamID)
-		if version != "" {
-			req.Header.Set(HeaderProtocolVersion, version)
-		}
-		return req
+		return t.sessionRequest(ctx, http.MethodDelete, rep, upstreamID, version)
 	}
 	if err := d.serve(next, rep, request); err != nil {
 		return err

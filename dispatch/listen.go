@@ -48,12 +48,8 @@ func (d *Dispatcher) listen(c Call, t *requestTemplate) {
 		ctx, cancel := context.WithCancel(t.ctx)
 		stop := context.AfterFunc(sess.Context(), cancel)
 		request := func() *http.Request {
-			req := t.request(ctx, http.MethodGet, nil, 0, rep)
+			req := t.sessionRequest(ctx, http.MethodGet, rep, upstreamID, version)
 			req.Header.Set("Accept", "text/event-stream")
-			req.Header.Set(HeaderSessionID, upstreamID)
-			if version != "" {
-				req.Header.Set(HeaderProtocolVersion, version)
-			}
 			return req
 		}
 		err := d.serve(c.Next, rep, request)

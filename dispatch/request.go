@@ -138,6 +138,18 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rep, t.server)
 }
 
+// sessionRequest builds a request without a body about the upstream
+// session itself (its standalone stream, its end), carrying its id and
+// protocol version.
+func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep *reply, upstreamID, version string) *http.Request {
+	req := t.request(ctx, method, nil, 0, rep)
+	req.Header.Set(HeaderSessionID, upstreamID)
+	if version != "" {
+		req.Header.Set(HeaderProtocolVersion, version)
+	}
+	return req
+}
+
 // handoffBody is a request body that reports when the upstream has read
 // all of it. Closed unread, it reports nothing: the transport does that
 // with a request it dropped unsent, which is sent again (see resend.go)
