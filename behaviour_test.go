@@ -366,13 +366,8 @@ func TestReloadKeepsStreams(t *testing.T) {
 	client := handoverClient(&retries)
 	post := func(body string) {
 		t.Helper()
-		resp, err := client.Post(c.endpoint, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatalf("POST %s: %v", body, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST %s: %s", body, resp.Status)
+		if code, reply := postVia(t, client, c.endpoint, body); code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", body, code, reply)
 		}
 	}
 

@@ -396,7 +396,13 @@ func (c *rawClient) post(body string) (int, string) {
 
 func postTo(t *testing.T, endpoint, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(endpoint, "application/json", strings.NewReader(body))
+	return postVia(t, http.DefaultClient, endpoint, body)
+}
+
+// postVia is postTo through client.
+func postVia(t *testing.T, client *http.Client, endpoint, body string) (int, string) {
+	t.Helper()
+	resp, err := client.Post(endpoint, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
