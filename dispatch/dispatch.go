@@ -89,14 +89,15 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 
 	ctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
 	defer cancel()
-	defer context.AfterFunc(sess.Context(), cancel)()
+	rep := newReply(d.MaxMessageSize)
+	rep.gate = &cancelGate{cancel: cancel}
+	defer context.AfterFunc(sess.Context(), rep.gate.Cancel)()
 
 	upstreamID, version := sess.Upstream()
 	msg := &c.Message
 	isInit := msg.Method == "initialize"
 	var answered bool
 
-	rep := newReply(d.MaxMessageSize)
 	rep.onHeader = func(status int, h http.Header) {
 		if id := h.Get(HeaderSessionID); id != "" && status < 300 {
 			sess.SetUpstreamID(id)
@@ -189,6 +190,9 @@ func (d *Dispatcher) serve(next caddyhttp.Handler, rep *reply, request func() *h
 		rep.mayResend = sends < maxSends
 		req := request()
 		err := d.serveOnce(next, rep, req)
+		if rep.gate != nil {
+			rep.gate.release()
+		}
 		if !rep.dropped {
 			return err
 		}

@@ -46,7 +46,8 @@ func (d *Dispatcher) listen(c Call, t *requestTemplate) {
 		}
 		// Bound by the session only: this stream is meant to stay open.
 		ctx, cancel := context.WithCancel(t.ctx)
-		stop := context.AfterFunc(sess.Context(), cancel)
+		rep.gate = &cancelGate{cancel: cancel}
+		stop := context.AfterFunc(sess.Context(), rep.gate.Cancel)
 		request := func() *http.Request {
 			req := t.sessionRequest(ctx, http.MethodGet, rep, upstreamID, version)
 			req.Header.Set("Accept", "text/event-stream")

@@ -35,6 +35,9 @@ type reply struct {
 
 	// sends watches the request this is the reply to (see resend.go).
 	sends *sendWatch
+	// gate, if set, holds back the dispatch's cancellation while the
+	// reply's header is awaited (see cancelgate.go).
+	gate *cancelGate
 	// mayResend is set while the request may be sent again; dropped
 	// records that it was dropped unsent, and this reply is still unwritten.
 	mayResend, dropped bool
@@ -71,6 +74,9 @@ func (r *reply) WriteHeader(status int) {
 	}
 	r.wroteHeader = true
 	r.status = status
+	if r.gate != nil {
+		r.gate.release()
+	}
 	mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
 	switch mt {
 	case "text/event-stream":

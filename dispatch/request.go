@@ -133,7 +133,7 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 	if body == nil {
 		req.Body = http.NoBody
 	}
-	ctx, rep.sends = watchSends(ctx)
+	ctx, rep.sends = watchSends(ctx, rep.gate)
 	req = req.WithContext(ctx)
 	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rep, t.server)
 }

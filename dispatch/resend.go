@@ -37,11 +37,16 @@ type sendWatch struct {
 
 // watchSends returns ctx with a trace that records the start of every
 // write of the request, and the watch that reads it.
-func watchSends(ctx context.Context) (context.Context, *sendWatch) {
+// gate, if not nil, is held once the request has a connection.
+func watchSends(ctx context.Context, gate *cancelGate) (context.Context, *sendWatch) {
 	w := new(sendWatch)
-	w.ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+	trace := &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { w.began.Store(true) },
-	})
+	}
+	if gate != nil {
+		trace.GotConn = func(httptrace.GotConnInfo) { gate.hold() }
+	}
+	w.ctx = httptrace.WithClientTrace(ctx, trace)
 	return w.ctx, w
 }
 
