@@ -47,16 +47,6 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return e.Msg }
 
-// envelope is the part of a JSON-RPC message the bridge reads.
-type envelope struct {
-	JSONRPC *string         `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  *string         `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	Result  json.RawMessage `json:"result"`
-	Error   json.RawMessage `json:"error"`
-}
-
 // Parse reads a POSTed body: one JSON-RPC 2.0 message or a batch of them.
 // A batch is returned as its messages, in order, so that each is
 // dispatched on its own: newer Streamable HTTP servers no longer accept
@@ -102,36 +92,68 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	if len(raw) == 0 || (raw[0] != '{' && json.Valid(raw)) {
 		return invalid("a JSON-RPC message must be an object")
 	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) {
-			return Message{}, &ParseError{CodeParseError, "parse error: body is not valid JSON: " + err.Error()}
+	if !json.Valid(raw) {
+		err := json.Unmarshal(raw, new(any)) // for its description of what is wrong
+		return Message{}, &ParseError{CodeParseError, "parse error: body is not valid JSON: " + err.Error()}
+	}
+	// The members the bridge reads, by their exact keys; a repeated one
+	// would be read one way here and maybe another way upstream.
+	var version, id, method, params, result, rpcErr []byte
+	err := eachMember(raw, func(key string, v []byte) error {
+		var slot *[]byte
+		switch key {
+		case "jsonrpc":
+			slot = &version
+		case "id":
+			slot = &id
+		case "method":
+			slot = &method
+		case "params":
+			slot = &params
+		case "result":
+			slot = &result
+		case "error":
+			slot = &rpcErr
+		default:
+			return nil
 		}
+		if *slot != nil {
+			return fmt.Errorf("%w %q", errDuplicateKey, key)
+		}
+		*slot = v
+		return nil
+	})
+	if err != nil {
 		return invalid(err.Error())
 	}
-	if env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+	if v, ok := jsonString(version); !ok || v != "2.0" {
 		return invalid(`"jsonrpc" must be "2.0"`)
 	}
-	if env.ID != nil && !validID(env.ID) {
+	if id != nil && !validID(id) {
 		return invalid(`"id" must be a string, a number or null`)
 	}
-	m := Message{Raw: raw, ID: env.ID}
+	m := Message{Raw: raw, ID: id}
 	switch {
-	case env.Method != nil:
-		if *env.Method == "" {
+	case method != nil:
+		name, ok := jsonString(method)
+		if !ok {
+			return invalid(`"method" must be a string`)
+		}
+		if name == "" {
 			return invalid(`"method" must not be empty`)
 		}
-		if env.Params != nil && env.Params[0] != '{' && env.Params[0] != '[' {
+		if params != nil && params[0] != '{' && params[0] != '[' {
 			return invalid(`"params" must be an object or an array`)
 		}
-		m.Method = *env.Method
-		readParams(&m, env.Params)
-	case env.Result != nil || env.Error != nil:
-		if env.ID == nil {
+		m.Method = name
+		if err := readParams(&m, params); err != nil {
+			return invalid(err.Error())
+		}
+	case result != nil || rpcErr != nil:
+		if id == nil {
 			return invalid(`a response must carry "id"`)
 		}
-		if env.Result != nil && env.Error != nil {
+		if result != nil && rpcErr != nil {
 			return invalid(`a response carries "result" or "error", not both`)
 		}
 	default:
@@ -149,30 +171,48 @@ func validID(id json.RawMessage) bool {
 	}
 }
 
-// readParams fills Name and ProtocolVersion. Params are decoded only when
-// they can hold either, which keeps the common path to one decode.
-func readParams(m *Message, params json.RawMessage) {
+// readParams fills Name and ProtocolVersion, reading the params' members
+// by their exact keys. Params are walked only when they can hold either,
+// which keeps the common path to one pass over the body.
+func readParams(m *Message, params json.RawMessage) error {
 	named := m.Method == "tools/call" || m.Method == "prompts/get" || m.Method == "resources/read"
 	if params == nil || params[0] != '{' || (!named && !bytes.Contains(params, []byte(`"_meta"`))) {
-		return
+		return nil
 	}
-	var p struct {
-		Name string `json:"name"`
-		URI  string `json:"uri"`
-		Meta struct {
-			ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
-		} `json:"_meta"`
+	nameKey := "name"
+	if m.Method == "resources/read" {
+		nameKey = "uri"
 	}
-	if json.Unmarshal(params, &p) != nil {
-		return
+	var name, meta []byte
+	err := eachMember(params, func(key string, v []byte) error {
+		var slot *[]byte
+		switch {
+		case key == "_meta":
+			slot = &meta
+		case named && key == nameKey:
+			slot = &name
+		default:
+			return nil
+		}
+		if *slot != nil {
+			return fmt.Errorf("%w \"params.%s\"", errDuplicateKey, key)
+		}
+		*slot = v
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	m.ProtocolVersion = p.Meta.ProtocolVersion
-	switch m.Method {
-	case "tools/call", "prompts/get":
-		m.Name = p.Name
-	case "resources/read":
-		m.Name = p.URI
+	m.Name, _ = jsonString(name)
+	if meta != nil && meta[0] == '{' {
+		return eachMember(meta, func(key string, v []byte) error {
+			if key == "io.modelcontextprotocol/protocolVersion" {
+				m.ProtocolVersion, _ = jsonString(v)
+			}
+			return nil
+		})
 	}
+	return nil
 }
 
 // ErrorResponse encodes a JSON-RPC error response. A nil id is written as

@@ -35,6 +35,16 @@ func TestParse(t *testing.T) {
 		{"neither request nor response", `{"jsonrpc":"2.0","id":1}`, CodeInvalidRequest, 0},
 		{"response without id", `{"jsonrpc":"2.0","result":{}}`, CodeInvalidRequest, 0},
 		{"result and error", `{"jsonrpc":"2.0","id":1,"result":{},"error":{}}`, CodeInvalidRequest, 0},
+		{"duplicate method", `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}`, CodeInvalidRequest, 0},
+		{"duplicate id", `{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}`, CodeInvalidRequest, 0},
+		{"duplicate jsonrpc", `{"jsonrpc":"2.0","jsonrpc":"2.0","method":"ping"}`, CodeInvalidRequest, 0},
+		{"duplicate params", `{"jsonrpc":"2.0","id":1,"method":"a","params":{},"params":{}}`, CodeInvalidRequest, 0},
+		{"duplicate escaped method", `{"jsonrpc":"2.0","id":1,"method":"ping","\u006dethod":"x"}`, CodeInvalidRequest, 0},
+		{"duplicate tool name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"add"}}`, CodeInvalidRequest, 0},
+		{"duplicate resource uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a:","uri":"b:"}}`, CodeInvalidRequest, 0},
+		{"other case is another key", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"add"},"Method":"x"}`, 0, 1},
+		{"jsonrpc in other case only", `{"JSONRPC":"2.0","id":1,"method":"a"}`, CodeInvalidRequest, 0},
+		{"method in other case only", `{"jsonrpc":"2.0","id":1,"Method":"a"}`, CodeInvalidRequest, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +73,13 @@ func TestParseReadsNameAndMeta(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}`, "resources/read", "file:///a", "", true},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, "tools/list", "", "2026-07-28", true},
 		{`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`, "notifications/cancelled", "", "", false},
+		// Keys are matched exactly, as the SDKs upstream match them: a
+		// member spelled otherwise is not the tool's name.
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"add"}}`, "tools/call", "echo", "", true},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"add","name":"echo"}}`, "tools/call", "echo", "", true},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"echo"}}`, "tools/call", "echo", "", true},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"add"}}`, "tools/call", "", "", true},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"ping","params":{"arguments":{"name":"x"},"name":"echo"}}`, "tools/call", "echo", "", true},
 	}
 	for _, tc := range tests {
 		msgs, err := Parse([]byte(tc.body))
