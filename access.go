@@ -2,11 +2,13 @@ package mcpsse
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
 )
@@ -31,7 +33,7 @@ const (
 
 // checkOrigin applies the MCP spec's Origin validation, which guards local
 // servers against DNS rebinding: a request without Origin is fine
-// (non-browser clients send none), one from the request's own host is
+// (non-browser clients send none), one from the site's own origin is
 // fine, one from an origin in allowed_origins is fine, anything else is
 // refused.
 func (h *Handler) checkOrigin(r *http.Request) originDecision {
@@ -42,10 +44,58 @@ func (h *Handler) checkOrigin(r *http.Request) originDecision {
 	if slices.Contains(h.AllowedOrigins, "*") || slices.Contains(h.AllowedOrigins, origin) {
 		return originListed
 	}
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+	if h.sameOrigin(origin, r) {
 		return originSame
 	}
 	return originForbidden
+}
+
+// sameOrigin reports whether origin is the site the request reached: the
+// scheme it came in on, the host and port it was sent to, and a host that
+// a rebinding attacker cannot pick. In a rebinding attack the browser
+// sends the attacker's name as both Host and Origin, so their agreeing
+// proves nothing; what does is a host the site is configured for (its
+// host matchers), a loopback name, or an IP literal, which no DNS answer
+// stands behind. A catch-all site (no host matchers) thus trusts only the
+// last two.
+func (h *Handler) sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	scheme := requestScheme(r)
+	if err != nil || u.Scheme != scheme || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+		return false
+	}
+	if !strings.EqualFold(withoutDefaultPort(u.Host, scheme), withoutDefaultPort(r.Host, scheme)) {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	return h.site(r).servesHost(r)
+}
+
+// requestScheme is the scheme the client used: the connection's, or what
+// a trusted proxy in front said it was.
+func requestScheme(r *http.Request) string {
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if proto := r.Header.Get("X-Forwarded-Proto"); proto == "http" || proto == "https" {
+			return proto
+		}
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func withoutDefaultPort(hostport, scheme string) string {
+	if scheme == "https" {
+		return strings.TrimSuffix(hostport, ":443")
+	}
+	return strings.TrimSuffix(hostport, ":80")
 }
 
 // setCORS adds the CORS headers a listed browser origin needs.

@@ -42,8 +42,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward_headers  <field...>          # besides Authorization
 //		allowed_origins  <origin...>         # cross-origin browser clients, or *
 //		identity         <placeholder> | off # default {http.auth.user.id}
-//		max_sessions_per_client <n>          # default: no limit
+//		max_sessions_per_client <n> | off    # default 500
 //		max_batch_size   <n>                 # default 100
+//		max_inflight     <n> | off           # default 64 per session
+//		max_pending_bytes <size> | off       # default 256MiB per process
+//		body_timeout     <duration> | off    # default 10s
 //		upstream_listen  on | off            # default on
 //	}
 //
@@ -75,7 +78,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "upstream_timeout":
 			err = parsePositiveDuration(d, &h.UpstreamTimeout)
 		case "max_message_size":
-			err = parseSize(d, &h.MaxMessageSize)
+			err = parseSize(d, &h.MaxMessageSize, false)
 		case "max_sessions":
 			err = parseCount(d, &h.MaxSessions, true)
 		case "queue_size":
@@ -100,9 +103,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "identity":
 			err = parseOneArg(d, &h.Identity)
 		case "max_sessions_per_client":
-			err = parseCount(d, &h.MaxSessionsPerClient, false)
+			err = parseCount(d, &h.MaxSessionsPerClient, true)
 		case "max_batch_size":
 			err = parseCount(d, &h.MaxBatchSize, false)
+		case "max_inflight":
+			err = parseCount(d, &h.MaxInflight, true)
+		case "max_pending_bytes":
+			err = parseSize(d, &h.MaxPendingBytes, true)
+		case "body_timeout":
+			err = parseDuration(d, &h.BodyTimeout, false)
 		case "upstream_listen":
 			var arg string
 			if err = parseOneArg(d, &arg); err == nil {
@@ -213,14 +222,21 @@ func parseRapidYield(d *caddyfile.Dispenser, h *Handler) error {
 	return nil
 }
 
-func parseSize(d *caddyfile.Dispenser, dst *int64) error {
+// parseSize reads a positive size such as 4MiB; offAllowed also takes
+// "off" (stored as -1).
+func parseSize(d *caddyfile.Dispenser, dst *int64, offAllowed bool) error {
+	name := d.Val()
 	var arg string
 	if err := parseOneArg(d, &arg); err != nil {
 		return err
 	}
+	if offAllowed && arg == "off" {
+		*dst = -1
+		return nil
+	}
 	n, err := humanize.ParseBytes(arg)
 	if err != nil || n == 0 || n > 1<<40 {
-		return d.Errf("max_message_size: invalid size %q: want a positive size such as 4MiB", arg)
+		return d.Errf("%s: invalid size %q: want a positive size such as 4MiB", name, arg)
 	}
 	*dst = int64(n)
 	return nil

@@ -54,6 +54,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"identity off", block(`identity off`), Handler{Identity: "off"}},
 		{"max_sessions_per_client", block(`max_sessions_per_client 4`), Handler{MaxSessionsPerClient: 4}},
 		{"max_batch_size", block(`max_batch_size 20`), Handler{MaxBatchSize: 20}},
+		{"max_sessions_per_client off", block(`max_sessions_per_client off`), Handler{MaxSessionsPerClient: -1}},
+		{"max_inflight", block(`max_inflight 8`), Handler{MaxInflight: 8}},
+		{"max_inflight off", block(`max_inflight off`), Handler{MaxInflight: -1}},
+		{"max_pending_bytes", block(`max_pending_bytes 64MiB`), Handler{MaxPendingBytes: 64 << 20}},
+		{"max_pending_bytes off", block(`max_pending_bytes off`), Handler{MaxPendingBytes: -1}},
+		{"body_timeout", block(`body_timeout 3s`), Handler{BodyTimeout: caddy.Duration(3 * time.Second)}},
+		{"body_timeout off", block(`body_timeout off`), Handler{BodyTimeout: -1}},
 		{"upstream_listen off", block(`upstream_listen off`), Handler{UpstreamListen: &[]bool{false}[0]}},
 		{"upstream_listen on", block(`upstream_listen on`), Handler{UpstreamListen: &[]bool{true}[0]}},
 	}
@@ -98,6 +105,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"origin without scheme", "mcp_sse {\n\tallowed_origins example.com\n}", "allowed_origins: \"example.com\" is not an origin"},
 		{"zero per client", "mcp_sse {\n\tmax_sessions_per_client 0\n}", "max_sessions_per_client must be a positive whole number"},
 		{"bad batch", "mcp_sse {\n\tmax_batch_size -1\n}", "max_batch_size must be a positive whole number"},
+		{"zero inflight", "mcp_sse {\n\tmax_inflight 0\n}", "max_inflight must be a positive whole number"},
+		{"bad pending bytes", "mcp_sse {\n\tmax_pending_bytes lots\n}", "max_pending_bytes: invalid size"},
+		{"bad body timeout", "mcp_sse {\n\tbody_timeout 0\n}", "body_timeout must be positive or off"},
 		{"bad listen", "mcp_sse {\n\tupstream_listen maybe\n}", "upstream_listen takes on or off"},
 	}
 	for _, tc := range tests {
@@ -124,7 +134,8 @@ func TestDefaultsAndValidate(t *testing.T) {
 		SendTimeout: caddy.Duration(30 * time.Second), RapidYieldMax: 50, RapidYieldWindow: caddy.Duration(time.Second),
 		CleanupTimeout: caddy.Duration(5 * time.Second), MaxMessageSize: 4 << 20, MaxSessions: 10000,
 		QueueSize: 1024, UpstreamTimeout: caddy.Duration(120 * time.Second),
-		Identity: "{http.auth.user.id}", MaxBatchSize: 100,
+		Identity: "{http.auth.user.id}", MaxBatchSize: 100, MaxSessionsPerClient: 500,
+		MaxInflight: 64, MaxPendingBytes: 256 << 20, BodyTimeout: caddy.Duration(10 * time.Second),
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults = %+v\nwant %+v", h, want)
@@ -134,9 +145,11 @@ func TestDefaultsAndValidate(t *testing.T) {
 	}
 
 	// Off stays off: defaults fill only what is unset.
-	off := Handler{Keepalive: -1, SendTimeout: -1, RapidYieldMax: -1, MaxSessions: -1, Retry: -1}
+	off := Handler{Keepalive: -1, SendTimeout: -1, RapidYieldMax: -1, MaxSessions: -1, Retry: -1,
+		MaxSessionsPerClient: -1, MaxInflight: -1, MaxPendingBytes: -1, BodyTimeout: -1}
 	off.applyDefaults()
-	if off.Keepalive != -1 || off.SendTimeout != -1 || off.RapidYieldMax != -1 || off.MaxSessions != -1 || off.Retry != -1 {
+	if off.Keepalive != -1 || off.SendTimeout != -1 || off.RapidYieldMax != -1 || off.MaxSessions != -1 || off.Retry != -1 ||
+		off.MaxSessionsPerClient != -1 || off.MaxInflight != -1 || off.MaxPendingBytes != -1 || off.BodyTimeout != -1 {
 		t.Errorf("defaults overrode off: %+v", off)
 	}
 
@@ -152,7 +165,6 @@ func TestDefaultsAndValidate(t *testing.T) {
 		{QueueSize: -1},
 		{AllowedOrigins: []string{"example.com"}},
 		{AllowedOrigins: []string{"https://example.com/path"}},
-		{MaxSessionsPerClient: -1},
 	}
 	for _, b := range bad {
 		b.applyDefaults()

@@ -23,6 +23,7 @@ var metrics struct {
 	dispatch       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	keepalives     prometheus.Counter
+	refused        *prometheus.CounterVec
 }
 
 const metricsNamespace, metricsSubsystem = "caddy", "mcp_sse"
@@ -48,6 +49,8 @@ func initMetrics() {
 		metrics.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("upstream_errors_total",
 			"Dispatches that produced no response from the upstream, by kind.")), []string{"kind"})
 		metrics.keepalives = prometheus.NewCounter(prometheus.CounterOpts(opts("keepalives_total", "Keepalive frames written.")))
+		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("posts_refused_total",
+			"POSTs refused for a limit on work in flight, by limit: max_inflight, max_pending_bytes.")), []string{"limit"})
 	})
 }
 
@@ -56,7 +59,7 @@ func initMetrics() {
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
 	for _, c := range []prometheus.Collector{metrics.sessionsActive, metrics.opened, metrics.closed,
-		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives} {
+		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -13,7 +13,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -46,6 +49,13 @@ const (
 	DefaultQueueSize        = 1024
 	DefaultUpstreamTimeout  = 120 * time.Second
 	DefaultMaxBatchSize     = 100
+	DefaultMaxInflight      = 64
+	DefaultMaxPendingBytes  = 256 << 20
+	DefaultBodyTimeout      = 10 * time.Second
+	// A client IP is often a whole NAT'd office or a company's egress
+	// proxy: 500 sessions lets a few hundred people behind one address
+	// work, while no one address can take every one of the default 10,000.
+	DefaultMaxSessionsPerClient = 500
 )
 
 // Handler serves MCP's HTTP+SSE transport. A GET on SSEPath opens a
@@ -88,8 +98,9 @@ type Handler struct {
 	// larger message in the upstream's reply is an upstream error.
 	// Default: 4 MiB.
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
-	// Most sessions open at once (across every mcp_sse handler); further
-	// GETs get 503 with Retry-After. Default: 10000; negative: no limit.
+	// Most sessions this handler holds open at once; further GETs get 503
+	// with Retry-After. Each handler counts its own sessions. Default:
+	// 10000; negative: no limit.
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// Messages a session's outbound queue holds. While it is full, relays
 	// wait for room (backpressure on the upstream), up to send_timeout; a
@@ -113,12 +124,27 @@ type Handler struct {
 	// turns the binding off.
 	Identity string `json:"identity,omitempty"`
 	// Most sessions one client (by client IP, as Caddy determines it,
-	// trusted proxies included) may hold open; further GETs get 503 with
-	// Retry-After. Default: no limit.
+	// trusted proxies included) may hold open on this handler; further
+	// GETs get 503 with Retry-After. Default: 500; negative: no limit.
 	MaxSessionsPerClient int `json:"max_sessions_per_client,omitempty"`
 	// Most messages one POSTed batch may hold; a larger batch gets 413.
 	// Default: 100.
 	MaxBatchSize int `json:"max_batch_size,omitempty"`
+	// Most dispatches of one session in flight at once: requests and
+	// notifications posted and not yet answered by the upstream. A POST
+	// that would exceed it gets 429 with Retry-After; responses to the
+	// server's own requests (sampling, elicitation) are never held back,
+	// or a tool waiting on one could not finish. Default: 64; negative:
+	// no limit.
+	MaxInflight int `json:"max_inflight,omitempty"`
+	// Most bytes of POST bodies held at once, from their read until their
+	// dispatches end, counted across every mcp_sse handler of the process
+	// (each checks against its own limit). A POST beyond it gets 503 with
+	// Retry-After. Default: 256 MiB; negative: no limit.
+	MaxPendingBytes int64 `json:"max_pending_bytes,omitempty"`
+	// Bound on reading one POST's body; a client that sends it slower is
+	// answered 408. Default: 10s; negative: off.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 	// Whether each initialized session holds the upstream's standalone
 	// event stream open (a GET with its Mcp-Session-Id), so that what the
 	// server sends outside any request (list_changed notifications,
@@ -127,6 +153,7 @@ type Handler struct {
 	UpstreamListen *bool `json:"upstream_listen,omitempty"`
 
 	store      pooledStore
+	sites      *siteCache
 	dispatcher *dispatch.Dispatcher
 	streamOpts sse.Options
 	endpoint   string // the endpoint URL up to "?session_id="
@@ -145,6 +172,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.applyDefaults()
+	h.sites = new(siteCache)
 
 	h.streamOpts = sse.Options{
 		Retry:            positive(h.Retry),
@@ -208,6 +236,10 @@ func (h *Handler) applyDefaults() {
 	setDefault(&h.UpstreamTimeout, caddy.Duration(DefaultUpstreamTimeout))
 	setDefault(&h.Identity, DefaultIdentity)
 	setDefault(&h.MaxBatchSize, DefaultMaxBatchSize)
+	setDefault(&h.MaxInflight, DefaultMaxInflight)
+	setDefault(&h.MaxPendingBytes, DefaultMaxPendingBytes)
+	setDefault(&h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
+	setDefault(&h.MaxSessionsPerClient, DefaultMaxSessionsPerClient)
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -257,8 +289,6 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("max_message_size must be positive: %d", h.MaxMessageSize)
 	case h.QueueSize < 0:
 		return fmt.Errorf("queue_size must be positive: %d", h.QueueSize)
-	case h.MaxSessionsPerClient < 0:
-		return fmt.Errorf("max_sessions_per_client must be positive: %d", h.MaxSessionsPerClient)
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
 	}
@@ -325,18 +355,19 @@ type openedStream struct {
 
 // openStream admits a session, registers it and writes the response head.
 func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStream {
-	client := clientIP(r)
+	scope := h.site(r).scope
+	client := scope + " " + clientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",
-			zap.String("client_ip", client), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
+			zap.String("client_ip", clientIP(r)), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
 		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))}
 	}
 	// Until the stream is ready, any way out (a refusal, a panic) gives
 	// back the client's slot and the session's place in the store.
 	var sess *session.Session
-	added, ready := false, false
+	counted, added, ready := false, false, false
 	defer func() {
 		if ready {
 			return
@@ -345,16 +376,24 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 			sess.Close(session.ReasonWriteError)
 			h.store.Remove(sess.ID)
 		}
+		if counted {
+			h.store.handlers.Release(scope)
+		}
 		h.store.clients.Release(client)
 	}()
 	sess = session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
 	sess.Identity = h.identity(r)
+	sess.Scope = scope
 	setSessionPlaceholder(r, sess.ID)
-	if err := h.store.Add(sess, h.MaxSessions); err != nil {
+	counted = h.store.handlers.Acquire(scope, h.MaxSessions)
+	if !counted {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: session limit reached", zap.Int("max_sessions", h.MaxSessions))
 		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions (limit %d); retry later", h.MaxSessions))}
+	}
+	if err := h.store.Add(sess, 0); err != nil {
+		return openedStream{err: writeError(w, http.StatusInternalServerError, dispatch.CodeInternalError, err.Error())}
 	}
 	added = true
 
@@ -402,6 +441,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 // ends its upstream session.
 func (h *Handler) closeStream(o openedStream, err error, r *http.Request, next caddyhttp.Handler) {
 	defer h.store.clients.Release(o.client)
+	defer h.store.handlers.Release(o.sess.Scope)
 	o.sess.Close(closeReason(err))
 	metrics.closed.WithLabelValues(o.sess.Reason()).Inc()
 	h.logClosed(o.sess, o.stream, err)
@@ -474,7 +514,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	setSessionPlaceholder(r, id)
 	sess, ok := h.store.Get(id)
-	if !ok || sess.Closed() {
+	// A session another handler opened is as unknown here as one that
+	// never was: its upstream is another site's.
+	if !ok || sess.Closed() || sess.Scope != h.site(r).scope {
 		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who := h.identity(r); who != sess.Identity {
@@ -485,21 +527,16 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	tooLarge := func() error {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	body, release, err := h.readBody(w, r)
+	if release == nil {
+		return err // refused, and answered
 	}
-	if r.ContentLength > h.MaxMessageSize {
-		return tooLarge()
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge()
+	dispatched := false
+	defer func() {
+		if !dispatched {
+			release()
 		}
-		return writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
-	}
+	}()
 	msgs, err := dispatch.Parse(body)
 	if err != nil {
 		var pe *dispatch.ParseError
@@ -510,14 +547,101 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
 	}
+	// Requests and notifications hold upstream work until answered and
+	// count against max_inflight; responses to the server's requests do
+	// not, so a tool waiting on sampling can always be answered.
+	work := 0
+	for i := range msgs {
+		if msgs[i].Method != "" {
+			work++
+		}
+	}
+	if h.MaxInflight > 0 && work > h.MaxInflight {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("batch of %d requests exceeds max_inflight (%d)", work, h.MaxInflight))
+	}
+	if !sess.Admit(work, h.MaxInflight) {
+		metrics.refused.WithLabelValues("max_inflight").Inc()
+		w.Header().Set("Retry-After", "1")
+		return writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
+			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+	}
 
 	metrics.messagesIn.Add(float64(len(msgs)))
+	remaining := new(atomic.Int32)
+	remaining.Store(int32(len(msgs)))
 	for _, m := range msgs {
+		admitted := m.Method != ""
+		done := func() {
+			if admitted {
+				sess.Finished()
+			}
+			if remaining.Add(-1) == 0 {
+				release() // the last of the body's messages has let go of it
+			}
+		}
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done})
 	}
+	dispatched = true
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// readBody reads a POST's body within max_message_size, body_timeout and
+// max_pending_bytes. release gives back the body's bytes to the
+// process-wide count; it is to be called once nothing holds the body any
+// more. A nil release means the body was refused: the response has been
+// written (err is that write's) and nothing is held.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	tooLarge := func() error {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	}
+	if r.ContentLength > h.MaxMessageSize {
+		return nil, nil, tooLarge()
+	}
+	// Held bytes are counted before the read (a body of unknown length as
+	// the largest allowed), so that no number of concurrent POSTs can
+	// hold more than the limit even while they are read.
+	held := r.ContentLength
+	if held < 0 {
+		held = h.MaxMessageSize
+	}
+	if !h.store.hold(held, h.MaxPendingBytes) {
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
+		w.Header().Set("Retry-After", "1")
+		return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+			"the server holds too many messages in flight; retry later")
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { h.store.held.Add(-held) }) }
+
+	rc := http.NewResponseController(w)
+	if h.BodyTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
+	}
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	if h.BodyTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		release()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, nil, tooLarge()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			return nil, nil, writeError(w, http.StatusRequestTimeout, dispatch.CodeParseError,
+				fmt.Sprintf("message body not received within body_timeout (%s)", time.Duration(h.BodyTimeout)))
+		}
+		return nil, nil, writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
+	}
+	h.store.held.Add(int64(len(body)) - held)
+	held = int64(len(body))
+	return body, release, nil
 }
 
 // queryParam is url.Values.Get for one parameter of a raw query, without

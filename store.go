@@ -1,6 +1,8 @@
 package mcpsse
 
 import (
+	"sync/atomic"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/mcpsse/caddy-mcp-sse/session"
@@ -15,11 +17,14 @@ var stores = caddy.NewUsagePool()
 
 const storeKey = "mcp_sse"
 
-// pooledStore is what survives reloads: the sessions, and how many each
-// client holds.
+// pooledStore is what survives reloads: the sessions, how many each
+// handler and each client of a handler holds, and the bytes of POST
+// bodies held by dispatches not yet ended, across every handler.
 type pooledStore struct {
 	*session.Memory
-	clients *session.Clients
+	handlers *session.Counter // by handler scope
+	clients  *session.Counter // by handler scope and client IP
+	held     *atomic.Int64
 }
 
 func (s pooledStore) Destruct() error {
@@ -27,9 +32,27 @@ func (s pooledStore) Destruct() error {
 	return nil
 }
 
+// hold counts n more bytes of POST bodies held unless that would make
+// more than limit (limit <= 0: no limit), and reports whether it did.
+func (s pooledStore) hold(n, limit int64) bool {
+	if limit <= 0 {
+		s.held.Add(n)
+		return true
+	}
+	for {
+		cur := s.held.Load()
+		if cur+n > limit {
+			return false
+		}
+		if s.held.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
 func loadStore() (pooledStore, error) {
 	v, _, err := stores.LoadOrNew(storeKey, func() (caddy.Destructor, error) {
-		return pooledStore{session.NewMemory(), session.NewClients()}, nil
+		return pooledStore{session.NewMemory(), session.NewCounter(), session.NewCounter(), new(atomic.Int64)}, nil
 	})
 	if err != nil {
 		return pooledStore{}, err

@@ -64,6 +64,8 @@ type Call struct {
 	Post *http.Request
 	// Next is the handler chain after mcp_sse that received the POST.
 	Next caddyhttp.Handler
+	// Done, if set, is called once the dispatch has ended, whichever way.
+	Done func()
 }
 
 // Go reserves the message's place in the session's order and dispatches it
@@ -79,6 +81,9 @@ func (d *Dispatcher) Go(c Call) {
 }
 
 func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, handed func()) {
+	if c.Done != nil {
+		defer c.Done()
+	}
 	defer handed()
 	sess := c.Session
 	select {

@@ -111,18 +111,3 @@ func TestDiscoverAnswer(t *testing.T) {
 		t.Error("a result of another method was replaced")
 	}
 }
-
-func TestWithoutSessionID(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"session_id=abc", ""},
-		{"session_id=abc&tenant=x", "tenant=x"},
-		{"tenant=x&session_id=abc", "tenant=x"},
-		{"tenant=x", "tenant=x"},
-	}
-	for _, tc := range tests {
-		if got := withoutSessionID(tc.in); got != tc.want {
-			t.Errorf("withoutSessionID(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}

@@ -15,6 +15,9 @@ const (
 	// CodeSessionNotFound answers a POST for a session that does not
 	// exist (the code several MCP SDKs use for it).
 	CodeSessionNotFound = -32001
+	// CodeServerBusy answers a message refused for a limit on work in
+	// flight; the client may send it again later.
+	CodeServerBusy = -32000
 )
 
 // Message is one JSON-RPC message posted by a client, with what the bridge

@@ -6,11 +6,12 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,41 +25,46 @@ type requestTemplate struct {
 	remoteAddr string
 	header     http.Header // only the headers passed upstream
 	server     *caddyhttp.Server
-	tls        bool
+	tls        *tls.ConnectionState
+	// values and vars are copies of what the handlers before mcp_sse set
+	// for the POST (the authenticated user above all), for the handlers
+	// after it: each upstream request gets a replacer and vars map of its
+	// own, filled from these.
+	values map[string]any
+	vars   map[string]any
 }
+
+// forwardedHeaders are passed on so that reverse_proxy can extend them
+// when they come from a proxy it trusts; from any other client it
+// replaces them, as it would on the POST itself.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
 
 func template(r *http.Request, forward []string) *requestTemplate {
 	t := &requestTemplate{
-		ctx:        context.WithoutCancel(r.Context()),
-		url:        *r.URL,
+		ctx: context.WithoutCancel(r.Context()),
+		// The message path alone: the client's query names our session
+		// (and whatever else the client chose), never the upstream's.
+		url:        url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath},
 		host:       r.Host,
 		remoteAddr: r.RemoteAddr,
 		header:     make(http.Header, 1+len(forward)),
-		tls:        r.TLS != nil,
+		tls:        r.TLS,
 	}
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	t.url.RawQuery = withoutSessionID(r.URL.RawQuery)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		t.values = replacerValues(repl)
+	}
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		t.vars = maps.Clone(vars)
+	}
 	copyHeader(t.header, r.Header, "Authorization")
+	for _, name := range forwardedHeaders {
+		copyHeader(t.header, r.Header, name)
+	}
 	for _, name := range forward {
 		copyHeader(t.header, r.Header, name)
 	}
 	return t
-}
-
-// withoutSessionID removes the session_id parameter, which names our
-// session, not the upstream's, and keeps any other.
-func withoutSessionID(rawQuery string) string {
-	if !strings.Contains(rawQuery, "&") && !strings.Contains(rawQuery, ";") {
-		if strings.HasPrefix(rawQuery, "session_id=") {
-			return "" // the common case, without parsing
-		}
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return rawQuery
-	}
-	q.Del("session_id")
-	return q.Encode()
 }
 
 func copyHeader(dst, src http.Header, name string) {
@@ -112,9 +118,9 @@ func headerValue(v string) string {
 }
 
 // request builds an upstream request from the template, prepared as Caddy
-// prepares a request of its own: a fresh replacer and vars, so that
-// concurrent dispatches never share the maps of the POST that carried
-// them.
+// prepares a request of its own: a replacer and vars of its own, filled
+// with copies of the POST's values, so that concurrent dispatches never
+// share the maps of the POST that carried them.
 func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, rep *reply) *http.Request {
 	u := t.url
 	req := &http.Request{
@@ -129,13 +135,22 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		Host:          t.host,
 		RemoteAddr:    t.remoteAddr,
 		RequestURI:    u.RequestURI(),
+		TLS:           t.tls,
 	}
 	if body == nil {
 		req.Body = http.NoBody
 	}
 	ctx, rep.sends = watchSends(ctx, rep.gate)
 	req = req.WithContext(ctx)
-	return caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rep, t.server)
+	repl := caddy.NewReplacer()
+	for k, v := range t.values {
+		repl.Set(k, v)
+	}
+	req = caddyhttp.PrepareRequest(req, repl, rep, t.server)
+	if vars, ok := req.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		maps.Copy(vars, t.vars)
+	}
+	return req
 }
 
 // sessionRequest builds a request without a body about the upstream

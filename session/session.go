@@ -42,6 +42,9 @@ type Session struct {
 	// of the bridge named them; "" for none. Only the same identity may
 	// post to the session.
 	Identity string
+	// Scope names the handler that opened the session; only that handler
+	// (in this config or the next) takes its messages.
+	Scope string
 
 	queue  queue
 	ctx    context.Context
@@ -55,6 +58,7 @@ type Session struct {
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
 
+	inflight     atomic.Int64 // dispatches admitted and not yet ended
 	deliverer    atomic.Pointer[Deliverer]
 	listening    atomic.Bool
 	messagesIn   atomic.Int64
@@ -264,6 +268,31 @@ func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
 	var once sync.Once
 	return prev, func() { once.Do(func() { close(mine) }) }
 }
+
+// Admit counts n more dispatches in flight unless that would make more
+// than limit (limit <= 0: no limit), and reports whether it did. Each
+// admitted dispatch calls Finished when it ends.
+func (s *Session) Admit(n, limit int) bool {
+	if limit <= 0 {
+		s.inflight.Add(int64(n))
+		return true
+	}
+	for {
+		cur := s.inflight.Load()
+		if cur+int64(n) > int64(limit) {
+			return false
+		}
+		if s.inflight.CompareAndSwap(cur, cur+int64(n)) {
+			return true
+		}
+	}
+}
+
+// Finished counts one admitted dispatch as ended.
+func (s *Session) Finished() { s.inflight.Add(-1) }
+
+// InFlight is the number of admitted dispatches not yet ended.
+func (s *Session) InFlight() int { return int(s.inflight.Load()) }
 
 // StartListening reports whether the caller is the first to start the
 // session's listener on the upstream's standalone stream.
