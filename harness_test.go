@@ -279,8 +279,18 @@ type rawClient struct {
 
 func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 	t.Helper()
+	return tc.openStreamWith(t, nil)
+}
+
+// openStreamWith is openStream with a GET that prepare may change (its
+// credentials, its Host) before it is sent.
+func (tc *testCaddy) openStreamWith(t *testing.T, prepare func(*http.Request)) *rawClient {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
+	if prepare != nil {
+		prepare(req)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()

@@ -54,10 +54,17 @@ func (h *Handler) readSite(srv *caddyhttp.Server) *siteInfo {
 				for _, set := range sets {
 					b.WriteString(" [")
 					for _, m := range set {
+						// Matchers are loaded as pointers; a config built
+						// in Go may hold values.
 						switch m := m.(type) {
+						case *caddyhttp.MatchHost:
+							info.hosts = append(info.hosts, *m)
+							fmt.Fprintf(&b, "host %q ", []string(*m))
 						case caddyhttp.MatchHost:
 							info.hosts = append(info.hosts, m)
 							fmt.Fprintf(&b, "host %q ", []string(m))
+						case *caddyhttp.MatchPath:
+							fmt.Fprintf(&b, "path %q ", []string(*m))
 						case caddyhttp.MatchPath:
 							fmt.Fprintf(&b, "path %q ", []string(m))
 						default:
