@@ -1,0 +1,195 @@
+package mcpsse
+
+// The POST path: a client's message, checked, admitted and dispatched.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/session"
+)
+
+// serveMessage takes one POSTed message (or batch), answers 202 and hands
+// it to the upstream in the background.
+func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id := queryParam(r.URL.RawQuery, "session_id")
+	switch {
+	case id == "":
+		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
+	case !session.ValidID(id):
+		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
+			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
+	}
+	setSessionPlaceholder(r, id)
+	sess, ok := h.store.Get(id)
+	// A session another handler opened is as unknown here as one that
+	// never was: its upstream is another site's.
+	if !ok || sess.Closed() || sess.Scope != h.site(r).scope {
+		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+	}
+	if who := h.identity(r); who != sess.Identity {
+		h.logger.Warn("refusing message: identity does not own the session",
+			zap.String("session", session.ShortID(sess.ID)), zap.String("identity", who),
+			zap.String("owner", sess.Identity), zap.String("remote_addr", r.RemoteAddr))
+		return writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest,
+			"this session belongs to another identity")
+	}
+
+	body, release, err := h.readBody(w, r)
+	if release == nil {
+		return err // refused, and answered
+	}
+	dispatched := false
+	defer func() {
+		if !dispatched {
+			release()
+		}
+	}()
+	msgs, err := dispatch.Parse(body)
+	if err != nil {
+		var pe *dispatch.ParseError
+		errors.As(err, &pe)
+		return writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
+	}
+	if len(msgs) > h.MaxBatchSize {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
+	}
+	// Requests and notifications hold upstream work until answered and
+	// count against max_inflight; responses to the server's requests do
+	// not, so a tool waiting on sampling can always be answered.
+	work := 0
+	for i := range msgs {
+		if msgs[i].Method != "" {
+			work++
+		}
+	}
+	if h.MaxInflight > 0 && work > h.MaxInflight {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("batch of %d requests exceeds max_inflight (%d)", work, h.MaxInflight))
+	}
+	if !sess.Admit(work, h.MaxInflight) {
+		metrics.refused.WithLabelValues("max_inflight").Inc()
+		w.Header().Set("Retry-After", "1")
+		return writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
+			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+	}
+
+	metrics.messagesIn.Add(float64(len(msgs)))
+	remaining := new(atomic.Int32)
+	remaining.Store(int32(len(msgs)))
+	for _, m := range msgs {
+		admitted := m.Method != ""
+		done := func() {
+			if admitted {
+				sess.Finished()
+			}
+			if remaining.Add(-1) == 0 {
+				release() // the last of the body's messages has let go of it
+			}
+		}
+		sess.CountIn()
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done})
+	}
+	dispatched = true
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// readBody reads a POST's body within max_message_size, body_timeout and
+// max_pending_bytes. release gives back the body's bytes to the
+// process-wide count; it is to be called once nothing holds the body any
+// more. A nil release means the body was refused: the response has been
+// written (err is that write's) and nothing is held.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	tooLarge := func() error {
+		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	}
+	if r.ContentLength > h.MaxMessageSize {
+		return nil, nil, tooLarge()
+	}
+	// Held bytes are counted before the read (a body of unknown length as
+	// the largest allowed), so that no number of concurrent POSTs can
+	// hold more than the limit even while they are read.
+	held := r.ContentLength
+	if held < 0 {
+		held = h.MaxMessageSize
+	}
+	if !h.store.hold(held, h.MaxPendingBytes) {
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
+		w.Header().Set("Retry-After", "1")
+		return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+			"the server holds too many messages in flight; retry later")
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { h.store.held.Add(-held) }) }
+
+	rc := http.NewResponseController(w)
+	if h.BodyTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
+	}
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	if h.BodyTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		release()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, nil, tooLarge()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			return nil, nil, writeError(w, http.StatusRequestTimeout, dispatch.CodeParseError,
+				fmt.Sprintf("message body not received within body_timeout (%s)", time.Duration(h.BodyTimeout)))
+		}
+		return nil, nil, writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
+	}
+	h.store.held.Add(int64(len(body)) - held)
+	held = int64(len(body))
+	return body, release, nil
+}
+
+// queryParam is url.Values.Get for one parameter of a raw query, without
+// building the whole map (every POST asks for session_id). Like
+// url.ParseQuery it splits on '&' only, skips pairs holding a ';', and
+// takes the first value of a repeated key.
+func queryParam(rawQuery, key string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k != key {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
+				continue
+			}
+		}
+		if !strings.ContainsAny(v, "%+") {
+			return v
+		}
+		if uv, err := url.QueryUnescape(v); err == nil {
+			return uv
+		}
+	}
+	return ""
+}
