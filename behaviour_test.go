@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,24 +146,158 @@ func TestSlowCallDoesNotHoldBackNext(t *testing.T) {
 	}
 }
 
-// TestOrderPreserved: messages posted one after another reach the upstream
-// in that order; echo calls answer in order because each is fast.
+// serialSite fronts an upstream reached over one connection at a time, so
+// that the order the upstream receives messages in is the order the bridge
+// sent them in. Over several connections the upstream's handlers run
+// concurrently and may read two messages in either order, whatever order
+// they were sent in. The standalone stream would hold the one connection
+// for ever: its settings turn it off.
+const (
+	serialSite = `mcp_sse {
+		{settings}
+	}
+	reverse_proxy {upstream} {
+		rewrite /mcp
+		transport http {
+			max_conns_per_host 1
+		}
+	}`
+	serialSettings = "upstream_listen off"
+)
+
+// TestOrderPreserved: messages reach the upstream in the order they were
+// posted, whether one POST each or in one batch (whose messages the
+// bridge dispatches at once: without turns they would race).
 func TestOrderPreserved(t *testing.T) {
-	tc := startCaddy(t, "")
+	const n = 30
+	call := func(i int) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, i, i)
+	}
+	tests := []struct {
+		name string
+		post func(c *rawClient)
+	}{
+		{"one POST each", func(c *rawClient) {
+			for i := range n {
+				c.send(call(i))
+			}
+		}},
+		{"one batch", func(c *rawClient) {
+			msgs := make([]string, n)
+			for i := range n {
+				msgs[i] = call(i)
+			}
+			c.send("[" + strings.Join(msgs, ",") + "]")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := recordingUpstream(t, nil)
+			tc := startCaddySite(t, serialSite, serialSettings, rec.addr)
+			c := tc.openStream(t)
+			c.initialize()
+			tt.post(c)
+			got := map[string]string{}
+			for range n {
+				m := c.message(10 * time.Second)
+				got[string(m.ID)] = toolText(t, m)
+			}
+			for i := range n {
+				if got[fmt.Sprint(i)] != fmt.Sprintf("m%d", i) {
+					t.Errorf("id %d answered %q", i, got[fmt.Sprint(i)])
+				}
+			}
+			var order []string
+			for _, p := range rec.received("tools/call") {
+				order = append(order, p.ID)
+			}
+			want := make([]string, n)
+			for i := range n {
+				want[i] = fmt.Sprint(i)
+			}
+			if !slices.Equal(order, want) {
+				t.Errorf("the upstream received the calls in the order %v, want 0 to %d", order, n-1)
+			}
+		})
+	}
+}
+
+// TestBatchDispatchedWhole: every message of a POSTed batch reaches the
+// upstream, in order, and every request in it is answered.
+func TestBatchDispatchedWhole(t *testing.T) {
+	rec := recordingUpstream(t, nil)
+	tc := startCaddySite(t, serialSite, serialSettings, rec.addr)
 	c := tc.openStream(t)
 	c.initialize()
-	const n = 30
-	for i := range n {
-		c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, i, i))
-	}
-	got := map[string]string{}
-	for range n {
+	c.send(`[
+		{"jsonrpc":"2.0","id":"b1","method":"tools/call","params":{"name":"echo","arguments":{"text":"one"}}},
+		{"jsonrpc":"2.0","method":"notifications/roots/list_changed"},
+		{"jsonrpc":"2.0","id":"b2","method":"ping"},
+		{"jsonrpc":"2.0","id":"b3","method":"tools/call","params":{"name":"echo","arguments":{"text":"three"}}}
+	]`)
+	answers := map[string]rpcMessage{}
+	for range 3 {
 		m := c.message(10 * time.Second)
-		got[string(m.ID)] = toolText(t, m)
+		if m.Error != nil {
+			t.Fatalf("batch member %s failed: %+v", m.ID, *m.Error)
+		}
+		answers[string(m.ID)] = m
 	}
-	for i := range n {
-		if got[fmt.Sprint(i)] != fmt.Sprintf("m%d", i) {
-			t.Errorf("id %d answered %q", i, got[fmt.Sprint(i)])
+	if m, ok := answers[`"b1"`]; !ok || toolText(t, m) != "one" {
+		t.Errorf("b1 answered %+v", answers[`"b1"`])
+	}
+	if m, ok := answers[`"b2"`]; !ok || m.Result == nil {
+		t.Errorf("b2 (ping) answered %+v", answers[`"b2"`])
+	}
+	if m, ok := answers[`"b3"`]; !ok || toolText(t, m) != "three" {
+		t.Errorf("b3 answered %+v", answers[`"b3"`])
+	}
+	var got []string
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, p := range rec.posts[2:] { // after initialize and initialized
+		got = append(got, p.Method+" "+p.ID)
+	}
+	want := []string{`tools/call "b1"`, "notifications/roots/list_changed ", `ping "b2"`, `tools/call "b3"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("the upstream received %q, want %q", got, want)
+	}
+}
+
+// TestForwardedHeaders: Authorization, and the headers forward_headers
+// names, reach the upstream with each message; other client headers do
+// not.
+func TestForwardedHeaders(t *testing.T) {
+	rec := recordingUpstream(t, nil)
+	tc := startCaddyWithUpstream(t, "forward_headers X-Tenant X-Trace-Id", rec.addr)
+	c := tc.openStream(t)
+	c.initialize()
+	h := http.Header{}
+	h.Set("Authorization", "Bearer t0ken")
+	h.Set("X-Tenant", "acme")
+	h.Add("X-Trace-Id", "a")
+	h.Add("X-Trace-Id", "b")
+	h.Set("X-Not-Forwarded", "secret")
+	body := `{"jsonrpc":"2.0","id":"h","method":"tools/call","params":{"name":"echo","arguments":{"text":"with headers"}}}`
+	if code, reply := postHeaders(t, http.DefaultClient, c.endpoint, body, h); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, reply)
+	}
+	if m := c.message(10 * time.Second); toolText(t, m) != "with headers" {
+		t.Fatalf("answer: %+v", m)
+	}
+	calls := rec.received("tools/call")
+	if len(calls) != 1 {
+		t.Fatalf("the upstream received %d calls, want 1", len(calls))
+	}
+	got := calls[0].Header
+	for name, want := range map[string][]string{
+		"Authorization":   {"Bearer t0ken"},
+		"X-Tenant":        {"acme"},
+		"X-Trace-Id":      {"a", "b"},
+		"X-Not-Forwarded": nil,
+	} {
+		if !slices.Equal(got.Values(name), want) {
+			t.Errorf("upstream saw %s = %q, want %q", name, got.Values(name), want)
 		}
 	}
 }

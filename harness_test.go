@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	_ "github.com/mcpsse/caddy-mcp-sse"
 	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
+	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
@@ -177,6 +179,74 @@ func countingUpstream(t *testing.T, method string) (string, *atomic.Int32) {
 	}))
 	t.Cleanup(up.Close)
 	return strings.TrimPrefix(up.URL, "http://"), &n
+}
+
+// upstreamPOST is one message POST as the upstream read it.
+type upstreamPOST struct {
+	Header http.Header
+	ID     string // the raw JSON id, "" for a notification
+	Method string
+	Text   string // params.arguments.text, as the echo tool takes it
+}
+
+// recorder is the demo MCP server recording each POST it receives, in the
+// order it read their bodies.
+type recorder struct {
+	addr  string
+	mu    sync.Mutex
+	posts []upstreamPOST
+}
+
+// recordingUpstream starts a recorder. hold, if not nil, runs for each
+// POST before its body is read; the bridge hands a session's next message
+// upstream only once the one before has been read.
+func recordingUpstream(t *testing.T, hold func(*http.Request)) *recorder {
+	t.Helper()
+	rec := &recorder{}
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if hold != nil {
+				hold(r)
+			}
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+				Params struct {
+					Arguments struct {
+						Text string `json:"text"`
+					} `json:"arguments"`
+				} `json:"params"`
+			}
+			json.Unmarshal(body, &m)
+			rec.mu.Lock()
+			rec.posts = append(rec.posts, upstreamPOST{Header: r.Header.Clone(), ID: string(m.ID), Method: m.Method, Text: m.Params.Arguments.Text})
+			rec.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	rec.addr = strings.TrimPrefix(up.URL, "http://")
+	return rec
+}
+
+// received returns the POSTs of method received so far, in order.
+func (rec *recorder) received(method string) []upstreamPOST {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var out []upstreamPOST
+	for _, p := range rec.posts {
+		if p.Method == method {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // burstUpstream is an upstream whose reply to any request is n
@@ -357,6 +427,40 @@ func (c *rawClient) next(within time.Duration) sse.Event {
 	panic("unreachable")
 }
 
+// waitEnd reads the stream, discarding what comes, until it ends.
+func (c *rawClient) waitEnd(within time.Duration) {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			c.t.Fatalf("stream still open after %s", within)
+		}
+	}
+}
+
+// closedReason waits for the "session closed" log line of the session
+// behind c and returns its reason.
+func (tc *testCaddy) closedReason(c *rawClient, within time.Duration) string {
+	tc.t.Helper()
+	short := session.ShortID(idOf(c))
+	var reason string
+	eventually(tc.t, within, "the session's close logged", func() bool {
+		for _, l := range tc.logs("session closed") {
+			if l["session"] == short {
+				reason, _ = l["reason"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return reason
+}
+
 // rpcMessage is a JSON-RPC message read off the stream.
 type rpcMessage struct {
 	ID     json.RawMessage `json:"id"`
@@ -402,13 +506,42 @@ func postTo(t *testing.T, endpoint, body string) (int, string) {
 // postVia is postTo through client.
 func postVia(t *testing.T, client *http.Client, endpoint, body string) (int, string) {
 	t.Helper()
-	resp, err := client.Post(endpoint, "application/json", strings.NewReader(body))
+	return postHeaders(t, client, endpoint, body, nil)
+}
+
+// postHeaders is postVia with extra request headers.
+func postHeaders(t *testing.T, client *http.Client, endpoint, body string, header http.Header) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the POST's response: %v", err)
+	}
 	return resp.StatusCode, string(b)
+}
+
+// send posts body to the session's endpoint and fails the test unless the
+// bridge took it (202): a refused POST must not show up later as a
+// missing event.
+func (c *rawClient) send(body string) {
+	c.t.Helper()
+	if code, reply := c.post(body); code != http.StatusAccepted {
+		c.t.Fatalf("POST %.200s: %d %s", body, code, reply)
+	}
 }
 
 // initialize runs the MCP handshake on the raw stream.
