@@ -486,6 +486,63 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 }
 
+// TestUpstreamReplySizeLimit: max_message_size bounds each message of the
+// upstream's reply, as an application/json body and as one event of an
+// event stream; a larger one is an error for the request, not relayed, and
+// one within the limit passes.
+func TestUpstreamReplySizeLimit(t *testing.T) {
+	const limit = 4096
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Size int `json:"size"`
+			} `json:"params"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		// A response of exactly Params.Size bytes.
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"pad":""}}`, req.ID)
+		msg = strings.Replace(msg, `""`, `"`+strings.Repeat("x", req.Params.Size-len(msg))+`"`, 1)
+		switch req.Method {
+		case "json":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, msg)
+		case "sse":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: message\ndata: %s\n\n", msg)
+		}
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, fmt.Sprintf("max_message_size %d", limit), strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	tests := []struct {
+		method string
+		size   int
+		tooBig string // what the error says, if it is one
+	}{
+		{"json", limit - 100, ""},
+		{"json", 2 * limit, "upstream reply exceeds 4096 bytes"},
+		{"sse", limit - 100, ""},
+		{"sse", 2 * limit, "event exceeds size limit"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d bytes", tt.method, tt.size), func(t *testing.T) {
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{"size":%d}}`, i, tt.method, tt.size))
+			m := c.message(10 * time.Second)
+			if string(m.ID) != fmt.Sprint(i) {
+				t.Fatalf("got %+v, want the answer to id %d", m, i)
+			}
+			switch {
+			case tt.tooBig != "" && (m.Error == nil || m.Error.Data["kind"] != "bad_reply" || !strings.Contains(m.Error.Message, tt.tooBig)):
+				t.Fatalf("a %d-byte reply over a limit of %d: got %+v %.100s, want a bad_reply error saying %q", tt.size, limit, m.Error, m.Result, tt.tooBig)
+			case tt.tooBig == "" && (m.Error != nil || len(m.Result) < tt.size-100):
+				t.Fatalf("a %d-byte reply within a limit of %d: got %+v, %d bytes of result", tt.size, limit, m.Error, len(m.Result))
+			}
+		})
+	}
+}
+
 // TestReloadKeepsStreams loads a new config through the admin API while a
 // stream is open; the stream lives on and POSTs handled by the new config
 // reach it.
