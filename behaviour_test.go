@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -53,57 +54,113 @@ func TestStreamHeadersAndFirstFrames(t *testing.T) {
 }
 
 // TestProgressBeforeResult reads the wire: every progress notification of
-// a call must arrive, in order, before its result.
+// a call must arrive, in order, before its result; both as the upstream
+// streams them while the call runs and when they come in one write with
+// the result, where any reordering in the bridge would show.
 func TestProgressBeforeResult(t *testing.T) {
-	tc := startCaddy(t, "")
-	c := tc.openStream(t)
-	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":20},"_meta":{"progressToken":"tok"}}}`)
-	for want := 1; want <= 4; want++ {
-		m := c.message(10 * time.Second)
-		var p struct {
-			ProgressToken string  `json:"progressToken"`
-			Progress      float64 `json:"progress"`
-		}
-		if m.Method != "notifications/progress" || json.Unmarshal(m.Params, &p) != nil || p.ProgressToken != "tok" || p.Progress != float64(want) {
-			t.Fatalf("message %d = %+v %s, want progress %d", want, m, m.Params, want)
-		}
+	tests := []struct {
+		name     string
+		upstream func(http.Handler) http.Handler
+		steps    int
+	}{
+		{"streamed", func(h http.Handler) http.Handler { return h }, 8},
+		{"in one write with the result", coalescePOSTs, 50},
 	}
-	if m := c.message(10 * time.Second); string(m.ID) != `"slow-1"` || toolText(t, m) != "done after 4 steps" {
-		t.Fatalf("after progress: %+v", m)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := httptest.NewServer(tt.upstream(demo.Handler()))
+			t.Cleanup(up.Close)
+			tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+			c := tc.openStream(t)
+			c.initialize()
+			steps := tt.steps
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{"steps":%d,"delay_ms":1},"_meta":{"progressToken":"tok"}}}`, steps))
+			for want := 1; want <= steps; want++ {
+				m := c.message(10 * time.Second)
+				var p struct {
+					ProgressToken string  `json:"progressToken"`
+					Progress      float64 `json:"progress"`
+				}
+				if m.Method != "notifications/progress" || json.Unmarshal(m.Params, &p) != nil || p.ProgressToken != "tok" || p.Progress != float64(want) {
+					t.Fatalf("message %d = %+v %s, want progress %d", want, m, m.Params, want)
+				}
+			}
+			if m := c.message(10 * time.Second); string(m.ID) != `"slow-1"` || toolText(t, m) != fmt.Sprintf("done after %d steps", steps) {
+				t.Fatalf("after progress: %+v", m)
+			}
+		})
 	}
 }
 
-// TestProgressWithGoSDK checks the same through a real client's handler.
+// coalescePOSTs passes each POST's whole reply on in one write, once h
+// has returned.
+func coalescePOSTs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// TestProgressWithGoSDK checks the same through a real client. The Go SDK
+// runs notification handlers on a goroutine of their own, after the
+// response may already have been returned, so what arrived first is read
+// off the bytes the client read.
 func TestProgressWithGoSDK(t *testing.T) {
 	tc := startCaddy(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var seen []float64
-	cs := connectGoSDK(t, ctx, tc, &mcp.ClientOptions{
+	wire := &wireRecorder{rt: http.DefaultTransport}
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-progress", Version: "1"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
 			mu.Lock()
 			seen = append(seen, req.Params.Progress)
 			mu.Unlock()
 		},
 	})
+	cs, err := client.Connect(ctx, sseTransport(tc.base+"/sse", &http.Client{Transport: wire}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
 	params := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"steps": 3, "delay_ms": 20}}
 	params.SetProgressToken("p")
 	if _, err := cs.CallTool(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "three progress notifications", func() bool {
+	// The client has read the result, so everything before it too.
+	var order []string
+	for _, m := range wire.messages() {
+		var p struct {
+			Progress float64 `json:"progress"`
+		}
+		switch {
+		case m.Method == "notifications/progress" && json.Unmarshal(m.Params, &p) == nil:
+			order = append(order, fmt.Sprint("progress ", p.Progress))
+		case m.Method == "" && m.Result != nil && strings.Contains(string(m.Result), "done after 3 steps"):
+			order = append(order, "result")
+		}
+	}
+	if want := []string{"progress 1", "progress 2", "progress 3", "result"}; !slices.Equal(order, want) {
+		t.Fatalf("the client read %q, want %q", order, want)
+	}
+	eventually(t, 5*time.Second, "three progress notifications handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == 3
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for i, p := range seen {
-		if p != float64(i+1) {
-			t.Errorf("progress %d = %v, want %d (out of order: %v)", i, p, i+1, seen)
-		}
+	if !slices.Equal(seen, []float64{1, 2, 3}) {
+		t.Errorf("the progress handler saw %v, want [1 2 3]", seen)
 	}
 }
 
