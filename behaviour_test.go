@@ -24,7 +24,7 @@ import (
 
 func TestStreamHeadersAndFirstFrames(t *testing.T) {
 	tc := startCaddy(t, "retry 7s")
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,8 +193,8 @@ func TestSlowCallDoesNotHoldBackNext(t *testing.T) {
 	tc := startCaddy(t, "")
 	c := tc.openStream(t)
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":3000}}}`)
-	c.post(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":3000}}}`)
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
 	if m := c.message(10 * time.Second); string(m.ID) != "2" {
 		t.Fatalf("first answer is for id %s, want the ping (2) before the slow call", m.ID)
 	}
@@ -432,7 +432,7 @@ func TestBadInput(t *testing.T) {
 				req.Body = http.NoBody
 				req.Body = readerCloser{strings.NewReader(tt.body)}
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -470,7 +470,7 @@ func (readerCloser) Close() error { return nil }
 func TestUpstreamDown(t *testing.T) {
 	tc := startCaddyWithUpstream(t, "", "127.0.0.1:"+freePort(t))
 	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	m := c.message(10 * time.Second)
 	if string(m.ID) != `"init-1"` || m.Error == nil {
 		t.Fatalf("got %+v, want an error for id init-1", m)
@@ -526,7 +526,7 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
-			c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, tt.method))
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, tt.method))
 			m := c.message(10 * time.Second)
 			if string(m.ID) != fmt.Sprint(i) || m.Error == nil {
 				t.Fatalf("got %+v, want an error for id %d", m, i)
@@ -535,7 +535,7 @@ func TestUpstreamFailures(t *testing.T) {
 				t.Errorf("error = %+v, want kind %s and %q", *m.Error, tt.kind, tt.contains)
 			}
 			// The session still works.
-			c.post(`{"jsonrpc":"2.0","id":"after","method":"fine"}`)
+			c.send(`{"jsonrpc":"2.0","id":"after","method":"fine"}`)
 			if m := c.message(10 * time.Second); string(m.ID) != `"after"` || m.Error != nil {
 				t.Fatalf("next call got %+v", m)
 			}
@@ -651,20 +651,18 @@ func TestSendTimeoutCutsNonReader(t *testing.T) {
 	big := strings.Repeat("x", 256<<10)
 	closed := false
 	for i := 0; i < 400 && !closed; i++ {
-		code, _ := c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, i, big))
+		code, reply := c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, i, big))
+		if code != http.StatusAccepted && code != http.StatusNotFound {
+			t.Fatalf("POST %d: %d %s", i, code, reply)
+		}
 		closed = code == http.StatusNotFound
 	}
 	if !closed {
 		t.Fatal("session still open after filling the socket of a client that does not read")
 	}
-	eventually(t, 5*time.Second, "close logged", func() bool {
-		for _, l := range tc.logs("session closed") {
-			if l["reason"] == "send_timeout" {
-				return true
-			}
-		}
-		return false
-	})
+	if reason := tc.closedReason(c, 5*time.Second); reason != "send_timeout" {
+		t.Fatalf("the non-reader's session closed as %q, want send_timeout", reason)
+	}
 }
 
 // TestUpstreamSessionDeleted: when a stream ends, the upstream session it
@@ -695,7 +693,7 @@ func TestMaxSessions(t *testing.T) {
 	tc := startCaddy(t, "max_sessions 2")
 	tc.openStream(t)
 	tc.openStream(t)
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestOriginAndCORS(t *testing.T) {
 				req.Header.Set("Access-Control-Request-Method", "POST")
 				req.Header.Set("Access-Control-Request-Headers", "content-type, authorization")
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestIdentityBinding(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pw)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,6 +174,10 @@ func openAuthStream(t *testing.T, base, user, pw string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	// A stream that does not open within the deadline is cut, and the
+	// test fails on it.
+	opening := time.AfterFunc(10*time.Second, cancel)
+	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/sse", nil)
 	req.SetBasicAuth(user, pw)
 	resp, err := http.DefaultClient.Do(req)
@@ -200,7 +204,7 @@ func TestMaxSessionsPerClient(t *testing.T) {
 	tc := startCaddy(t, "max_sessions_per_client 2")
 	first := tc.openStream(t)
 	tc.openStream(t)
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +217,7 @@ func TestMaxSessionsPerClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", tc.base+"/sse", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -240,7 +244,7 @@ func TestSessionIDsNotLoggedAboveDebug(t *testing.T) {
 	tc := startCaddy(t, "")
 	c := tc.openStream(t)
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","method":"notifications/unknown"}`)
+	c.send(`{"jsonrpc":"2.0","method":"notifications/unknown"}`)
 	id := c.endpoint[strings.Index(c.endpoint, "session_id=")+len("session_id="):]
 	c.close()
 	eventually(t, 5*time.Second, "session closed", func() bool { return len(tc.logs("session closed")) > 0 })
@@ -283,6 +287,7 @@ func TestChurn(t *testing.T) {
 			return err
 		}
 		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(conn, "GET /sse HTTP/1.1\r\nHost: %s\r\n\r\n", host)
 		br := bufio.NewReader(conn)
 		var endpoint string
@@ -298,11 +303,14 @@ func TestChurn(t *testing.T) {
 		if i%2 == 0 {
 			return nil // a clean close
 		}
-		resp, err := http.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"big"}`))
+		resp, err := testClient.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"big"}`))
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("POST: %s", resp.Status)
+		}
 		// Read a little of the big frame, then reset the connection in the
 		// middle of it.
 		if _, err := br.Peek(4096); err != nil {
@@ -376,10 +384,9 @@ func settledGoroutines() int {
 func TestSpinGuardCutsIdleLoop(t *testing.T) {
 	tc := startCaddy(t, "keepalive 1ms")
 	c := tc.openStream(t)
-	for {
-		if _, ok := <-c.events; !ok {
-			break // the stream ended
-		}
+	c.waitEnd(10 * time.Second)
+	if reason := tc.closedReason(c, 5*time.Second); reason != "rapid_yield" {
+		t.Fatalf("the spinning stream's session closed as %q, want rapid_yield", reason)
 	}
 	eventually(t, 5*time.Second, "spin guard logged", func() bool {
 		for _, l := range tc.logs("spin guard tripped") {
@@ -415,13 +422,13 @@ func TestUpstreamSessionLost(t *testing.T) {
 
 	restarted := demo.Handler() // a new server: it knows no session
 	current.Store(&restarted)
-	c.post(`{"jsonrpc":"2.0","id":"lost","method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"lost","method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
 	m := c.message(10 * time.Second)
 	if string(m.ID) != `"lost"` || m.Error == nil || m.Error.Data["kind"] != "session_lost" || !strings.Contains(m.Error.Message, "initialize") {
 		t.Fatalf("call after the upstream lost its session: %+v", m)
 	}
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":"again","method":"tools/call","params":{"name":"echo","arguments":{"text":"back"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"again","method":"tools/call","params":{"name":"echo","arguments":{"text":"back"}}}`)
 	if m := c.message(10 * time.Second); toolText(t, m) != "back" {
 		t.Fatalf("after re-initialize: %+v", m)
 	}
@@ -497,7 +504,7 @@ func TestUpstreamReplyNeverEnds(t *testing.T) {
 	t.Cleanup(up.Close)
 	tc := startCaddyWithUpstream(t, "upstream_timeout 1s", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":9,"method":"forever"}`)
+	c.send(`{"jsonrpc":"2.0","id":9,"method":"forever"}`)
 	if m := c.message(10 * time.Second); m.Method != "notifications/message" {
 		t.Fatalf("first: %+v", m)
 	}
@@ -547,7 +554,7 @@ func TestEndingSessionsSpareOtherRequests(t *testing.T) {
 	for range ended {
 		c := tc.openStream(t)
 		c.initialize()
-		c.post(`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
+		c.send(`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
 		c.close()
 	}
 	close(stop)

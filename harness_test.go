@@ -152,7 +152,9 @@ func loadCaddyfile(t testing.TB, caddyfile string) {
 // API, as an operator would, and fails the test unless Caddy took it.
 func (tc *testCaddy) reload(settings string) {
 	tc.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	resp, err := handoverClient(nil).Do(req)
 	if err != nil {
@@ -272,7 +274,7 @@ func burstUpstream(t *testing.T, n int) string {
 // notifications arrive whole and in order before the result.
 func (c *rawClient) expectBurst(n int) {
 	c.t.Helper()
-	c.post(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
+	c.send(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
 	for i := range n {
 		m := c.message(10 * time.Second)
 		var p struct {
@@ -319,6 +321,10 @@ func (tc *testCaddy) logs(msg string) []map[string]any {
 	return out
 }
 
+// testClient is the client of requests whose whole exchange is short: a
+// server that stops answering fails the test instead of hanging it.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
 // freePort is a port for a server this test starts (see testport for why
 // not simply port 0).
 func freePort(t testing.TB) string { return testport.Free(t) }
@@ -350,6 +356,10 @@ type rawClient struct {
 func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	// A stream that does not open within the deadline is cut, and the
+	// test fails on it.
+	opening := time.AfterFunc(10*time.Second, cancel)
+	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -500,7 +510,7 @@ func (c *rawClient) post(body string) (int, string) {
 
 func postTo(t *testing.T, endpoint, body string) (int, string) {
 	t.Helper()
-	return postVia(t, http.DefaultClient, endpoint, body)
+	return postVia(t, testClient, endpoint, body)
 }
 
 // postVia is postTo through client.
