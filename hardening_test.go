@@ -6,6 +6,7 @@ package mcpsse_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -165,6 +166,77 @@ func TestIdentityBindingNoIdentity(t *testing.T) {
 	code, _ := postTo(t, endpoint, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
 	if code != http.StatusForbidden {
 		t.Errorf("POST without identity to alice's session: %d, want 403", code)
+	}
+}
+
+// TestIdentitySettings: identity off binds no session to anyone, and a
+// custom placeholder (here a request header) names who a request comes
+// from in place of the authentication handlers' user.
+func TestIdentitySettings(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	basicAuthSSE := fmt.Sprintf(`route {
+		basic_auth /sse {
+			alice %s
+		}
+		mcp_sse {
+			{settings}
+		}
+		reverse_proxy {upstream} {
+			rewrite /mcp
+		}
+	}`, h)
+	alice := http.Header{}
+	alice.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:pw")))
+	type identityPost struct {
+		header http.Header
+		status int
+	}
+	user := func(name string) http.Header {
+		h := http.Header{}
+		if name != "" {
+			h.Set("X-User", name)
+		}
+		return h
+	}
+	tests := []struct {
+		name     string
+		site     string
+		settings string
+		opener   http.Header // the stream's request headers
+		posts    []identityPost
+	}{
+		{"off", basicAuthSSE, "identity off", alice, []identityPost{
+			{nil, http.StatusAccepted}, // alice's session, a POST with no identity
+		}},
+		{"request header", defaultSite, "identity {http.request.header.X-User}", user("alice"), []identityPost{
+			{user("bob"), http.StatusForbidden},
+			{user(""), http.StatusForbidden},
+			{user("alice"), http.StatusAccepted},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream, upstreamPOSTs := countingUpstream(t, http.MethodPost)
+			tc := startCaddySite(t, tt.site, tt.settings, upstream)
+			c := tc.openStreamWith(t, tt.opener)
+			accepted := int32(0)
+			for i, p := range tt.posts {
+				body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
+				if code, reply := postHeaders(t, testClient, c.endpoint, body, p.header); code != p.status {
+					t.Fatalf("POST %d with %v: %d %s, want %d", i, p.header, code, reply, p.status)
+				}
+				if p.status != http.StatusAccepted {
+					continue
+				}
+				accepted++
+				if m := c.message(10 * time.Second); string(m.ID) != fmt.Sprint(i) || m.Error != nil {
+					t.Fatalf("POST %d answered %+v", i, m)
+				}
+			}
+			if n := upstreamPOSTs.Load(); n != accepted {
+				t.Errorf("the upstream received %d POSTs, want the %d accepted", n, accepted)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -346,7 +347,8 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 type rawClient struct {
 	t        *testing.T
 	resp     *http.Response
-	endpoint string // absolute message URL
+	endpoint string      // absolute message URL
+	header   http.Header // sent with every request of the client
 	events   chan sse.Event
 	cancel   context.CancelFunc
 	ctx      context.Context
@@ -355,12 +357,20 @@ type rawClient struct {
 
 func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 	t.Helper()
+	return tc.openStreamWith(t, nil)
+}
+
+// openStreamWith opens a stream with extra request headers; its POSTs
+// (post, send) carry the same headers.
+func (tc *testCaddy) openStreamWith(t *testing.T, header http.Header) *rawClient {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// A stream that does not open within the deadline is cut, and the
 	// test fails on it.
 	opening := time.AfterFunc(10*time.Second, cancel)
 	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
+	maps.Copy(req.Header, header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
@@ -370,7 +380,7 @@ func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 		cancel()
 		t.Fatalf("GET /sse: %s", resp.Status)
 	}
-	c := &rawClient{t: t, resp: resp, events: make(chan sse.Event, 1024), cancel: cancel, ctx: ctx, stopRead: make(chan struct{})}
+	c := &rawClient{t: t, resp: resp, header: header, events: make(chan sse.Event, 1024), cancel: cancel, ctx: ctx, stopRead: make(chan struct{})}
 	t.Cleanup(c.close)
 	go c.read()
 	ev := c.next(5 * time.Second)
@@ -505,7 +515,7 @@ func (c *rawClient) message(within time.Duration) rpcMessage {
 // response body.
 func (c *rawClient) post(body string) (int, string) {
 	c.t.Helper()
-	return postTo(c.t, c.endpoint, body)
+	return postHeaders(c.t, testClient, c.endpoint, body, c.header)
 }
 
 func postTo(t *testing.T, endpoint, body string) (int, string) {
