@@ -689,6 +689,65 @@ func TestUpstreamSessionDeleted(t *testing.T) {
 	})
 }
 
+// TestCleanupTimeoutBoundsTeardown: an upstream whose DELETE never
+// answers holds a closed session's teardown no longer than
+// cleanup_timeout: the DELETE is cut, the session is gone, and the
+// client's slot, given back when the teardown ends, takes a new stream.
+func TestCleanupTimeoutBoundsTeardown(t *testing.T) {
+	deleted := make(chan struct{}, 1)
+	cut := make(chan struct{}, 1)
+	release := make(chan struct{})
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodDelete {
+			inner.ServeHTTP(w, r)
+			return
+		}
+		signal := func(ch chan struct{}) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		signal(deleted)
+		select {
+		case <-r.Context().Done():
+			signal(cut)
+		case <-release:
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) }) // before up.Close, which waits for handlers
+	tc := startCaddyWithUpstream(t, "cleanup_timeout 500ms\n\t\tmax_sessions_per_client 1", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.initialize()
+	c.close()
+	for _, step := range []struct {
+		what string
+		ch   chan struct{}
+	}{{"the upstream DELETE", deleted}, {"the hanging DELETE cut by cleanup_timeout", cut}} {
+		select {
+		case <-step.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not within 10s (upstream_timeout is 120s)", step.what)
+		}
+	}
+	if code, body := c.post(`{"jsonrpc":"2.0","method":"x"}`); code != http.StatusNotFound {
+		t.Errorf("POST after the teardown: %d %s, want 404", code, body)
+	}
+	eventually(t, 10*time.Second, "the client's slot back", func() bool {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", tc.base+"/sse", nil)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 func TestMaxSessions(t *testing.T) {
 	tc := startCaddy(t, "max_sessions 2")
 	tc.openStream(t)
