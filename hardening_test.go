@@ -450,6 +450,36 @@ func settledGoroutines() int {
 	return runtime.NumGoroutine()
 }
 
+// TestSlowConsumerClosed: a client that stops reading fills its socket,
+// then its session's queue; a message that finds the queue full for as
+// long as its sender may wait (an admin push waits 1s, well within the
+// stalled write's send_timeout) closes the session as slow_consumer. The
+// session refuses POSTs at once; its stream ends when the stalled write
+// gives up.
+func TestSlowConsumerClosed(t *testing.T) {
+	tc := startCaddy(t, "queue_size 2\n\t\tsend_timeout 10s")
+	c := tc.openStream(t)
+	c.initialize()
+	c.cancelReads()
+	msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":%q}}`, strings.Repeat("x", 512<<10))
+	var code int
+	var body string
+	for i := 0; i < 400; i++ {
+		if code, body = adminDo(t, tc, "POST", "/mcp_sse/sessions/"+idOf(c)+"/messages", msg); code != http.StatusAccepted {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "slow consumer") {
+		t.Fatalf("pushing to a client that reads nothing: %d %s, want 503 once its queue stays full", code, body)
+	}
+	if code, body := c.post(`{"jsonrpc":"2.0","id":1,"method":"ping"}`); code != http.StatusNotFound {
+		t.Errorf("POST to the slow consumer's session: %d %s, want 404", code, body)
+	}
+	if reason := tc.closedReason(c, 20*time.Second); reason != "slow_consumer" {
+		t.Fatalf("the session closed as %q, want slow_consumer", reason)
+	}
+}
+
 // TestSpinGuardCutsIdleLoop: a stream producing idle frames without pause
 // (a keepalive of 1ms stands in for a loop gone wrong) is cut, and the log
 // says how many idle frames it counted.
