@@ -4,6 +4,7 @@ package mcpsse_test
 // on a real admin listener with real streams.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,7 +34,9 @@ type sessionList struct {
 
 func adminDo(t *testing.T, tc *testCaddy, method, path, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, tc.admin+path, strings.NewReader(body))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, tc.admin+path, strings.NewReader(body))
 	// Every load replaces the admin server (see handoverClient).
 	resp, err := handoverClient(nil).Do(req)
 	if err != nil {
@@ -89,8 +92,7 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := adminDo(t, tc, "DELETE", "/mcp_sse/sessions/"+idOf(a), ""); code != 200 {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
-	for range a.events {
-	}
+	a.waitEnd(10 * time.Second)
 	eventually(t, 5*time.Second, "upstream DELETE", func() bool { return deletes.Load() == 1 })
 	if l := listSessions(t, tc); l.Count != 1 || l.Sessions[0].ID != idOf(b) {
 		t.Fatalf("after DELETE: %+v", l)
@@ -204,7 +206,7 @@ func TestSessionPlaceholder(t *testing.T) {
 	}`, access)
 	tc := startCaddySite(t, site, "", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","method":"notifications/x"}`)
+	c.send(`{"jsonrpc":"2.0","method":"notifications/x"}`)
 	eventually(t, 5*time.Second, "the POST's access log line names its session", func() bool {
 		data, _ := os.ReadFile(access)
 		for _, line := range strings.Split(string(data), "\n") {

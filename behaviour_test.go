@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +24,7 @@ import (
 
 func TestStreamHeadersAndFirstFrames(t *testing.T) {
 	tc := startCaddy(t, "retry 7s")
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,57 +54,113 @@ func TestStreamHeadersAndFirstFrames(t *testing.T) {
 }
 
 // TestProgressBeforeResult reads the wire: every progress notification of
-// a call must arrive, in order, before its result.
+// a call must arrive, in order, before its result; both as the upstream
+// streams them while the call runs and when they come in one write with
+// the result, where any reordering in the bridge would show.
 func TestProgressBeforeResult(t *testing.T) {
-	tc := startCaddy(t, "")
-	c := tc.openStream(t)
-	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":20},"_meta":{"progressToken":"tok"}}}`)
-	for want := 1; want <= 4; want++ {
-		m := c.message(10 * time.Second)
-		var p struct {
-			ProgressToken string  `json:"progressToken"`
-			Progress      float64 `json:"progress"`
-		}
-		if m.Method != "notifications/progress" || json.Unmarshal(m.Params, &p) != nil || p.ProgressToken != "tok" || p.Progress != float64(want) {
-			t.Fatalf("message %d = %+v %s, want progress %d", want, m, m.Params, want)
-		}
+	tests := []struct {
+		name     string
+		upstream func(http.Handler) http.Handler
+		steps    int
+	}{
+		{"streamed", func(h http.Handler) http.Handler { return h }, 8},
+		{"in one write with the result", coalescePOSTs, 50},
 	}
-	if m := c.message(10 * time.Second); string(m.ID) != `"slow-1"` || toolText(t, m) != "done after 4 steps" {
-		t.Fatalf("after progress: %+v", m)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := httptest.NewServer(tt.upstream(demo.Handler()))
+			t.Cleanup(up.Close)
+			tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+			c := tc.openStream(t)
+			c.initialize()
+			steps := tt.steps
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{"steps":%d,"delay_ms":1},"_meta":{"progressToken":"tok"}}}`, steps))
+			for want := 1; want <= steps; want++ {
+				m := c.message(10 * time.Second)
+				var p struct {
+					ProgressToken string  `json:"progressToken"`
+					Progress      float64 `json:"progress"`
+				}
+				if m.Method != "notifications/progress" || json.Unmarshal(m.Params, &p) != nil || p.ProgressToken != "tok" || p.Progress != float64(want) {
+					t.Fatalf("message %d = %+v %s, want progress %d", want, m, m.Params, want)
+				}
+			}
+			if m := c.message(10 * time.Second); string(m.ID) != `"slow-1"` || toolText(t, m) != fmt.Sprintf("done after %d steps", steps) {
+				t.Fatalf("after progress: %+v", m)
+			}
+		})
 	}
 }
 
-// TestProgressWithGoSDK checks the same through a real client's handler.
+// coalescePOSTs passes each POST's whole reply on in one write, once h
+// has returned.
+func coalescePOSTs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// TestProgressWithGoSDK checks the same through a real client. The Go SDK
+// runs notification handlers on a goroutine of their own, after the
+// response may already have been returned, so what arrived first is read
+// off the bytes the client read.
 func TestProgressWithGoSDK(t *testing.T) {
 	tc := startCaddy(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var seen []float64
-	cs := connectGoSDK(t, ctx, tc, &mcp.ClientOptions{
+	wire := &wireRecorder{rt: http.DefaultTransport}
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-progress", Version: "1"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
 			mu.Lock()
 			seen = append(seen, req.Params.Progress)
 			mu.Unlock()
 		},
 	})
+	cs, err := client.Connect(ctx, sseTransport(tc.base+"/sse", &http.Client{Transport: wire}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
 	params := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"steps": 3, "delay_ms": 20}}
 	params.SetProgressToken("p")
 	if _, err := cs.CallTool(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "three progress notifications", func() bool {
+	// The client has read the result, so everything before it too.
+	var order []string
+	for _, m := range wire.messages() {
+		var p struct {
+			Progress float64 `json:"progress"`
+		}
+		switch {
+		case m.Method == "notifications/progress" && json.Unmarshal(m.Params, &p) == nil:
+			order = append(order, fmt.Sprint("progress ", p.Progress))
+		case m.Method == "" && m.Result != nil && strings.Contains(string(m.Result), "done after 3 steps"):
+			order = append(order, "result")
+		}
+	}
+	if want := []string{"progress 1", "progress 2", "progress 3", "result"}; !slices.Equal(order, want) {
+		t.Fatalf("the client read %q, want %q", order, want)
+	}
+	eventually(t, 5*time.Second, "three progress notifications handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == 3
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for i, p := range seen {
-		if p != float64(i+1) {
-			t.Errorf("progress %d = %v, want %d (out of order: %v)", i, p, i+1, seen)
-		}
+	if !slices.Equal(seen, []float64{1, 2, 3}) {
+		t.Errorf("the progress handler saw %v, want [1 2 3]", seen)
 	}
 }
 
@@ -135,8 +193,8 @@ func TestSlowCallDoesNotHoldBackNext(t *testing.T) {
 	tc := startCaddy(t, "")
 	c := tc.openStream(t)
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":3000}}}`)
-	c.post(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":3000}}}`)
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
 	if m := c.message(10 * time.Second); string(m.ID) != "2" {
 		t.Fatalf("first answer is for id %s, want the ping (2) before the slow call", m.ID)
 	}
@@ -145,24 +203,158 @@ func TestSlowCallDoesNotHoldBackNext(t *testing.T) {
 	}
 }
 
-// TestOrderPreserved: messages posted one after another reach the upstream
-// in that order; echo calls answer in order because each is fast.
+// serialSite fronts an upstream reached over one connection at a time, so
+// that the order the upstream receives messages in is the order the bridge
+// sent them in. Over several connections the upstream's handlers run
+// concurrently and may read two messages in either order, whatever order
+// they were sent in. The standalone stream would hold the one connection
+// for ever: its settings turn it off.
+const (
+	serialSite = `mcp_sse {
+		{settings}
+	}
+	reverse_proxy {upstream} {
+		rewrite /mcp
+		transport http {
+			max_conns_per_host 1
+		}
+	}`
+	serialSettings = "upstream_listen off"
+)
+
+// TestOrderPreserved: messages reach the upstream in the order they were
+// posted, whether one POST each or in one batch (whose messages the
+// bridge dispatches at once: without turns they would race).
 func TestOrderPreserved(t *testing.T) {
-	tc := startCaddy(t, "")
+	const n = 30
+	call := func(i int) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, i, i)
+	}
+	tests := []struct {
+		name string
+		post func(c *rawClient)
+	}{
+		{"one POST each", func(c *rawClient) {
+			for i := range n {
+				c.send(call(i))
+			}
+		}},
+		{"one batch", func(c *rawClient) {
+			msgs := make([]string, n)
+			for i := range n {
+				msgs[i] = call(i)
+			}
+			c.send("[" + strings.Join(msgs, ",") + "]")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := recordingUpstream(t, nil)
+			tc := startCaddySite(t, serialSite, serialSettings, rec.addr)
+			c := tc.openStream(t)
+			c.initialize()
+			tt.post(c)
+			got := map[string]string{}
+			for range n {
+				m := c.message(10 * time.Second)
+				got[string(m.ID)] = toolText(t, m)
+			}
+			for i := range n {
+				if got[fmt.Sprint(i)] != fmt.Sprintf("m%d", i) {
+					t.Errorf("id %d answered %q", i, got[fmt.Sprint(i)])
+				}
+			}
+			var order []string
+			for _, p := range rec.received("tools/call") {
+				order = append(order, p.ID)
+			}
+			want := make([]string, n)
+			for i := range n {
+				want[i] = fmt.Sprint(i)
+			}
+			if !slices.Equal(order, want) {
+				t.Errorf("the upstream received the calls in the order %v, want 0 to %d", order, n-1)
+			}
+		})
+	}
+}
+
+// TestBatchDispatchedWhole: every message of a POSTed batch reaches the
+// upstream, in order, and every request in it is answered.
+func TestBatchDispatchedWhole(t *testing.T) {
+	rec := recordingUpstream(t, nil)
+	tc := startCaddySite(t, serialSite, serialSettings, rec.addr)
 	c := tc.openStream(t)
 	c.initialize()
-	const n = 30
-	for i := range n {
-		c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, i, i))
-	}
-	got := map[string]string{}
-	for range n {
+	c.send(`[
+		{"jsonrpc":"2.0","id":"b1","method":"tools/call","params":{"name":"echo","arguments":{"text":"one"}}},
+		{"jsonrpc":"2.0","method":"notifications/roots/list_changed"},
+		{"jsonrpc":"2.0","id":"b2","method":"ping"},
+		{"jsonrpc":"2.0","id":"b3","method":"tools/call","params":{"name":"echo","arguments":{"text":"three"}}}
+	]`)
+	answers := map[string]rpcMessage{}
+	for range 3 {
 		m := c.message(10 * time.Second)
-		got[string(m.ID)] = toolText(t, m)
+		if m.Error != nil {
+			t.Fatalf("batch member %s failed: %+v", m.ID, *m.Error)
+		}
+		answers[string(m.ID)] = m
 	}
-	for i := range n {
-		if got[fmt.Sprint(i)] != fmt.Sprintf("m%d", i) {
-			t.Errorf("id %d answered %q", i, got[fmt.Sprint(i)])
+	if m, ok := answers[`"b1"`]; !ok || toolText(t, m) != "one" {
+		t.Errorf("b1 answered %+v", answers[`"b1"`])
+	}
+	if m, ok := answers[`"b2"`]; !ok || m.Result == nil {
+		t.Errorf("b2 (ping) answered %+v", answers[`"b2"`])
+	}
+	if m, ok := answers[`"b3"`]; !ok || toolText(t, m) != "three" {
+		t.Errorf("b3 answered %+v", answers[`"b3"`])
+	}
+	var got []string
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, p := range rec.posts[2:] { // after initialize and initialized
+		got = append(got, p.Method+" "+p.ID)
+	}
+	want := []string{`tools/call "b1"`, "notifications/roots/list_changed ", `ping "b2"`, `tools/call "b3"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("the upstream received %q, want %q", got, want)
+	}
+}
+
+// TestForwardedHeaders: Authorization, and the headers forward_headers
+// names, reach the upstream with each message; other client headers do
+// not.
+func TestForwardedHeaders(t *testing.T) {
+	rec := recordingUpstream(t, nil)
+	tc := startCaddyWithUpstream(t, "forward_headers X-Tenant X-Trace-Id", rec.addr)
+	c := tc.openStream(t)
+	c.initialize()
+	h := http.Header{}
+	h.Set("Authorization", "Bearer t0ken")
+	h.Set("X-Tenant", "acme")
+	h.Add("X-Trace-Id", "a")
+	h.Add("X-Trace-Id", "b")
+	h.Set("X-Not-Forwarded", "secret")
+	body := `{"jsonrpc":"2.0","id":"h","method":"tools/call","params":{"name":"echo","arguments":{"text":"with headers"}}}`
+	if code, reply := postHeaders(t, http.DefaultClient, c.endpoint, body, h); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, reply)
+	}
+	if m := c.message(10 * time.Second); toolText(t, m) != "with headers" {
+		t.Fatalf("answer: %+v", m)
+	}
+	calls := rec.received("tools/call")
+	if len(calls) != 1 {
+		t.Fatalf("the upstream received %d calls, want 1", len(calls))
+	}
+	got := calls[0].Header
+	for name, want := range map[string][]string{
+		"Authorization":   {"Bearer t0ken"},
+		"X-Tenant":        {"acme"},
+		"X-Trace-Id":      {"a", "b"},
+		"X-Not-Forwarded": nil,
+	} {
+		if !slices.Equal(got.Values(name), want) {
+			t.Errorf("upstream saw %s = %q, want %q", name, got.Values(name), want)
 		}
 	}
 }
@@ -240,7 +432,7 @@ func TestBadInput(t *testing.T) {
 				req.Body = http.NoBody
 				req.Body = readerCloser{strings.NewReader(tt.body)}
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,7 +470,7 @@ func (readerCloser) Close() error { return nil }
 func TestUpstreamDown(t *testing.T) {
 	tc := startCaddyWithUpstream(t, "", "127.0.0.1:"+freePort(t))
 	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	m := c.message(10 * time.Second)
 	if string(m.ID) != `"init-1"` || m.Error == nil {
 		t.Fatalf("got %+v, want an error for id init-1", m)
@@ -334,7 +526,7 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
-			c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, tt.method))
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, tt.method))
 			m := c.message(10 * time.Second)
 			if string(m.ID) != fmt.Sprint(i) || m.Error == nil {
 				t.Fatalf("got %+v, want an error for id %d", m, i)
@@ -343,9 +535,66 @@ func TestUpstreamFailures(t *testing.T) {
 				t.Errorf("error = %+v, want kind %s and %q", *m.Error, tt.kind, tt.contains)
 			}
 			// The session still works.
-			c.post(`{"jsonrpc":"2.0","id":"after","method":"fine"}`)
+			c.send(`{"jsonrpc":"2.0","id":"after","method":"fine"}`)
 			if m := c.message(10 * time.Second); string(m.ID) != `"after"` || m.Error != nil {
 				t.Fatalf("next call got %+v", m)
+			}
+		})
+	}
+}
+
+// TestUpstreamReplySizeLimit: max_message_size bounds each message of the
+// upstream's reply, as an application/json body and as one event of an
+// event stream; a larger one is an error for the request, not relayed, and
+// one within the limit passes.
+func TestUpstreamReplySizeLimit(t *testing.T) {
+	const limit = 4096
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Size int `json:"size"`
+			} `json:"params"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		// A response of exactly Params.Size bytes.
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"pad":""}}`, req.ID)
+		msg = strings.Replace(msg, `""`, `"`+strings.Repeat("x", req.Params.Size-len(msg))+`"`, 1)
+		switch req.Method {
+		case "json":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, msg)
+		case "sse":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: message\ndata: %s\n\n", msg)
+		}
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, fmt.Sprintf("max_message_size %d", limit), strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	tests := []struct {
+		method string
+		size   int
+		tooBig string // what the error says, if it is one
+	}{
+		{"json", limit - 100, ""},
+		{"json", 2 * limit, "upstream reply exceeds 4096 bytes"},
+		{"sse", limit - 100, ""},
+		{"sse", 2 * limit, "event exceeds size limit"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d bytes", tt.method, tt.size), func(t *testing.T) {
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{"size":%d}}`, i, tt.method, tt.size))
+			m := c.message(10 * time.Second)
+			if string(m.ID) != fmt.Sprint(i) {
+				t.Fatalf("got %+v, want the answer to id %d", m, i)
+			}
+			switch {
+			case tt.tooBig != "" && (m.Error == nil || m.Error.Data["kind"] != "bad_reply" || !strings.Contains(m.Error.Message, tt.tooBig)):
+				t.Fatalf("a %d-byte reply over a limit of %d: got %+v %.100s, want a bad_reply error saying %q", tt.size, limit, m.Error, m.Result, tt.tooBig)
+			case tt.tooBig == "" && (m.Error != nil || len(m.Result) < tt.size-100):
+				t.Fatalf("a %d-byte reply within a limit of %d: got %+v, %d bytes of result", tt.size, limit, m.Error, len(m.Result))
 			}
 		})
 	}
@@ -402,20 +651,18 @@ func TestSendTimeoutCutsNonReader(t *testing.T) {
 	big := strings.Repeat("x", 256<<10)
 	closed := false
 	for i := 0; i < 400 && !closed; i++ {
-		code, _ := c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, i, big))
+		code, reply := c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, i, big))
+		if code != http.StatusAccepted && code != http.StatusNotFound {
+			t.Fatalf("POST %d: %d %s", i, code, reply)
+		}
 		closed = code == http.StatusNotFound
 	}
 	if !closed {
 		t.Fatal("session still open after filling the socket of a client that does not read")
 	}
-	eventually(t, 5*time.Second, "close logged", func() bool {
-		for _, l := range tc.logs("session closed") {
-			if l["reason"] == "send_timeout" {
-				return true
-			}
-		}
-		return false
-	})
+	if reason := tc.closedReason(c, 5*time.Second); reason != "send_timeout" {
+		t.Fatalf("the non-reader's session closed as %q, want send_timeout", reason)
+	}
 }
 
 // TestUpstreamSessionDeleted: when a stream ends, the upstream session it
@@ -442,11 +689,70 @@ func TestUpstreamSessionDeleted(t *testing.T) {
 	})
 }
 
+// TestCleanupTimeoutBoundsTeardown: an upstream whose DELETE never
+// answers holds a closed session's teardown no longer than
+// cleanup_timeout: the DELETE is cut, the session is gone, and the
+// client's slot, given back when the teardown ends, takes a new stream.
+func TestCleanupTimeoutBoundsTeardown(t *testing.T) {
+	deleted := make(chan struct{}, 1)
+	cut := make(chan struct{}, 1)
+	release := make(chan struct{})
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodDelete {
+			inner.ServeHTTP(w, r)
+			return
+		}
+		signal := func(ch chan struct{}) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		signal(deleted)
+		select {
+		case <-r.Context().Done():
+			signal(cut)
+		case <-release:
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) }) // before up.Close, which waits for handlers
+	tc := startCaddyWithUpstream(t, "cleanup_timeout 500ms\n\t\tmax_sessions_per_client 1", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.initialize()
+	c.close()
+	for _, step := range []struct {
+		what string
+		ch   chan struct{}
+	}{{"the upstream DELETE", deleted}, {"the hanging DELETE cut by cleanup_timeout", cut}} {
+		select {
+		case <-step.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not within 10s (upstream_timeout is 120s)", step.what)
+		}
+	}
+	if code, body := c.post(`{"jsonrpc":"2.0","method":"x"}`); code != http.StatusNotFound {
+		t.Errorf("POST after the teardown: %d %s, want 404", code, body)
+	}
+	eventually(t, 10*time.Second, "the client's slot back", func() bool {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", tc.base+"/sse", nil)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 func TestMaxSessions(t *testing.T) {
 	tc := startCaddy(t, "max_sessions 2")
 	tc.openStream(t)
 	tc.openStream(t)
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}

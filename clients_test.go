@@ -8,17 +8,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	mcpgoclient "github.com/mark3labs/mcp-go/client"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
 var demoTools = []string{"add", "echo", "sample", "slow"}
@@ -158,4 +163,47 @@ func echoCall(ctx context.Context, cs *mcp.ClientSession, text string) (string, 
 		return "", err
 	}
 	return res.Content[0].(*mcp.TextContent).Text, nil
+}
+
+// wireRecorder is an http.RoundTripper that records the messages of every
+// event stream a client reads through it, in the order the client read
+// them.
+type wireRecorder struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	msgs []rpcMessage
+}
+
+func (w *wireRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
+	if err == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = &wireBody{ReadCloser: resp.Body, w: w}
+	}
+	return resp, err
+}
+
+func (w *wireRecorder) messages() []rpcMessage {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
+
+type wireBody struct {
+	io.ReadCloser
+	w      *wireRecorder
+	parser sse.Parser
+}
+
+func (b *wireBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.parser.Feed(p[:n], func(ev sse.Event) error {
+		var m rpcMessage
+		if ev.Name == sse.EventMessage && json.Unmarshal(ev.Data, &m) == nil {
+			b.w.mu.Lock()
+			b.w.msgs = append(b.w.msgs, m)
+			b.w.mu.Unlock()
+		}
+		return nil
+	})
+	return n, err
 }

@@ -33,7 +33,12 @@ func TestBindUnackedTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	server := <-accepted
+	var server net.Conn
+	select {
+	case server = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listener accepted no connection within 10s")
+	}
 	defer server.Close()
 
 	r, _ := http.NewRequest("GET", "/sse", nil)

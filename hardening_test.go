@@ -6,6 +6,7 @@ package mcpsse_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func TestOriginAndCORS(t *testing.T) {
 				req.Header.Set("Access-Control-Request-Method", "POST")
 				req.Header.Set("Access-Control-Request-Headers", "content-type, authorization")
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +124,7 @@ func TestIdentityBinding(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pw)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,12 +169,87 @@ func TestIdentityBindingNoIdentity(t *testing.T) {
 	}
 }
 
+// TestIdentitySettings: identity off binds no session to anyone, and a
+// custom placeholder (here a request header) names who a request comes
+// from in place of the authentication handlers' user.
+func TestIdentitySettings(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	basicAuthSSE := fmt.Sprintf(`route {
+		basic_auth /sse {
+			alice %s
+		}
+		mcp_sse {
+			{settings}
+		}
+		reverse_proxy {upstream} {
+			rewrite /mcp
+		}
+	}`, h)
+	alice := http.Header{}
+	alice.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:pw")))
+	type identityPost struct {
+		header http.Header
+		status int
+	}
+	user := func(name string) http.Header {
+		h := http.Header{}
+		if name != "" {
+			h.Set("X-User", name)
+		}
+		return h
+	}
+	tests := []struct {
+		name     string
+		site     string
+		settings string
+		opener   http.Header // the stream's request headers
+		posts    []identityPost
+	}{
+		{"off", basicAuthSSE, "identity off", alice, []identityPost{
+			{nil, http.StatusAccepted}, // alice's session, a POST with no identity
+		}},
+		{"request header", defaultSite, "identity {http.request.header.X-User}", user("alice"), []identityPost{
+			{user("bob"), http.StatusForbidden},
+			{user(""), http.StatusForbidden},
+			{user("alice"), http.StatusAccepted},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream, upstreamPOSTs := countingUpstream(t, http.MethodPost)
+			tc := startCaddySite(t, tt.site, tt.settings, upstream)
+			c := tc.openStreamWith(t, tt.opener)
+			accepted := int32(0)
+			for i, p := range tt.posts {
+				body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
+				if code, reply := postHeaders(t, testClient, c.endpoint, body, p.header); code != p.status {
+					t.Fatalf("POST %d with %v: %d %s, want %d", i, p.header, code, reply, p.status)
+				}
+				if p.status != http.StatusAccepted {
+					continue
+				}
+				accepted++
+				if m := c.message(10 * time.Second); string(m.ID) != fmt.Sprint(i) || m.Error != nil {
+					t.Fatalf("POST %d answered %+v", i, m)
+				}
+			}
+			if n := upstreamPOSTs.Load(); n != accepted {
+				t.Errorf("the upstream received %d POSTs, want the %d accepted", n, accepted)
+			}
+		})
+	}
+}
+
 // openAuthStream opens a stream as user and returns its endpoint URL; the
 // stream stays open until the test ends.
 func openAuthStream(t *testing.T, base, user, pw string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	// A stream that does not open within the deadline is cut, and the
+	// test fails on it.
+	opening := time.AfterFunc(10*time.Second, cancel)
+	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/sse", nil)
 	req.SetBasicAuth(user, pw)
 	resp, err := http.DefaultClient.Do(req)
@@ -200,7 +276,7 @@ func TestMaxSessionsPerClient(t *testing.T) {
 	tc := startCaddy(t, "max_sessions_per_client 2")
 	first := tc.openStream(t)
 	tc.openStream(t)
-	resp, err := http.Get(tc.base + "/sse")
+	resp, err := testClient.Get(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +289,7 @@ func TestMaxSessionsPerClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", tc.base+"/sse", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -240,7 +316,7 @@ func TestSessionIDsNotLoggedAboveDebug(t *testing.T) {
 	tc := startCaddy(t, "")
 	c := tc.openStream(t)
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","method":"notifications/unknown"}`)
+	c.send(`{"jsonrpc":"2.0","method":"notifications/unknown"}`)
 	id := c.endpoint[strings.Index(c.endpoint, "session_id=")+len("session_id="):]
 	c.close()
 	eventually(t, 5*time.Second, "session closed", func() bool { return len(tc.logs("session closed")) > 0 })
@@ -283,6 +359,7 @@ func TestChurn(t *testing.T) {
 			return err
 		}
 		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(conn, "GET /sse HTTP/1.1\r\nHost: %s\r\n\r\n", host)
 		br := bufio.NewReader(conn)
 		var endpoint string
@@ -298,11 +375,14 @@ func TestChurn(t *testing.T) {
 		if i%2 == 0 {
 			return nil // a clean close
 		}
-		resp, err := http.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"big"}`))
+		resp, err := testClient.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"big"}`))
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("POST: %s", resp.Status)
+		}
 		// Read a little of the big frame, then reset the connection in the
 		// middle of it.
 		if _, err := br.Peek(4096); err != nil {
@@ -370,16 +450,45 @@ func settledGoroutines() int {
 	return runtime.NumGoroutine()
 }
 
+// TestSlowConsumerClosed: a client that stops reading fills its socket,
+// then its session's queue; a message that finds the queue full for as
+// long as its sender may wait (an admin push waits 1s, well within the
+// stalled write's send_timeout) closes the session as slow_consumer. The
+// session refuses POSTs at once; its stream ends when the stalled write
+// gives up.
+func TestSlowConsumerClosed(t *testing.T) {
+	tc := startCaddy(t, "queue_size 2\n\t\tsend_timeout 10s")
+	c := tc.openStream(t)
+	c.initialize()
+	c.cancelReads()
+	msg := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":%q}}`, strings.Repeat("x", 512<<10))
+	var code int
+	var body string
+	for i := 0; i < 400; i++ {
+		if code, body = adminDo(t, tc, "POST", "/mcp_sse/sessions/"+idOf(c)+"/messages", msg); code != http.StatusAccepted {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "slow consumer") {
+		t.Fatalf("pushing to a client that reads nothing: %d %s, want 503 once its queue stays full", code, body)
+	}
+	if code, body := c.post(`{"jsonrpc":"2.0","id":1,"method":"ping"}`); code != http.StatusNotFound {
+		t.Errorf("POST to the slow consumer's session: %d %s, want 404", code, body)
+	}
+	if reason := tc.closedReason(c, 20*time.Second); reason != "slow_consumer" {
+		t.Fatalf("the session closed as %q, want slow_consumer", reason)
+	}
+}
+
 // TestSpinGuardCutsIdleLoop: a stream producing idle frames without pause
 // (a keepalive of 1ms stands in for a loop gone wrong) is cut, and the log
 // says how many idle frames it counted.
 func TestSpinGuardCutsIdleLoop(t *testing.T) {
 	tc := startCaddy(t, "keepalive 1ms")
 	c := tc.openStream(t)
-	for {
-		if _, ok := <-c.events; !ok {
-			break // the stream ended
-		}
+	c.waitEnd(10 * time.Second)
+	if reason := tc.closedReason(c, 5*time.Second); reason != "rapid_yield" {
+		t.Fatalf("the spinning stream's session closed as %q, want rapid_yield", reason)
 	}
 	eventually(t, 5*time.Second, "spin guard logged", func() bool {
 		for _, l := range tc.logs("spin guard tripped") {
@@ -415,13 +524,13 @@ func TestUpstreamSessionLost(t *testing.T) {
 
 	restarted := demo.Handler() // a new server: it knows no session
 	current.Store(&restarted)
-	c.post(`{"jsonrpc":"2.0","id":"lost","method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"lost","method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
 	m := c.message(10 * time.Second)
 	if string(m.ID) != `"lost"` || m.Error == nil || m.Error.Data["kind"] != "session_lost" || !strings.Contains(m.Error.Message, "initialize") {
 		t.Fatalf("call after the upstream lost its session: %+v", m)
 	}
 	c.initialize()
-	c.post(`{"jsonrpc":"2.0","id":"again","method":"tools/call","params":{"name":"echo","arguments":{"text":"back"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"again","method":"tools/call","params":{"name":"echo","arguments":{"text":"back"}}}`)
 	if m := c.message(10 * time.Second); toolText(t, m) != "back" {
 		t.Fatalf("after re-initialize: %+v", m)
 	}
@@ -497,7 +606,7 @@ func TestUpstreamReplyNeverEnds(t *testing.T) {
 	t.Cleanup(up.Close)
 	tc := startCaddyWithUpstream(t, "upstream_timeout 1s", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
-	c.post(`{"jsonrpc":"2.0","id":9,"method":"forever"}`)
+	c.send(`{"jsonrpc":"2.0","id":9,"method":"forever"}`)
 	if m := c.message(10 * time.Second); m.Method != "notifications/message" {
 		t.Fatalf("first: %+v", m)
 	}
@@ -547,7 +656,7 @@ func TestEndingSessionsSpareOtherRequests(t *testing.T) {
 	for range ended {
 		c := tc.openStream(t)
 		c.initialize()
-		c.post(`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
+		c.send(`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
 		c.close()
 	}
 	close(stop)

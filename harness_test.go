@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	_ "github.com/mcpsse/caddy-mcp-sse"
 	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
+	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
@@ -150,7 +153,9 @@ func loadCaddyfile(t testing.TB, caddyfile string) {
 // API, as an operator would, and fails the test unless Caddy took it.
 func (tc *testCaddy) reload(settings string) {
 	tc.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tc.admin+"/load", strings.NewReader(tc.caddyfile(settings)))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	resp, err := handoverClient(nil).Do(req)
 	if err != nil {
@@ -179,6 +184,74 @@ func countingUpstream(t *testing.T, method string) (string, *atomic.Int32) {
 	return strings.TrimPrefix(up.URL, "http://"), &n
 }
 
+// upstreamPOST is one message POST as the upstream read it.
+type upstreamPOST struct {
+	Header http.Header
+	ID     string // the raw JSON id, "" for a notification
+	Method string
+	Text   string // params.arguments.text, as the echo tool takes it
+}
+
+// recorder is the demo MCP server recording each POST it receives, in the
+// order it read their bodies.
+type recorder struct {
+	addr  string
+	mu    sync.Mutex
+	posts []upstreamPOST
+}
+
+// recordingUpstream starts a recorder. hold, if not nil, runs for each
+// POST before its body is read; the bridge hands a session's next message
+// upstream only once the one before has been read.
+func recordingUpstream(t *testing.T, hold func(*http.Request)) *recorder {
+	t.Helper()
+	rec := &recorder{}
+	inner := demo.Handler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if hold != nil {
+				hold(r)
+			}
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+				Params struct {
+					Arguments struct {
+						Text string `json:"text"`
+					} `json:"arguments"`
+				} `json:"params"`
+			}
+			json.Unmarshal(body, &m)
+			rec.mu.Lock()
+			rec.posts = append(rec.posts, upstreamPOST{Header: r.Header.Clone(), ID: string(m.ID), Method: m.Method, Text: m.Params.Arguments.Text})
+			rec.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	rec.addr = strings.TrimPrefix(up.URL, "http://")
+	return rec
+}
+
+// received returns the POSTs of method received so far, in order.
+func (rec *recorder) received(method string) []upstreamPOST {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var out []upstreamPOST
+	for _, p := range rec.posts {
+		if p.Method == method {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // burstUpstream is an upstream whose reply to any request is n
 // notifications (params.seq 0…n-1) in one event stream, then the result.
 func burstUpstream(t *testing.T, n int) string {
@@ -202,7 +275,7 @@ func burstUpstream(t *testing.T, n int) string {
 // notifications arrive whole and in order before the result.
 func (c *rawClient) expectBurst(n int) {
 	c.t.Helper()
-	c.post(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
+	c.send(`{"jsonrpc":"2.0","id":"burst","method":"burst"}`)
 	for i := range n {
 		m := c.message(10 * time.Second)
 		var p struct {
@@ -249,6 +322,10 @@ func (tc *testCaddy) logs(msg string) []map[string]any {
 	return out
 }
 
+// testClient is the client of requests whose whole exchange is short: a
+// server that stops answering fails the test instead of hanging it.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
 // freePort is a port for a server this test starts (see testport for why
 // not simply port 0).
 func freePort(t testing.TB) string { return testport.Free(t) }
@@ -270,7 +347,8 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 type rawClient struct {
 	t        *testing.T
 	resp     *http.Response
-	endpoint string // absolute message URL
+	endpoint string      // absolute message URL
+	header   http.Header // sent with every request of the client
 	events   chan sse.Event
 	cancel   context.CancelFunc
 	ctx      context.Context
@@ -282,15 +360,17 @@ func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 	return tc.openStreamWith(t, nil)
 }
 
-// openStreamWith is openStream with a GET that prepare may change (its
-// credentials, its Host) before it is sent.
-func (tc *testCaddy) openStreamWith(t *testing.T, prepare func(*http.Request)) *rawClient {
+// openStreamWith opens a stream with extra request headers; its POSTs
+// (post, send) carry the same headers.
+func (tc *testCaddy) openStreamWith(t *testing.T, header http.Header) *rawClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	// A stream that does not open within the deadline is cut, and the
+	// test fails on it.
+	opening := time.AfterFunc(10*time.Second, cancel)
+	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
-	if prepare != nil {
-		prepare(req)
-	}
+	maps.Copy(req.Header, header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
@@ -300,7 +380,7 @@ func (tc *testCaddy) openStreamWith(t *testing.T, prepare func(*http.Request)) *
 		cancel()
 		t.Fatalf("GET /sse: %s", resp.Status)
 	}
-	c := &rawClient{t: t, resp: resp, events: make(chan sse.Event, 1024), cancel: cancel, ctx: ctx, stopRead: make(chan struct{})}
+	c := &rawClient{t: t, resp: resp, header: header, events: make(chan sse.Event, 1024), cancel: cancel, ctx: ctx, stopRead: make(chan struct{})}
 	t.Cleanup(c.close)
 	go c.read()
 	ev := c.next(5 * time.Second)
@@ -367,6 +447,40 @@ func (c *rawClient) next(within time.Duration) sse.Event {
 	panic("unreachable")
 }
 
+// waitEnd reads the stream, discarding what comes, until it ends.
+func (c *rawClient) waitEnd(within time.Duration) {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			c.t.Fatalf("stream still open after %s", within)
+		}
+	}
+}
+
+// closedReason waits for the "session closed" log line of the session
+// behind c and returns its reason.
+func (tc *testCaddy) closedReason(c *rawClient, within time.Duration) string {
+	tc.t.Helper()
+	short := session.ShortID(idOf(c))
+	var reason string
+	eventually(tc.t, within, "the session's close logged", func() bool {
+		for _, l := range tc.logs("session closed") {
+			if l["session"] == short {
+				reason, _ = l["reason"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return reason
+}
+
 // rpcMessage is a JSON-RPC message read off the stream.
 type rpcMessage struct {
 	ID     json.RawMessage `json:"id"`
@@ -401,24 +515,53 @@ func (c *rawClient) message(within time.Duration) rpcMessage {
 // response body.
 func (c *rawClient) post(body string) (int, string) {
 	c.t.Helper()
-	return postTo(c.t, c.endpoint, body)
+	return postHeaders(c.t, testClient, c.endpoint, body, c.header)
 }
 
 func postTo(t *testing.T, endpoint, body string) (int, string) {
 	t.Helper()
-	return postVia(t, http.DefaultClient, endpoint, body)
+	return postVia(t, testClient, endpoint, body)
 }
 
 // postVia is postTo through client.
 func postVia(t *testing.T, client *http.Client, endpoint, body string) (int, string) {
 	t.Helper()
-	resp, err := client.Post(endpoint, "application/json", strings.NewReader(body))
+	return postHeaders(t, client, endpoint, body, nil)
+}
+
+// postHeaders is postVia with extra request headers.
+func postHeaders(t *testing.T, client *http.Client, endpoint, body string, header http.Header) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the POST's response: %v", err)
+	}
 	return resp.StatusCode, string(b)
+}
+
+// send posts body to the session's endpoint and fails the test unless the
+// bridge took it (202): a refused POST must not show up later as a
+// missing event.
+func (c *rawClient) send(body string) {
+	c.t.Helper()
+	if code, reply := c.post(body); code != http.StatusAccepted {
+		c.t.Fatalf("POST %.200s: %d %s", body, code, reply)
+	}
 }
 
 // initialize runs the MCP handshake on the raw stream.

@@ -51,7 +51,7 @@ func TestUpstreamNotificationsOutsideRequests(t *testing.T) {
 		t.Fatalf("got %+v, want the upstream's tools/list_changed", m)
 	}
 	// The session goes on as before.
-	c.post(`{"jsonrpc":"2.0","id":"after","method":"tools/call","params":{"name":"echo","arguments":{"text":"still here"}}}`)
+	c.send(`{"jsonrpc":"2.0","id":"after","method":"tools/call","params":{"name":"echo","arguments":{"text":"still here"}}}`)
 	if m := c.message(10 * time.Second); toolText(t, m) != "still here" {
 		t.Fatalf("after the notification: %+v", m)
 	}
@@ -65,7 +65,7 @@ func TestUpstreamListenOff(t *testing.T) {
 	addLateTool(server)
 	// A call made afterwards is the barrier: had a notification come, it
 	// would be on the stream before this answer.
-	c.post(`{"jsonrpc":"2.0","id":"barrier","method":"ping"}`)
+	c.send(`{"jsonrpc":"2.0","id":"barrier","method":"ping"}`)
 	if m := c.message(10 * time.Second); string(m.ID) != `"barrier"` {
 		t.Fatalf("got %+v before the barrier, with upstream_listen off", m)
 	}

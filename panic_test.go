@@ -63,7 +63,7 @@ func TestPanicWhileOpening(t *testing.T) {
 	}`
 	tc := startCaddySite(t, site, "", strings.TrimPrefix(up.URL, "http://"))
 
-	resp, err := http.Get(tc.base + "/p/sse")
+	resp, err := testClient.Get(tc.base + "/p/sse")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,9 +30,9 @@ type seenRequest struct {
 	body   string
 }
 
-// recordingUpstream is the demo MCP server, recording every request it
+// loggingUpstream is the demo MCP server, logging every request (any method) it
 // receives; it returns its host:port and the record.
-func recordingUpstream(t *testing.T) (string, *requestLog) {
+func loggingUpstream(t *testing.T) (string, *requestLog) {
 	t.Helper()
 	log := &requestLog{}
 	inner := demo.Handler()
@@ -113,7 +114,7 @@ func bcryptHash(t *testing.T, pw string) string {
 // the message path without the client's query, even one that does not
 // parse, and the Mcp-Name the body really carries.
 func TestUpstreamSeesWhoPosted(t *testing.T) {
-	upstream, seen := recordingUpstream(t)
+	upstream, seen := loggingUpstream(t)
 	site := fmt.Sprintf(`route {
 		basic_auth {
 			alice %s
@@ -131,13 +132,15 @@ func TestUpstreamSeesWhoPosted(t *testing.T) {
 	}`, bcryptHash(t, "alice-pw"), bcryptHash(t, "bob-pw"))
 	tc := startCaddySite(t, site, "", upstream)
 
-	as := func(user string) func(*http.Request) {
-		return func(r *http.Request) { r.SetBasicAuth(user, user+"-pw") }
+	as := func(user string) http.Header {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth(user, user+"-pw")
+		return r.Header
 	}
 	post := func(c *rawClient, user, url, body string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		as(user)(req)
+		maps.Copy(req.Header, as(user))
 		if code, resp := send(t, req); code != http.StatusAccepted {
 			t.Fatalf("POST as %s: %d %s", user, code, resp)
 		}
@@ -175,7 +178,7 @@ func TestUpstreamSeesWhoPosted(t *testing.T) {
 		t.Errorf("echo answered %+v", m)
 	}
 	req, _ := http.NewRequest(http.MethodPost, c.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"echo","name":"add"}}`))
-	as("alice")(req)
+	maps.Copy(req.Header, as("alice"))
 	if code, body := send(t, req); code != http.StatusBadRequest || !strings.Contains(body, "duplicate") {
 		t.Errorf("a repeated params.name: %d %s, want 400 naming the duplicate", code, body)
 	}
@@ -187,8 +190,8 @@ func TestUpstreamSeesWhoPosted(t *testing.T) {
 // own origin there, and only with the scheme the request came in on; a
 // named site's own name counts too.
 func TestRebindingRefused(t *testing.T) {
-	upA, seenA := recordingUpstream(t)
-	upB, seenB := recordingUpstream(t)
+	upA, seenA := loggingUpstream(t)
+	upB, seenB := loggingUpstream(t)
 	port, adminPort := freePort(t), freePort(t)
 	loadCaddyfile(t, strings.NewReplacer("{admin}", adminPort, "{port}", port, "{a}", upA, "{b}", upB).Replace(`{
 	admin 127.0.0.1:{admin}
@@ -488,7 +491,7 @@ func TestBodyTimeout(t *testing.T) {
 func TestUpstreamSeesHTTPS(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", t.TempDir()) // Caddy's internal CA keeps its root there
 	t.Setenv("HOME", t.TempDir())
-	upstream, seen := recordingUpstream(t)
+	upstream, seen := loggingUpstream(t)
 	port, adminPort := freePort(t), freePort(t)
 	loadCaddyfile(t, strings.NewReplacer("{admin}", adminPort, "{port}", port, "{upstream}", upstream).Replace(`{
 	admin 127.0.0.1:{admin}

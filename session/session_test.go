@@ -138,8 +138,13 @@ func TestTurnOrder(t *testing.T) {
 		}(i)
 	}
 	for want := range n {
-		if got := <-order; got != want {
-			t.Fatalf("turn %d ran in place %d", got, want)
+		select {
+		case got := <-order:
+			if got != want {
+				t.Fatalf("turn %d ran in place %d", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("turn %d not granted within 10s", want)
 		}
 	}
 }

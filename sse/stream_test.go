@@ -78,6 +78,12 @@ func serveStream(t *testing.T, opts Options, messages *testQueue) (io.ReadCloser
 
 func readEvents(t *testing.T, r io.Reader, n int) []Event {
 	t.Helper()
+	// Events that do not come within the deadline fail the test: the body
+	// is closed under the read.
+	if c, ok := r.(io.Closer); ok {
+		timer := time.AfterFunc(10*time.Second, func() { c.Close() })
+		defer timer.Stop()
+	}
 	var p Parser
 	var got []Event
 	br := bufio.NewReader(r)
@@ -92,6 +98,18 @@ func readEvents(t *testing.T, r io.Reader, n int) []Event {
 		}
 	}
 	return got
+}
+
+// runResult waits for Run's result.
+func runResult(t *testing.T, result <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-result:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s")
+		return nil
+	}
 }
 
 func TestStreamDelivers(t *testing.T) {
@@ -113,7 +131,7 @@ func TestStreamDelivers(t *testing.T) {
 		}
 	}
 	messages.close()
-	if err := <-result; err != nil {
+	if err := runResult(t, result); err != nil {
 		t.Errorf("Run after the queue closed = %v, want nil", err)
 	}
 }
@@ -135,7 +153,7 @@ func TestStreamClientGone(t *testing.T) {
 	body, result := serveStream(t, Options{}, messages)
 	readEvents(t, body, 1)
 	body.Close()
-	if err := <-result; !errors.Is(err, ErrClientGone) {
+	if err := runResult(t, result); !errors.Is(err, ErrClientGone) {
 		t.Errorf("Run after the client left = %v, want ErrClientGone", err)
 	}
 }
@@ -147,7 +165,7 @@ func TestStreamSpinGuard(t *testing.T) {
 	body, result := serveStream(t, Options{Keepalive: time.Millisecond, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages)
 	go io.Copy(io.Discard, body)
 	var spin *SpinError
-	if err := <-result; !errors.As(err, &spin) {
+	if err := runResult(t, result); !errors.As(err, &spin) {
 		t.Fatalf("Run = %v, want a SpinError", err)
 	}
 	if spin.Idle < 6 || spin.Max != 5 {
@@ -168,7 +186,7 @@ func TestStreamBurstDoesNotTripGuard(t *testing.T) {
 		t.Fatalf("got %d events, want %d", len(got), n+2)
 	}
 	messages.close()
-	if err := <-result; err != nil {
+	if err := runResult(t, result); err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
@@ -201,7 +219,7 @@ func TestStreamOffload(t *testing.T) {
 		t.Fatalf("events = %+v", got)
 	}
 	messages.close()
-	if err := <-result; err != nil {
+	if err := runResult(t, result); err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
 	// The opening frames, the message, and at least one keepalive.
@@ -229,7 +247,11 @@ func TestDeliverKeepsOrderWithQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's handler did not start within 10s")
+	}
 	readEvents(t, resp.Body, 1) // the endpoint: Run is live
 	const n = 2000
 	go func() {
@@ -253,7 +275,7 @@ func TestDeliverKeepsOrderWithQueue(t *testing.T) {
 		}
 	}
 	messages.close()
-	if err := <-result; err != nil {
+	if err := runResult(t, result); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 	if ok, _ := stream.Deliver([]byte(`{}`)); ok {

@@ -39,6 +39,7 @@ http://127.0.0.1:%s {
 	// Open the streams and initialize a tenth of them, so that their
 	// teardown has an upstream session to DELETE.
 	conns := make([]net.Conn, streams)
+	client := &http.Client{Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	errs := make(chan error, streams)
 	for i := range conns {
@@ -48,6 +49,7 @@ http://127.0.0.1:%s {
 				errs <- err
 				return
 			}
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // until the endpoint is in
 			fmt.Fprintf(conn, "GET /sse HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 			br := bufio.NewReader(conn)
 			for {
@@ -59,13 +61,18 @@ http://127.0.0.1:%s {
 				if ref, ok := strings.CutPrefix(line, "data: "); ok {
 					if i%10 == 0 {
 						body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"s","version":"1"}}}`
-						resp, err := http.Post("http://"+addr+"/"+strings.TrimSpace(ref), "application/json", strings.NewReader(body))
+						resp, err := client.Post("http://"+addr+"/"+strings.TrimSpace(ref), "application/json", strings.NewReader(body))
 						if err != nil {
 							errs <- err
 							return
 						}
 						resp.Body.Close()
+						if resp.StatusCode != http.StatusAccepted {
+							errs <- fmt.Errorf("stream %d: POST initialize: %s", i, resp.Status)
+							return
+						}
 					}
+					conn.SetReadDeadline(time.Time{})
 					break
 				}
 			}

@@ -22,13 +22,17 @@ func TestPoolRunsEveryCallAndReusesWorkers(t *testing.T) {
 		p.Go(func() { <-gate; ran.Add(1); wg.Done() })
 	}
 	close(gate)
-	wg.Wait()
+	waitGroup(t, &wg)
 	waitIdle(t, &p, 8)
 	before := runtime.NumGoroutine()
-	for range calls {
-		wg.Add(1)
-		p.Go(func() { ran.Add(1); wg.Done() })
-		wg.Wait() // one at a time: one idle worker always suffices
+	done := make(chan struct{}, 1)
+	for i := range calls {
+		p.Go(func() { ran.Add(1); done <- struct{}{} })
+		select { // one at a time: one idle worker always suffices
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d did not run within 10s", i)
+		}
 	}
 	if got := ran.Load(); got != calls+8 {
 		t.Fatalf("%d calls ran, want %d", got, calls+8)
@@ -51,7 +55,7 @@ func TestPoolIdleWorkersExit(t *testing.T) {
 		p.Go(func() { <-gate; wg.Done() })
 	}
 	close(gate)
-	wg.Wait()
+	waitGroup(t, &wg)
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Idle() > 0 || runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {
@@ -62,7 +66,24 @@ func TestPoolIdleWorkersExit(t *testing.T) {
 	// The pool still works after its workers left.
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
-	<-done
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call after the workers left did not run within 10s")
+	}
+}
+
+// waitGroup waits for wg, failing the test after 10s: a call the pool
+// lost would otherwise hang it.
+func waitGroup(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls still unfinished after 10s")
+	}
 }
 
 func waitIdle(t *testing.T, p *Pool, n int) {
