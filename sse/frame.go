@@ -10,17 +10,22 @@ import (
 )
 
 // Event names used on the wire. The HTTP+SSE transport of MCP (2024-11-05)
-// defines "endpoint" and "message"; "keepalive" is ignored by every client
-// because they listen only for those two.
+// defines "endpoint" and "message". "keepalive" is mcpgateway's: most
+// clients ignore it, but the Go SDK hands every event's data to its
+// JSON-RPC decoder and dies on it, so keepalives are comment lines unless
+// asked for (Options.KeepaliveEvent).
 const (
 	EventEndpoint  = "endpoint"
 	EventMessage   = "message"
 	EventKeepalive = "keepalive"
 )
 
-// keepaliveData is the payload of a keepalive frame: valid JSON, so that a
-// client which does parse unknown events is not tripped up.
+// keepaliveData is the payload of a keepalive event: valid JSON, so that a
+// client which parses unknown events as JSON is not tripped up.
 var keepaliveData = []byte("{}")
+
+// keepaliveComment is a keepalive every SSE parser ignores: a comment line.
+var keepaliveComment = []byte(": keepalive\n\n")
 
 // AppendFrame appends one SSE frame to dst and returns the extended slice.
 //
@@ -55,6 +60,17 @@ func AppendFrame(dst []byte, event string, data []byte, retry time.Duration) []b
 		dst = append(dst, '\n')
 	}
 	return append(dst, '\n')
+}
+
+// AppendFrameID is AppendFrame with an id field, prefix followed by seq,
+// which a client sends back as Last-Event-ID when it reconnects. The
+// prefix must hold no line break.
+func AppendFrameID(dst []byte, event, prefix string, seq uint64, data []byte, retry time.Duration) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, prefix...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, '\n')
+	return AppendFrame(dst, event, data, retry)
 }
 
 func appendDataLine(dst, line []byte) []byte {

@@ -26,6 +26,14 @@ type Options struct {
 	// Keepalive is how long the stream may be silent before a keepalive
 	// frame is written; one is also written right after the endpoint.
 	Keepalive time.Duration
+	// KeepaliveEvent writes keepalives as mcpgateway does, an event named
+	// keepalive with {} as data, instead of a comment line.
+	KeepaliveEvent bool
+	// IDPrefix, if set, gives the opening frame and every message frame
+	// an id: the prefix, then the frame's sequence number, which the
+	// queue's Journal assigns. A client that reconnects sends the last
+	// one it saw as Last-Event-ID.
+	IDPrefix string
 	// SendTimeout bounds each write and flush; a client that stops
 	// reading is cut when it passes.
 	SendTimeout time.Duration
@@ -81,6 +89,25 @@ type Queue interface {
 	Wake()
 }
 
+// Journal is what a Queue that numbers its frames offers (see
+// Options.IDPrefix). A stream calls it under its write lock, so frames
+// are numbered in the order they are written.
+type Journal interface {
+	// Record notes msg as the next frame written and returns its
+	// sequence number.
+	Record(msg []byte) uint64
+	// Flushed says that every frame up to seq has been written and
+	// flushed to the client.
+	Flushed(seq uint64)
+}
+
+// Frame is a message frame written before, with the sequence number it
+// had, sent again to a client that reconnects (see Stream.Resume).
+type Frame struct {
+	Seq  uint64
+	Data []byte
+}
+
 // writeChunk is how many encoded bytes a stream gathers before it writes
 // them; a deep queue is written in pieces of about this size and flushed
 // once at the end.
@@ -91,8 +118,8 @@ const writeChunk = 64 << 10
 // stream holds no buffer at all, however large its last burst was.
 var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// keepaliveFrame is every keepalive, encoded once.
-var keepaliveFrame = AppendFrame(nil, EventKeepalive, keepaliveData, 0)
+// keepaliveEvent is every keepalive event, encoded once.
+var keepaliveEvent = AppendFrame(nil, EventKeepalive, keepaliveData, 0)
 
 // Stream writes the frames of one SSE response.
 type Stream struct {
@@ -100,6 +127,12 @@ type Stream struct {
 	ctl   Controller
 	opts  Options
 	guard SpinGuard
+	// keepalive is the keepalive frame of this stream's kind.
+	keepalive []byte
+	// resumeSeq and resumed are what the opening frame says the client
+	// has seen, and the frames it has not, written right after it.
+	resumeSeq uint64
+	resumed   []Frame
 	// keepaliveDue is set by the keepalive timer, which then wakes the
 	// queue; the stream's goroutine writes the keepalive.
 	keepaliveDue atomic.Bool
@@ -107,8 +140,10 @@ type Stream struct {
 	// mu is held for every write, by Run or by Deliver, and guards what
 	// follows.
 	mu    sync.Mutex
-	q     Queue
-	timer *time.Timer // the keepalive timer, nil without keepalives
+	q       Queue
+	journal Journal     // q's, if it numbers frames and IDPrefix is set
+	lastSeq uint64      // the last frame numbered by journal
+	timer   *time.Timer // the keepalive timer, nil without keepalives
 	live  bool        // the endpoint is written and Run has not returned
 	err   error       // a Deliver's write failed: Run returns it
 	frame []byte      // what send writes next: the opening frames or a keepalive
@@ -128,10 +163,14 @@ type Stream struct {
 // NewStream returns a stream that writes to w and flushes through ctl.
 func NewStream(w io.Writer, ctl Controller, opts Options) *Stream {
 	s := &Stream{
-		w:     w,
-		ctl:   ctl,
-		opts:  opts,
-		guard: NewSpinGuard(opts.RapidYieldMax, opts.RapidYieldWindow),
+		w:         w,
+		ctl:       ctl,
+		opts:      opts,
+		guard:     NewSpinGuard(opts.RapidYieldMax, opts.RapidYieldWindow),
+		keepalive: keepaliveComment,
+	}
+	if opts.KeepaliveEvent {
+		s.keepalive = keepaliveEvent
 	}
 	s.sendOp = func() { s.opErr = s.send() }
 	s.messagesOp = func() { s.opErr = s.writeMessages() }
@@ -149,6 +188,14 @@ func (s *Stream) do(op func()) error {
 	err := s.opErr
 	s.opErr = nil
 	return err
+}
+
+// Resume makes the stream continue a session a client had another stream
+// of: the opening frame's id says the client has seen every frame up to
+// seq, and frames, numbered after it, are written right after the
+// opening frame with their own ids. Call it before Run.
+func (s *Stream) Resume(seq uint64, frames []Frame) {
+	s.resumeSeq, s.resumed = seq, frames
 }
 
 // Run writes the endpoint frame, then every message taken from q as a
@@ -190,15 +237,31 @@ func (s *Stream) open(endpoint string, q Queue) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.q = q
-	s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
+	if s.opts.IDPrefix != "" {
+		s.journal, _ = q.(Journal)
+	}
+	if s.journal != nil {
+		s.frame = AppendFrameID(nil, EventEndpoint, s.opts.IDPrefix, s.resumeSeq, []byte(endpoint), s.opts.Retry)
+		for _, f := range s.resumed {
+			s.frame = AppendFrameID(s.frame, EventMessage, s.opts.IDPrefix, f.Seq, f.Data, 0)
+			s.lastSeq = f.Seq
+		}
+	} else {
+		s.frame = AppendFrame(nil, EventEndpoint, []byte(endpoint), s.opts.Retry)
+	}
 	if s.opts.Keepalive > 0 {
-		s.frame = append(s.frame, keepaliveFrame...)
+		s.frame = append(s.frame, s.keepalive...)
 	}
 	err := s.do(s.sendOp)
-	s.frame = keepaliveFrame
+	s.frame = s.keepalive
 	if err != nil {
 		return err
 	}
+	if s.journal != nil && len(s.resumed) > 0 {
+		s.journal.Flushed(s.lastSeq)
+	}
+	s.Messages += len(s.resumed)
+	s.resumed = nil
 	if s.opts.Keepalive > 0 {
 		if s.opts.OnKeepalive != nil {
 			s.opts.OnKeepalive()
@@ -319,7 +382,12 @@ func (s *Stream) writeMessages() error {
 	}()
 	buf := (*bp)[:0]
 	for _, msg := range s.batch {
-		buf = AppendFrame(buf, EventMessage, msg, 0)
+		if s.journal != nil {
+			s.lastSeq = s.journal.Record(msg)
+			buf = AppendFrameID(buf, EventMessage, s.opts.IDPrefix, s.lastSeq, msg, 0)
+		} else {
+			buf = AppendFrame(buf, EventMessage, msg, 0)
+		}
 		s.Messages++
 		if len(buf) >= writeChunk {
 			if err := s.write(buf); err != nil {
@@ -336,6 +404,9 @@ func (s *Stream) writeMessages() error {
 	}
 	if err := s.flush(); err != nil {
 		return err
+	}
+	if s.journal != nil {
+		s.journal.Flushed(s.lastSeq)
 	}
 	if s.opts.OnMessages != nil {
 		s.opts.OnMessages(len(s.batch))

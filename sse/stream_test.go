@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +115,7 @@ func runResult(t *testing.T, result <-chan error) error {
 
 func TestStreamDelivers(t *testing.T) {
 	messages := newTestQueue()
-	body, result := serveStream(t, Options{Keepalive: time.Hour, Retry: 3 * time.Second}, messages)
+	body, result := serveStream(t, Options{Keepalive: time.Hour, KeepaliveEvent: true, Retry: 3 * time.Second}, messages)
 
 	messages.push([]byte(`{"n":1}`))
 	messages.push([]byte(`{"n":2}`))
@@ -138,7 +139,7 @@ func TestStreamDelivers(t *testing.T) {
 
 func TestStreamKeepalive(t *testing.T) {
 	messages := newTestQueue()
-	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond}, messages)
+	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond, KeepaliveEvent: true}, messages)
 	got := readEvents(t, body, 4)
 	for _, e := range got[1:] {
 		if e.Name != EventKeepalive {
@@ -146,6 +147,102 @@ func TestStreamKeepalive(t *testing.T) {
 		}
 	}
 	messages.close()
+}
+
+// By default a keepalive is a comment line, which every SSE parser
+// skips: no event, no id, no retry, nothing a client could decode.
+func TestStreamKeepaliveComment(t *testing.T) {
+	messages := newTestQueue()
+	body, _ := serveStream(t, Options{Keepalive: 20 * time.Millisecond, Retry: time.Second}, messages)
+	timer := time.AfterFunc(10*time.Second, func() { body.Close() })
+	defer timer.Stop()
+	var got []byte
+	buf := make([]byte, 4096)
+	for bytes.Count(got, []byte(": keepalive\n\n")) < 3 {
+		n, err := body.Read(buf)
+		if err != nil {
+			t.Fatalf("reading after %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	opening := "event: endpoint\ndata: /message?session_id=abc\nretry: 1000\n\n"
+	if !bytes.HasPrefix(got, []byte(opening)) {
+		t.Fatalf("stream starts %q, want %q", got, opening)
+	}
+	if rest := bytes.ReplaceAll(got[len(opening):], []byte(": keepalive\n\n"), nil); len(rest) != 0 {
+		t.Errorf("between keepalives the stream sent %q", rest)
+	}
+	messages.close()
+}
+
+// journalQueue is a testQueue that numbers its frames.
+type journalQueue struct {
+	*testQueue
+	mu      sync.Mutex
+	next    uint64
+	flushed uint64
+}
+
+func (q *journalQueue) Record([]byte) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.next++
+	return q.next
+}
+
+func (q *journalQueue) Flushed(seq uint64) {
+	q.mu.Lock()
+	q.flushed = seq
+	q.mu.Unlock()
+}
+
+// With an id prefix, the opening frame says what the client has seen,
+// the frames of a resumed session follow it with their own ids, and every
+// message frame after gets the next number from the journal.
+func TestStreamFrameIDs(t *testing.T) {
+	q := &journalQueue{testQueue: newTestQueue(), next: 7}
+	result := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := NewStream(w, http.NewResponseController(w), Options{IDPrefix: "tok.", Keepalive: time.Hour})
+		s.Resume(5, []Frame{{Seq: 6, Data: []byte(`{"n":6}`)}, {Seq: 7, Data: []byte(`{"n":7}`)}})
+		result <- s.Run(r.Context(), "/message?session_id=abc", q)
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	q.push([]byte(`{"n":8}`))
+	got := readEvents(t, resp.Body, 4)
+	want := []struct{ name, id, data string }{
+		{EventEndpoint, "tok.5", "/message?session_id=abc"},
+		{EventMessage, "tok.6", `{"n":6}`},
+		{EventMessage, "tok.7", `{"n":7}`},
+		{EventMessage, "tok.8", `{"n":8}`},
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || got[i].ID != w.id || string(got[i].Data) != w.data {
+			t.Errorf("event %d = %q id %q %q, want %q id %q %q", i, got[i].Name, got[i].ID, got[i].Data, w.name, w.id, w.data)
+		}
+	}
+	eventually := time.Now().Add(10 * time.Second)
+	for {
+		q.mu.Lock()
+		f := q.flushed
+		q.mu.Unlock()
+		if f == 8 {
+			break
+		}
+		if time.Now().After(eventually) {
+			t.Fatalf("journal told of frames flushed up to %d, want 8", f)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	q.close()
+	if err := runResult(t, result); err != nil {
+		t.Errorf("Run = %v", err)
+	}
 }
 
 func TestStreamClientGone(t *testing.T) {
@@ -180,7 +277,7 @@ func TestStreamBurstDoesNotTripGuard(t *testing.T) {
 	for range n {
 		messages.push([]byte(`{"jsonrpc":"2.0","method":"notifications/message"}`))
 	}
-	body, result := serveStream(t, Options{Keepalive: time.Hour, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages)
+	body, result := serveStream(t, Options{Keepalive: time.Hour, KeepaliveEvent: true, RapidYieldMax: 5, RapidYieldWindow: time.Second}, messages)
 	got := readEvents(t, body, n+2)
 	if len(got) != n+2 {
 		t.Fatalf("got %d events, want %d", len(got), n+2)
@@ -212,7 +309,7 @@ func TestStreamOffload(t *testing.T) {
 		<-done
 	}
 	messages := newTestQueue()
-	body, result := serveStream(t, Options{Keepalive: 30 * time.Millisecond, Offload: offload}, messages)
+	body, result := serveStream(t, Options{Keepalive: 30 * time.Millisecond, KeepaliveEvent: true, Offload: offload}, messages)
 	messages.push([]byte(`{"n":1}`))
 	got := readEvents(t, body, 4) // endpoint, keepalive, message, keepalive
 	if got[2].Name != EventMessage || string(got[2].Data) != `{"n":1}` || got[3].Name != EventKeepalive {
