@@ -107,6 +107,7 @@ http://127.0.0.1:%s {
 	bind 127.0.0.1
 	mcp_sse {
 		max_sessions off
+		max_sessions_per_client off
 		%s
 	}
 	reverse_proxy %s {

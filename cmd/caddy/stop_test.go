@@ -29,6 +29,7 @@ http://127.0.0.1:%s {
 	bind 127.0.0.1
 	mcp_sse {
 		cleanup_timeout %s
+		max_sessions_per_client off
 	}
 	mcp_demo
 }
