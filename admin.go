@@ -63,12 +63,19 @@ type sessionInfo struct {
 	MessagesIn        int64     `json:"messages_in"`
 	MessagesOut       int64     `json:"messages_out"`
 	KeepalivesSent    int64     `json:"keepalives_sent"`
+	// State is streaming (a stream holds the session) or detached (it
+	// waits for its client to re-attach), since StateSince.
+	State      string    `json:"state"`
+	StateSince time.Time `json:"state_since"`
+	Reattaches int       `json:"reattaches"`
 }
 
 func info(s *session.Session) sessionInfo {
 	upID, version := s.Upstream()
 	in, out := s.Counts()
+	state, since, reattaches := s.State()
 	return sessionInfo{
+		State: state, StateSince: since.UTC(), Reattaches: reattaches,
 		ID: s.ID, OpenedAt: s.Opened.UTC(), LastActivity: s.LastActivity().UTC(), RemoteAddr: s.RemoteAddr,
 		Identity: s.Identity, UpstreamSessionID: upID, ProtocolVersion: version, QueueDepth: s.QueueLen(),
 		MessagesIn: in, MessagesOut: out, KeepalivesSent: s.Keepalives(),

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -41,8 +42,12 @@ func TestStreamHeadersAndFirstFrames(t *testing.T) {
 	buf := make([]byte, 512)
 	n, _ := resp.Body.Read(buf)
 	head := string(buf[:n])
-	if !strings.HasPrefix(head, "event: endpoint\ndata: message?session_id=") || !strings.Contains(head, "\nretry: 7000\n\n") {
-		t.Errorf("stream starts %q, want a relative endpoint with retry 7000", head)
+	// The opening frame's id (resume token, then 0) is what a client
+	// that reconnects sends back as Last-Event-ID; a keepalive comment
+	// follows, which no parser reads as an event.
+	opening := regexp.MustCompile(`^id: [A-Za-z0-9_-]{22}\.0\nevent: endpoint\ndata: message\?session_id=[0-9a-f-]{36}\nretry: 7000\n\n: keepalive\n\n$`)
+	if !opening.MatchString(head) {
+		t.Errorf("stream starts %q, want an id, a relative endpoint with retry 7000, and a keepalive comment", head)
 	}
 	// The stream's connection reached the handler and got the kernel's
 	// unacknowledged-data timeout (Linux), so a vanished peer is found.
@@ -642,7 +647,7 @@ func TestReloadKeepsStreams(t *testing.T) {
 // TestSendTimeoutCutsNonReader: a client that stops reading is cut by
 // send_timeout and its session closed, with the reason logged.
 func TestSendTimeoutCutsNonReader(t *testing.T) {
-	tc := startCaddy(t, "send_timeout 300ms\n\t\tqueue_size 100000")
+	tc := startCaddy(t, "send_timeout 300ms\n\t\tqueue_size 100000\n\t\tresume_window off")
 	c := tc.openStream(t)
 	c.initialize()
 	// Stop reading: pause the reader by not draining events, and fill the
@@ -677,11 +682,17 @@ func TestUpstreamSessionDeleted(t *testing.T) {
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	// The client leaves and never comes back: once the resume window has
+	// passed, the session ends as resume_expired and the upstream session
+	// gets its DELETE.
+	tc := startCaddyWithUpstream(t, "resume_window 300ms", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
 	c.initialize()
 	c.close()
 	eventually(t, 10*time.Second, "upstream DELETE", func() bool { return deletes.Load() == 1 })
+	if closed := tc.logs("session closed"); len(closed) != 1 || closed[0]["reason"] != "resume_expired" {
+		t.Errorf("close log lines %v, want one with reason resume_expired", closed)
+	}
 	// The session is gone: a POST now finds nothing.
 	eventually(t, 5*time.Second, "session removed", func() bool {
 		code, _ := c.post(`{"jsonrpc":"2.0","method":"x"}`)
@@ -718,7 +729,7 @@ func TestCleanupTimeoutBoundsTeardown(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	t.Cleanup(func() { close(release) }) // before up.Close, which waits for handlers
-	tc := startCaddyWithUpstream(t, "cleanup_timeout 500ms\n\t\tmax_sessions_per_client 1", strings.TrimPrefix(up.URL, "http://"))
+	tc := startCaddyWithUpstream(t, "cleanup_timeout 500ms\n\t\tmax_sessions_per_client 1\n\t\tresume_window off", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
 	c.initialize()
 	c.close()

@@ -31,6 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		message_path     <path>              # default /message
 //		base_url         <url>               # default: relative endpoint URL
 //		keepalive        <interval> | off    # default 30s
+//		keepalive_frame  comment | event     # default comment
 //		retry            <duration> | off    # default 5s
 //		send_timeout     <duration> | off    # default 30s; 0 is off too
 //		rapid_yield      <max> <window> | off # default 50 1s; max 0 is off too
@@ -47,6 +48,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_inflight     <n> | off           # default 64 per session
 //		max_pending_bytes <size> | off       # default 256MiB per process
 //		body_timeout     <duration> | off    # default 10s
+//		resume_window    <duration> | off    # default 30s
+//		replay_buffer    <n> | off           # default 256 frames
+//		resume_cookie    on | off            # default on
 //		upstream_listen  on | off            # default on
 //	}
 //
@@ -113,17 +117,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "body_timeout":
 			err = parseDuration(d, &h.BodyTimeout, false)
 		case "upstream_listen":
-			var arg string
-			if err = parseOneArg(d, &arg); err == nil {
-				switch arg {
-				case "on":
-					h.UpstreamListen = &[]bool{true}[0]
-				case "off":
-					h.UpstreamListen = &[]bool{false}[0]
-				default:
-					err = d.Errf("upstream_listen takes on or off, not %q", arg)
-				}
+			err = parseOnOff(d, &h.UpstreamListen)
+		case "resume_cookie":
+			err = parseOnOff(d, &h.ResumeCookie)
+		case "keepalive_frame":
+			if err = parseOneArg(d, &h.KeepaliveFrame); err == nil &&
+				h.KeepaliveFrame != KeepaliveComment && h.KeepaliveFrame != KeepaliveEvent {
+				err = d.Errf("keepalive_frame takes comment or event, not %q", h.KeepaliveFrame)
 			}
+		case "resume_window":
+			err = parseDuration(d, &h.ResumeWindow, false)
+		case "replay_buffer":
+			err = parseCount(d, &h.ReplayBuffer, true)
 		default:
 			return d.Errf("unrecognized mcp_sse subdirective '%s'", d.Val())
 		}
@@ -141,6 +146,24 @@ func parseOneArg(d *caddyfile.Dispenser, dst *string) error {
 	*dst = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// parseOnOff reads on or off into a flag whose absence means its default.
+func parseOnOff(d *caddyfile.Dispenser, dst **bool) error {
+	name := d.Val()
+	var arg string
+	if err := parseOneArg(d, &arg); err != nil {
+		return err
+	}
+	switch arg {
+	case "on":
+		*dst = &[]bool{true}[0]
+	case "off":
+		*dst = &[]bool{false}[0]
+	default:
+		return d.Errf("%s takes on or off, not %q", name, arg)
 	}
 	return nil
 }

@@ -61,6 +61,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"max_pending_bytes off", block(`max_pending_bytes off`), Handler{MaxPendingBytes: -1}},
 		{"body_timeout", block(`body_timeout 3s`), Handler{BodyTimeout: caddy.Duration(3 * time.Second)}},
 		{"body_timeout off", block(`body_timeout off`), Handler{BodyTimeout: -1}},
+		{"keepalive_frame event", block(`keepalive_frame event`), Handler{KeepaliveFrame: "event"}},
+		{"resume_window", block(`resume_window 5m`), Handler{ResumeWindow: caddy.Duration(5 * time.Minute)}},
+		{"resume_window off", block(`resume_window off`), Handler{ResumeWindow: -1}},
+		{"replay_buffer", block(`replay_buffer 32`), Handler{ReplayBuffer: 32}},
+		{"replay_buffer off", block(`replay_buffer off`), Handler{ReplayBuffer: -1}},
+		{"resume_cookie off", block(`resume_cookie off`), Handler{ResumeCookie: &[]bool{false}[0]}},
 		{"upstream_listen off", block(`upstream_listen off`), Handler{UpstreamListen: &[]bool{false}[0]}},
 		{"upstream_listen on", block(`upstream_listen on`), Handler{UpstreamListen: &[]bool{true}[0]}},
 	}
@@ -108,6 +114,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"zero inflight", "mcp_sse {\n\tmax_inflight 0\n}", "max_inflight must be a positive whole number"},
 		{"bad pending bytes", "mcp_sse {\n\tmax_pending_bytes lots\n}", "max_pending_bytes: invalid size"},
 		{"bad body timeout", "mcp_sse {\n\tbody_timeout 0\n}", "body_timeout must be positive or off"},
+		{"bad keepalive frame", "mcp_sse {\n\tkeepalive_frame blank\n}", "keepalive_frame takes comment or event"},
+		{"bad resume window", "mcp_sse {\n\tresume_window forever\n}", "resume_window: invalid duration"},
+		{"bad resume cookie", "mcp_sse {\n\tresume_cookie yes\n}", "resume_cookie takes on or off"},
 		{"bad listen", "mcp_sse {\n\tupstream_listen maybe\n}", "upstream_listen takes on or off"},
 	}
 	for _, tc := range tests {
@@ -136,6 +145,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 		QueueSize: 1024, UpstreamTimeout: caddy.Duration(120 * time.Second),
 		Identity: "{http.auth.user.id}", MaxBatchSize: 100, MaxSessionsPerClient: 500,
 		MaxInflight: 64, MaxPendingBytes: 256 << 20, BodyTimeout: caddy.Duration(10 * time.Second),
+		KeepaliveFrame: "comment", ResumeWindow: caddy.Duration(30 * time.Second), ReplayBuffer: 256,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults = %+v\nwant %+v", h, want)
@@ -165,6 +175,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 		{QueueSize: -1},
 		{AllowedOrigins: []string{"example.com"}},
 		{AllowedOrigins: []string{"https://example.com/path"}},
+		{KeepaliveFrame: "blank"},
 	}
 	for _, b := range bad {
 		b.applyDefaults()

@@ -37,7 +37,9 @@ func TestHTTP2OverTLS(t *testing.T) {
 https://127.0.0.1:{port} {
 	bind 127.0.0.1
 	tls internal
-	mcp_sse
+	mcp_sse {
+		resume_window off
+	}
 	reverse_proxy {upstream} {
 		rewrite /mcp
 	}

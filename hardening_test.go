@@ -273,7 +273,7 @@ func openAuthStream(t *testing.T, base, user, pw string) string {
 }
 
 func TestMaxSessionsPerClient(t *testing.T) {
-	tc := startCaddy(t, "max_sessions_per_client 2")
+	tc := startCaddy(t, "max_sessions_per_client 2\n\t\tresume_window off")
 	first := tc.openStream(t)
 	tc.openStream(t)
 	resp, err := testClient.Get(tc.base + "/sse")
@@ -313,7 +313,7 @@ func TestMaxBatchSize(t *testing.T) {
 // TestSessionIDsNotLoggedAboveDebug: the full id, the key to a session,
 // appears only in debug lines.
 func TestSessionIDsNotLoggedAboveDebug(t *testing.T) {
-	tc := startCaddy(t, "")
+	tc := startCaddy(t, "resume_window off")
 	c := tc.openStream(t)
 	c.initialize()
 	c.send(`{"jsonrpc":"2.0","method":"notifications/unknown"}`)
@@ -350,7 +350,11 @@ func TestChurn(t *testing.T) {
 		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"pad":%q}}`, req.ID, big)
 	}))
 	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	// Resume on: every session is detached when its client leaves and
+	// ends when the window passes, which leaves no more behind than a
+	// session that ends at once. The detached count against the limits
+	// while they wait, so the limits are lifted for this one client.
+	tc := startCaddyWithUpstream(t, "resume_window 200ms\n\t\tmax_sessions off\n\t\tmax_sessions_per_client off", strings.TrimPrefix(up.URL, "http://"))
 
 	host := strings.TrimPrefix(tc.base, "http://")
 	churn := func(i int) error {
@@ -624,7 +628,7 @@ func TestUpstreamReplyNeverEnds(t *testing.T) {
 // answer.
 func TestEndingSessionsSpareOtherRequests(t *testing.T) {
 	upstream, deletes := countingUpstream(t, http.MethodDelete)
-	tc := startCaddyWithUpstream(t, "", upstream)
+	tc := startCaddyWithUpstream(t, "resume_window off", upstream)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cs, err := newGoSDKClient("steady").Connect(ctx, sseTransport(tc.base+"/sse", nil), nil)

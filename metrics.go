@@ -24,6 +24,7 @@ var metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	keepalives     prometheus.Counter
 	refused        *prometheus.CounterVec
+	reattached     *prometheus.CounterVec
 }
 
 const metricsNamespace, metricsSubsystem = "caddy", "mcp_sse"
@@ -49,6 +50,8 @@ func initMetrics() {
 		metrics.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("upstream_errors_total",
 			"Dispatches that produced no response from the upstream, by kind.")), []string{"kind"})
 		metrics.keepalives = prometheus.NewCounter(prometheus.CounterOpts(opts("keepalives_total", "Keepalive frames written.")))
+		metrics.reattached = prometheus.NewCounterVec(prometheus.CounterOpts(opts("sessions_reattached_total",
+			"Streams re-attached to a session that outlived its previous stream, by proof: last_event_id, cookie, identity.")), []string{"via"})
 		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("posts_refused_total",
 			"POSTs refused for a limit on work in flight, by limit: max_inflight, max_pending_bytes.")), []string{"limit"})
 	})
@@ -59,7 +62,7 @@ func initMetrics() {
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
 	for _, c := range []prometheus.Collector{metrics.sessionsActive, metrics.opened, metrics.closed,
-		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused} {
+		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused, metrics.reattached} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -46,6 +46,8 @@ const (
 	DefaultMaxInflight      = 64
 	DefaultMaxPendingBytes  = 256 << 20
 	DefaultBodyTimeout      = 10 * time.Second
+	DefaultResumeWindow     = 30 * time.Second
+	DefaultReplayBuffer     = 256
 	// A client IP is often a whole NAT'd office or a company's egress
 	// proxy: 500 sessions lets a few hundred people behind one address
 	// work, while no one address can take every one of the default 10,000.
@@ -74,6 +76,10 @@ type Handler struct {
 	// Silence after which a keepalive frame is sent; one is also sent right
 	// after the endpoint. Default: 30s; negative: no keepalives.
 	Keepalive caddy.Duration `json:"keepalive,omitempty"`
+	// What a keepalive is: "comment" (an SSE comment line, which every
+	// client's parser skips) or "event" (mcpgateway's event: keepalive
+	// with data {}, which kills the Go SDK's client). Default: comment.
+	KeepaliveFrame string `json:"keepalive_frame,omitempty"`
 	// The retry field sent to clients (on the first frame, which is where
 	// a reconnecting client reads it). Default: 5s; negative: none.
 	Retry caddy.Duration `json:"retry,omitempty"`
@@ -139,6 +145,19 @@ type Handler struct {
 	// Bound on reading one POST's body; a client that sends it slower is
 	// answered 408. Default: 10s; negative: off.
 	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+	// How long a session outlives a stream whose client went away,
+	// detached, for the client to re-attach (Last-Event-ID, the resume
+	// cookie, or its identity). Default: 30s; negative: off, a session
+	// ends with its stream.
+	ResumeWindow caddy.Duration `json:"resume_window,omitempty"`
+	// Recent message frames a session keeps (up to 1 MiB) to replay to a
+	// client re-attaching with Last-Event-ID. Default: 256; negative:
+	// none.
+	ReplayBuffer int `json:"replay_buffer,omitempty"`
+	// Whether a new stream's response sets the resume cookie (HttpOnly,
+	// SameSite=Strict, Secure on https, Path the SSE path), and a GET
+	// carrying it re-attaches. Default: true.
+	ResumeCookie *bool `json:"resume_cookie,omitempty"`
 	// Whether each initialized session holds the upstream's standalone
 	// event stream open (a GET with its Mcp-Session-Id), so that what the
 	// server sends outside any request (list_changed notifications,
@@ -171,6 +190,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.streamOpts = sse.Options{
 		Retry:            positive(h.Retry),
 		Keepalive:        positive(h.Keepalive),
+		KeepaliveEvent:   h.KeepaliveFrame == KeepaliveEvent,
 		SendTimeout:      positive(h.SendTimeout),
 		RapidYieldMax:    max(h.RapidYieldMax, 0),
 		RapidYieldWindow: time.Duration(h.RapidYieldWindow),
@@ -234,7 +254,16 @@ func (h *Handler) applyDefaults() {
 	setDefault(&h.MaxPendingBytes, DefaultMaxPendingBytes)
 	setDefault(&h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
 	setDefault(&h.MaxSessionsPerClient, DefaultMaxSessionsPerClient)
+	setDefault(&h.KeepaliveFrame, KeepaliveComment)
+	setDefault(&h.ResumeWindow, caddy.Duration(DefaultResumeWindow))
+	setDefault(&h.ReplayBuffer, DefaultReplayBuffer)
 }
+
+// Kinds of keepalive frame (keepalive_frame).
+const (
+	KeepaliveComment = "comment"
+	KeepaliveEvent   = "event"
+)
 
 func setDefault[T comparable](field *T, def T) {
 	var zero T
@@ -283,6 +312,8 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("max_message_size must be positive: %d", h.MaxMessageSize)
 	case h.QueueSize < 0:
 		return fmt.Errorf("queue_size must be positive: %d", h.QueueSize)
+	case h.KeepaliveFrame != KeepaliveComment && h.KeepaliveFrame != KeepaliveEvent:
+		return fmt.Errorf("keepalive_frame must be %q or %q: %q", KeepaliveComment, KeepaliveEvent, h.KeepaliveFrame)
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -19,8 +20,9 @@ import (
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
-// serveStream opens a session and streams it until it ends. Its goroutine
-// only waits: opening, writing and closing run shallow (see shallow.go).
+// serveStream opens a session, or re-attaches to one the request proves
+// it holds, and streams it until it ends. Its goroutine only waits:
+// opening, writing and closing run shallow (see shallow.go).
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var o openedStream
 	runShallow(func() { o = h.openStream(w, r) })
@@ -28,8 +30,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddy
 		return o.err
 	}
 	err := errStreamPanicked // what the close sees if Run panics
-	defer func() { runShallow(func() { h.closeStream(o, err, r, next) }) }()
-	err = o.stream.Run(r.Context(), o.endpoint, o.sess)
+	defer func() { runShallow(func() { h.streamEnded(o, err, r, next) }) }()
+	err = o.stream.Run(r.Context(), o.endpoint, o.att)
 	return nil
 }
 
@@ -39,14 +41,25 @@ var errStreamPanicked = errors.New("stream panicked")
 // that refused it (its response already written).
 type openedStream struct {
 	sess     *session.Session
+	att      *session.Attachment
 	stream   *sse.Stream
 	endpoint string
-	client   string
 	err      error
 }
 
-// openStream admits a session, registers it and writes the response head.
+// openStream re-attaches the request to the session it proves it holds,
+// if any, and opens a new one otherwise.
 func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStream {
+	if p, ok := h.findResumable(r); ok {
+		if o, ok := h.reattach(w, r, p); ok {
+			return o
+		}
+	}
+	return h.openNew(w, r)
+}
+
+// openNew admits a new session, registers it and writes the response head.
+func (h *Handler) openNew(w http.ResponseWriter, r *http.Request) openedStream {
 	scope := h.site(r).scope
 	client := scope + " " + clientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
@@ -76,6 +89,9 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 	sess = session.New(session.NewID(), r.RemoteAddr, h.QueueSize)
 	sess.Identity = h.identity(r)
 	sess.Scope = scope
+	sess.ClientKey = client
+	sess.ProtocolHint = r.Header.Get(dispatch.HeaderProtocolVersion)
+	sess.SetReplayLimit(max(h.ReplayBuffer, 0))
 	setSessionPlaceholder(r, sess.ID)
 	counted = h.store.handlers.Acquire(scope, h.MaxSessions)
 	if !counted {
@@ -89,18 +105,15 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 	}
 	added = true
 
-	// Debug lines go through Check: their fields would otherwise be built,
-	// and kept until the next collection, for every stream.
-	if d := unackedTimeout(h.streamOpts); bindUnackedTimeout(r, d) {
-		if ce := h.logger.Check(zapcore.DebugLevel, "stream connection fails after unacknowledged data outlives the kernel timeout"); ce != nil {
-			ce.Write(zap.String("session", session.ShortID(sess.ID)), zap.Duration("tcp_user_timeout", d))
-		}
+	stream := h.newStream(w, r, sess)
+	att := sess.Attach(stream.Deliver)
+	if h.resumeOn() && (h.ResumeCookie == nil || *h.ResumeCookie) {
+		http.SetCookie(w, &http.Cookie{
+			Name: resumeCookie, Value: sess.Token, Path: h.SSEPath,
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: requestScheme(r) == "https",
+		})
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	h.writeStreamHead(w)
 
 	h.logger.Info("session opened",
 		zap.String("session", session.ShortID(sess.ID)),
@@ -109,8 +122,20 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 	if ce := h.logger.Check(zapcore.DebugLevel, "session id"); ce != nil {
 		ce.Write(zap.String("session", session.ShortID(sess.ID)), zap.String("session_id", sess.ID))
 	}
-
 	metrics.opened.Inc()
+	ready = true
+	return openedStream{sess: sess, att: att, stream: stream, endpoint: h.endpoint + sess.ID}
+}
+
+// newStream makes the SSE stream of sess on w.
+func (h *Handler) newStream(w http.ResponseWriter, r *http.Request, sess *session.Session) *sse.Stream {
+	// Debug lines go through Check: their fields would otherwise be built,
+	// and kept until the next collection, for every stream.
+	if d := unackedTimeout(h.streamOpts); bindUnackedTimeout(r, d) {
+		if ce := h.logger.Check(zapcore.DebugLevel, "stream connection fails after unacknowledged data outlives the kernel timeout"); ce != nil {
+			ce.Write(zap.String("session", session.ShortID(sess.ID)), zap.Duration("tcp_user_timeout", d))
+		}
+	}
 	opts := h.streamOpts
 	opts.OnKeepalive = func() {
 		sess.CountKeepalive()
@@ -118,30 +143,72 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 	}
 	opts.OnMessages = func(n int) { metrics.messagesOut.Add(float64(n)) }
 	opts.Offload = runShallow
-	stream := sse.NewStream(w, http.NewResponseController(w), opts)
-	sess.SetDeliverer(stream.Deliver)
-	ready = true
-	return openedStream{
-		sess:     sess,
-		stream:   stream,
-		endpoint: h.endpoint + sess.ID,
-		client:   client,
+	if h.resumeOn() {
+		opts.IDPrefix = sess.Token + "."
+	}
+	return sse.NewStream(w, http.NewResponseController(w), opts)
+}
+
+func (h *Handler) writeStreamHead(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+}
+
+// streamEnded decides what becomes of a session whose stream has ended:
+// nothing if another stream has taken it over; detached, to wait for the
+// client's return, if the client went away; closed otherwise.
+func (h *Handler) streamEnded(o openedStream, err error, r *http.Request, next caddyhttp.Handler) {
+	if !o.att.Current() && !o.sess.Closed() {
+		if ce := h.logger.Check(zapcore.DebugLevel, "stream taken over by another"); ce != nil {
+			ce.Write(zap.String("session", session.ShortID(o.sess.ID)))
+		}
+		return
+	}
+	end := h.dispatcher.Ender(r, next, h.MessagePath)
+	if h.resumeOn() && clientWentAway(err) && !caddy.Exiting() {
+		sess := o.sess
+		onEnd := func() { runShallow(func() { h.endSession(sess, nil, end) }) }
+		if sess.Detach(o.att, time.Duration(h.ResumeWindow), onEnd) {
+			h.logger.Info("session detached: waiting for the client to re-attach",
+				zap.String("session", session.ShortID(sess.ID)),
+				zap.String("identity", sess.Identity),
+				zap.Duration("resume_window", time.Duration(h.ResumeWindow)),
+				zap.NamedError("cause", err))
+			return
+		}
+	}
+	o.sess.Close(closeReason(err))
+	h.endSession(o.sess, err, end)
+}
+
+// clientWentAway reports whether a stream ended because its client left
+// or stopped reading (which a client cut off by a proxy looks like),
+// rather than because the session was closed or misbehaved.
+func clientWentAway(err error) bool {
+	var spin *sse.SpinError
+	return err != nil && err != errStreamPanicked && !errors.As(err, &spin)
+}
+
+// endSession does what is left once a closed session is over, once: it
+// gives back its places, logs its end and ends its upstream session.
+func (h *Handler) endSession(sess *session.Session, err error, end func(context.Context, *session.Session) error) {
+	h.store.Remove(sess.ID)
+	h.store.clients.Release(sess.ClientKey)
+	h.store.handlers.Release(sess.Scope)
+	metrics.closed.WithLabelValues(sess.Reason()).Inc()
+	h.logClosed(sess, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.CleanupTimeout))
+	defer cancel()
+	if err := end(ctx, sess); err != nil {
+		h.logger.Debug("ending upstream session", zap.String("session_id", sess.ID), zap.Error(err))
 	}
 }
 
-// closeStream closes the session of a stream that has ended, logs it and
-// ends its upstream session.
-func (h *Handler) closeStream(o openedStream, err error, r *http.Request, next caddyhttp.Handler) {
-	defer h.store.clients.Release(o.client)
-	defer h.store.handlers.Release(o.sess.Scope)
-	o.sess.Close(closeReason(err))
-	metrics.closed.WithLabelValues(o.sess.Reason()).Inc()
-	h.logClosed(o.sess, o.stream, err)
-	h.teardown(o.sess, r, next)
-}
-
 // logClosed writes the session's closing line.
-func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error) {
+func (h *Handler) logClosed(sess *session.Session, err error) {
 	in, out := sess.Counts()
 	fields := []zap.Field{
 		zap.String("session", session.ShortID(sess.ID)),
@@ -151,7 +218,6 @@ func (h *Handler) logClosed(sess *session.Session, stream *sse.Stream, err error
 		zap.Duration("duration", time.Since(sess.Opened)),
 		zap.Int64("messages_in", in),
 		zap.Int64("messages_out", out),
-		zap.Int("frames_sent", stream.Messages),
 		zap.Int64("keepalives_sent", sess.Keepalives()),
 	}
 	var spin *sse.SpinError
@@ -177,18 +243,5 @@ func closeReason(err error) string {
 		return session.ReasonRapidYield
 	default:
 		return session.ReasonWriteError
-	}
-}
-
-// teardown removes a session whose stream has ended and ends its upstream
-// session, bounded by cleanup_timeout. It runs once per session, when its
-// stream ends.
-func (h *Handler) teardown(sess *session.Session, r *http.Request, next caddyhttp.Handler) {
-	sess.Close(session.ReasonClientGone)
-	h.store.Remove(sess.ID)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.CleanupTimeout))
-	defer cancel()
-	if err := h.dispatcher.End(ctx, sess, r, next, h.MessagePath); err != nil {
-		h.logger.Debug("ending upstream session", zap.String("session_id", sess.ID), zap.Error(err))
 	}
 }

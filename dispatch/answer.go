@@ -74,6 +74,7 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		if json.Unmarshal(m, &res) == nil && res.Result.ProtocolVersion != "" {
 			sess.SetProtocolVersion(res.Result.ProtocolVersion)
 		}
+		sess.SetInitialized(true)
 	}
 	return m, true
 }

@@ -37,6 +37,8 @@ func BenchmarkDispatch(b *testing.B) {
 			})
 			d := &Dispatcher{Timeout: time.Minute, MaxMessageSize: 1 << 20, QueueWait: time.Second, Logger: zap.NewNop()}
 			sess := session.New(session.NewID(), "127.0.0.1:1", 1024)
+			sess.SetInitialized(true) // as after the client's initialize
+			att := sess.Attach(nil)
 			post := httptest.NewRequest(http.MethodPost, "/message?session_id="+sess.ID, nil)
 			var batch [][]byte
 			b.ReportAllocs()
@@ -50,8 +52,8 @@ func BenchmarkDispatch(b *testing.B) {
 				}
 				d.Go(Call{Session: sess, Message: msgs[0], Post: post, Next: next})
 				for len(batch) == 0 {
-					<-sess.Ready()
-					batch, _ = sess.Take(batch[:0])
+					<-att.Ready()
+					batch, _ = att.Take(batch[:0])
 				}
 				batch = batch[:0]
 			}

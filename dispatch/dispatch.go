@@ -98,9 +98,18 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	rep.gate = &cancelGate{cancel: cancel}
 	defer context.AfterFunc(sess.Context(), rep.gate.Cancel)()
 
-	upstreamID, version := sess.Upstream()
 	msg := &c.Message
 	isInit := msg.Method == "initialize"
+	switch {
+	case isInit && sess.Initialized():
+		d.restartUpstream(ctx, sess, t, c)
+	case needsInitialize(msg) && !sess.Initialized():
+		if err := d.initializeUpstream(ctx, c, t); err != nil {
+			d.Logger.Warn("initializing the upstream for a client that sent no initialize failed; dispatching its message as it is",
+				zap.String("session", session.ShortID(sess.ID)), zap.String("method", msg.Method), zap.Error(err))
+		}
+	}
+	upstreamID, version := sess.Upstream()
 	var answered bool
 
 	rep.onHeader = func(status int, h http.Header) {

@@ -15,8 +15,9 @@ type queue struct {
 	items   [][]byte
 	max     int
 	waiters int // senders waiting in push for room
-	// ready holds a token when items may be waiting; space holds one when
-	// items were taken. Both have capacity 1: a token stands for "look
+	// ready (the attached stream's channel, see Attachment) holds a
+	// token when items may be waiting; space holds one when items were
+	// taken. Both have capacity 1: a token stands for "look
 	// again", not for one item. space is made by the first sender that
 	// has to wait, so that sessions which never fill up do not pay for it.
 	ready chan struct{}
@@ -48,17 +49,23 @@ func (q *queue) tryPush(msg []byte) bool {
 	if q.waiters > 0 && len(q.items) < q.max {
 		wake = q.space
 	}
+	ready := q.ready
 	q.mu.Unlock()
-	signal(q.ready)
+	signal(ready)
 	if wake != nil {
 		signal(wake)
 	}
 	return true
 }
 
-// take moves every waiting message to dst.
-func (q *queue) take(dst [][]byte) [][]byte {
+// take moves every waiting message to dst, if ready is the attached
+// stream's channel; current reports whether it is.
+func (q *queue) take(dst [][]byte, ready chan struct{}) (_ [][]byte, current bool) {
 	q.mu.Lock()
+	if q.ready != ready {
+		q.mu.Unlock()
+		return dst, false
+	}
 	dst = append(dst, q.items...)
 	clear(q.items)
 	q.items = q.items[:0]
@@ -70,7 +77,22 @@ func (q *queue) take(dst [][]byte) [][]byte {
 	if space != nil {
 		signal(space)
 	}
-	return dst
+	return dst, true
+}
+
+// setReady makes ready the channel pushes signal (the attached stream's).
+func (q *queue) setReady(ready chan struct{}) {
+	q.mu.Lock()
+	q.ready = ready
+	q.mu.Unlock()
+}
+
+// wake signals the attached stream.
+func (q *queue) wake() {
+	q.mu.Lock()
+	ready := q.ready
+	q.mu.Unlock()
+	signal(ready)
 }
 
 // push appends msg, waiting up to wait for room while the queue is full.

@@ -22,6 +22,9 @@ const (
 	ReasonWriteError   = "write_error"
 	ReasonAdmin        = "admin"
 	ReasonShutdown     = "shutdown"
+	// ReasonResumeExpired closes a detached session no stream re-attached
+	// to within its resume window.
+	ReasonResumeExpired = "resume_expired"
 )
 
 var (
@@ -45,9 +48,21 @@ type Session struct {
 	// Scope names the handler that opened the session; only that handler
 	// (in this config or the next) takes its messages.
 	Scope string
+	// Token is the resume token, which proves a reconnecting client is
+	// this session's (see NewToken).
+	Token string
+	// ClientKey is what the session is counted under for the per-client
+	// limit, kept so that it is given back under the same key whichever
+	// address re-attaches.
+	ClientKey string
+	// ProtocolHint is the protocol version the client's GET named
+	// (MCP-Protocol-Version), for an upstream the bridge initializes
+	// itself.
+	ProtocolHint string
 
-	queue  queue
-	ctx    context.Context
+	queue   queue
+	journal journal
+	ctx     context.Context
 	cancel context.CancelFunc
 	reason atomic.Pointer[string]
 
@@ -57,6 +72,17 @@ type Session struct {
 	// tail is closed when the last dispatch started has been handed to
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
+	// The stream's hold (attach.go): the attachment holding the session,
+	// or detached since when, until expiry.
+	att           *Attachment
+	detached      bool
+	expired       bool
+	since         time.Time
+	reattaches    int
+	expiry        *time.Timer
+	stopWatch     func()
+	onDetachedEnd func()
+	initialized   bool // the upstream answered an initialize
 
 	inflight     atomic.Int64 // dispatches admitted and not yet ended
 	deliverer    atomic.Pointer[Deliverer]
@@ -84,10 +110,13 @@ func New(id, remoteAddr string, queueSize int) *Session {
 		ID:         id,
 		RemoteAddr: remoteAddr,
 		Opened:     now,
+		Token:      NewToken(),
 		queue:      newQueue(queueSize),
+		journal:    journal{maxBytes: DefaultReplayBytes},
 		ctx:        ctx,
 		cancel:     cancel,
 		tail:       noDispatch,
+		since:      now,
 	}
 	s.lastActivity.Store(now.UnixNano())
 	return s
@@ -98,10 +127,6 @@ func New(id, remoteAddr string, queueSize int) *Session {
 // way, or the stream is not running); an error means the message was
 // taken but the write failed.
 type Deliverer func(msg []byte) (delivered bool, err error)
-
-// SetDeliverer lets SendAnswer hand answers straight to the stream writer
-// when it is free, rather than queue them and wake it.
-func (s *Session) SetDeliverer(d Deliverer) { s.deliverer.Store(&d) }
 
 // SendAnswer is Send for the answer to a client's request: the client is
 // waiting for it, so it is written at once (after anything queued ahead of
@@ -137,20 +162,6 @@ func (s *Session) deliver(msg []byte) (bool, error) {
 	}
 	return true, nil
 }
-
-// Ready receives a value when messages may be waiting for the stream
-// writer, when the session has closed, or after Wake; Take fetches the
-// messages. Together they make a Session an sse.Queue.
-func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
-
-// Take appends every message waiting for the client to dst, in order, and
-// reports whether the session has closed.
-func (s *Session) Take(dst [][]byte) ([][]byte, bool) {
-	return s.queue.take(dst), s.reason.Load() != nil
-}
-
-// Wake makes Ready receive a value.
-func (s *Session) Wake() { signal(s.queue.ready) }
 
 // QueueLen is the number of messages waiting for the client.
 func (s *Session) QueueLen() int { return s.queue.len() }
@@ -205,7 +216,7 @@ func (s *Session) TrySend(msg []byte) error {
 func (s *Session) Close(reason string) {
 	if s.reason.CompareAndSwap(nil, &reason) {
 		s.cancel()
-		s.Wake() // the stream writer waits on Ready, not on Done
+		s.queue.wake() // the stream writer waits on Ready, not on Done
 	}
 }
 
@@ -293,6 +304,21 @@ func (s *Session) Finished() { s.inflight.Add(-1) }
 
 // InFlight is the number of admitted dispatches not yet ended.
 func (s *Session) InFlight() int { return int(s.inflight.Load()) }
+
+// Initialized reports whether the upstream has answered an initialize on
+// this session (the client's, or the bridge's own).
+func (s *Session) Initialized() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.initialized
+}
+
+// SetInitialized records whether the upstream session is initialized.
+func (s *Session) SetInitialized(v bool) {
+	s.mu.Lock()
+	s.initialized = v
+	s.mu.Unlock()
+}
 
 // StartListening reports whether the caller is the first to start the
 // session's listener on the upstream's standalone stream.

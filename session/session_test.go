@@ -47,6 +47,7 @@ func TestTrySend(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	const size, total, senders = 4, 2000, 3
 	s := New(NewID(), "", size)
+	a := s.Attach(nil)
 	var wg sync.WaitGroup
 	for w := range senders {
 		wg.Go(func() {
@@ -63,11 +64,11 @@ func TestBackpressure(t *testing.T) {
 	var batch [][]byte
 	for got < total/senders*senders {
 		select {
-		case <-s.Ready():
+		case <-a.Ready():
 		case <-time.After(10 * time.Second):
 			t.Fatalf("stalled after %d messages", got)
 		}
-		batch, _ = s.Take(batch[:0])
+		batch, _ = a.Take(batch[:0])
 		if len(batch) > size {
 			t.Fatalf("took %d messages from a queue of %d", len(batch), size)
 		}
@@ -167,16 +168,18 @@ func TestUpstreamState(t *testing.T) {
 // reports it closed: the writer waits on nothing else.
 func TestCloseWakesReady(t *testing.T) {
 	s := New(NewID(), "127.0.0.1:1", 8)
-	if _, closed := s.Take(nil); closed {
+	a := s.Attach(nil)
+	if _, closed := a.Take(nil); closed {
 		t.Fatal("a new session reports closed")
 	}
+	<-a.Ready() // Attach's own wake-up
 	s.Close(ReasonAdmin)
 	select {
-	case <-s.Ready():
+	case <-a.Ready():
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not wake Ready")
 	}
-	if _, closed := s.Take(nil); !closed {
+	if _, closed := a.Take(nil); !closed {
 		t.Fatal("Take after Close does not report closed")
 	}
 }
@@ -187,7 +190,7 @@ func TestSendAnswerDelivers(t *testing.T) {
 	s := New(NewID(), "127.0.0.1:1", 8)
 	var delivered [][]byte
 	free := true
-	s.SetDeliverer(func(m []byte) (bool, error) {
+	a := s.Attach(func(m []byte) (bool, error) {
 		if !free {
 			return false, nil
 		}
@@ -208,7 +211,7 @@ func TestSendAnswerDelivers(t *testing.T) {
 	if len(delivered) != 1 || string(delivered[0]) != "a1" {
 		t.Errorf("delivered %q, want only a1", delivered)
 	}
-	queued, _ := s.Take(nil)
+	queued, _ := a.Take(nil)
 	if len(queued) != 2 || string(queued[0]) != "n1" || string(queued[1]) != "a2" {
 		t.Errorf("queued %q, want n1 and a2", queued)
 	}

@@ -17,6 +17,8 @@ type Store interface {
 	Add(s *Session, limit int) error
 	// Get returns the session with id, if any.
 	Get(id string) (*Session, bool)
+	// ByToken returns the session whose resume token is token, if any.
+	ByToken(token string) (*Session, bool)
 	// Remove forgets the session with id; removing twice is harmless.
 	Remove(id string)
 	// Len is the number of sessions held.
@@ -34,6 +36,7 @@ const shardCount = 32
 // NewMemory.
 type Memory struct {
 	shards [shardCount]shard
+	tokens [shardCount]shard // the same sessions, by resume token
 	count  atomic.Int64
 }
 
@@ -47,18 +50,21 @@ func NewMemory() *Memory {
 	st := &Memory{}
 	for i := range st.shards {
 		st.shards[i].m = make(map[string]*Session)
+		st.tokens[i].m = make(map[string]*Session)
 	}
 	return st
 }
 
-func (st *Memory) shard(id string) *shard {
+func (st *Memory) shard(id string) *shard { return &st.shards[shardIndex(id)] }
+
+func shardIndex(id string) uint32 {
 	// FNV-1a over the id; ids are random, any cheap mix spreads them.
 	h := uint32(2166136261)
 	for i := 0; i < len(id); i++ {
 		h ^= uint32(id[i])
 		h *= 16777619
 	}
-	return &st.shards[h&(shardCount-1)]
+	return h & (shardCount - 1)
 }
 
 // Add implements Store.
@@ -81,7 +87,22 @@ func (st *Memory) Add(s *Session, limit int) error {
 	}
 	sh.m[s.ID] = s
 	sh.mu.Unlock()
+	if s.Token != "" {
+		tk := &st.tokens[shardIndex(s.Token)]
+		tk.mu.Lock()
+		tk.m[s.Token] = s
+		tk.mu.Unlock()
+	}
 	return nil
+}
+
+// ByToken implements Store.
+func (st *Memory) ByToken(token string) (*Session, bool) {
+	tk := &st.tokens[shardIndex(token)]
+	tk.mu.RLock()
+	s, ok := tk.m[token]
+	tk.mu.RUnlock()
+	return s, ok
 }
 
 // Get implements Store.
@@ -97,11 +118,19 @@ func (st *Memory) Get(id string) (*Session, bool) {
 func (st *Memory) Remove(id string) {
 	sh := st.shard(id)
 	sh.mu.Lock()
-	_, ok := sh.m[id]
+	s, ok := sh.m[id]
 	delete(sh.m, id)
 	sh.mu.Unlock()
 	if ok {
 		st.count.Add(-1)
+		if s.Token != "" {
+			tk := &st.tokens[shardIndex(s.Token)]
+			tk.mu.Lock()
+			if tk.m[s.Token] == s {
+				delete(tk.m, s.Token)
+			}
+			tk.mu.Unlock()
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ http://%s {
 	mcp_sse {
 		keepalive 1s
 		send_timeout 1s
+		resume_window off
 	}
 	mcp_demo
 }

@@ -1,0 +1,101 @@
+package session
+
+import "sync"
+
+// DefaultReplayBytes bounds the bytes a session's replay buffer holds,
+// whatever its frame count: a few large answers must not pin megabytes
+// per session. The oldest frames go first.
+const DefaultReplayBytes = 1 << 20
+
+// Entry is a frame written to the client: its sequence number (its SSE
+// id, after the resume token) and its message.
+type Entry struct {
+	Seq  uint64
+	Data []byte
+}
+
+// journal numbers the frames written to a session's client and keeps the
+// most recent ones, so that a client that reconnects with Last-Event-ID
+// gets, once each, the frames after the last it saw. It allocates nothing
+// until a message is written, so an idle stream costs nothing more.
+type journal struct {
+	mu       sync.Mutex
+	max      int // frames kept; 0 keeps none
+	maxBytes int
+	last     uint64 // the last sequence number given
+	flushed  uint64 // every frame up to it was written and flushed
+	entries  []Entry
+	bytes    int
+}
+
+func (j *journal) record(msg []byte) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.last++
+	if j.max == 0 {
+		return j.last
+	}
+	j.entries = append(j.entries, Entry{j.last, msg})
+	j.bytes += len(msg)
+	drop := 0
+	for len(j.entries)-drop > j.max || (j.bytes > j.maxBytes && len(j.entries)-drop > 1) {
+		j.bytes -= len(j.entries[drop].Data)
+		j.entries[drop] = Entry{}
+		drop++
+	}
+	if drop > 0 {
+		j.entries = j.entries[drop:]
+	}
+	return j.last
+}
+
+func (j *journal) markFlushed(seq uint64) {
+	j.mu.Lock()
+	if seq > j.flushed {
+		j.flushed = seq
+	}
+	j.mu.Unlock()
+}
+
+// Replay returns the frames the journal holds after seq, in order, and
+// how many frames after seq it no longer holds. ok is false for a seq the
+// session never gave, which no honest client can send.
+func (s *Session) Replay(seq uint64) (frames []Entry, lost uint64, ok bool) {
+	j := &s.journal
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if seq > j.last {
+		return nil, 0, false
+	}
+	first := j.last + 1 // the oldest held, if any
+	if len(j.entries) > 0 {
+		first = j.entries[0].Seq
+	}
+	if first > seq+1 {
+		lost = first - (seq + 1)
+	}
+	for _, e := range j.entries {
+		if e.Seq > seq {
+			frames = append(frames, e)
+		}
+	}
+	return frames, lost, true
+}
+
+// Unflushed is what a client that reconnects without saying what it saw
+// has missed for certain: the frames after the last one written and
+// flushed (those whose write failed or never finished). It returns the
+// last flushed sequence number and those frames.
+func (s *Session) Unflushed() (seq uint64, frames []Entry) {
+	s.journal.mu.Lock()
+	seq = s.journal.flushed
+	s.journal.mu.Unlock()
+	frames, _, _ = s.Replay(seq)
+	return seq, frames
+}
+
+// SetReplayLimit sets how many recent frames the session keeps for
+// replay (0: none); call it before the session is streamed.
+func (s *Session) SetReplayLimit(frames int) {
+	s.journal.max = frames
+}
