@@ -63,8 +63,8 @@ type Session struct {
 	queue   queue
 	journal journal
 	ctx     context.Context
-	cancel context.CancelFunc
-	reason atomic.Pointer[string]
+	cancel  context.CancelFunc
+	reason  atomic.Pointer[string]
 
 	mu              sync.Mutex
 	upstreamID      string

@@ -139,15 +139,15 @@ type Stream struct {
 
 	// mu is held for every write, by Run or by Deliver, and guards what
 	// follows.
-	mu    sync.Mutex
+	mu      sync.Mutex
 	q       Queue
 	journal Journal     // q's, if it numbers frames and IDPrefix is set
 	lastSeq uint64      // the last frame numbered by journal
 	timer   *time.Timer // the keepalive timer, nil without keepalives
-	live  bool        // the endpoint is written and Run has not returned
-	err   error       // a Deliver's write failed: Run returns it
-	frame []byte      // what send writes next: the opening frames or a keepalive
-	batch [][]byte
+	live    bool        // the endpoint is written and Run has not returned
+	err     error       // a Deliver's write failed: Run returns it
+	frame   []byte      // what send writes next: the opening frames or a keepalive
+	batch   [][]byte
 
 	// sendOp and messagesOp are send and writeMessages bound once, so that
 	// handing them to Options.Offload costs nothing; they leave their
