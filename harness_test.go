@@ -348,6 +348,7 @@ type rawClient struct {
 	t        *testing.T
 	resp     *http.Response
 	endpoint string      // absolute message URL
+	opening  sse.Event   // the endpoint event, with its id
 	header   http.Header // sent with every request of the client
 	events   chan sse.Event
 	cancel   context.CancelFunc
@@ -364,6 +365,13 @@ func (tc *testCaddy) openStream(t *testing.T) *rawClient {
 // (post, send) carry the same headers.
 func (tc *testCaddy) openStreamWith(t *testing.T, header http.Header) *rawClient {
 	t.Helper()
+	return tc.openStreamVia(t, http.DefaultClient, header)
+}
+
+// openStreamVia is openStreamWith through client (one with a cookie jar,
+// say).
+func (tc *testCaddy) openStreamVia(t *testing.T, client *http.Client, header http.Header) *rawClient {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// A stream that does not open within the deadline is cut, and the
 	// test fails on it.
@@ -371,7 +379,7 @@ func (tc *testCaddy) openStreamWith(t *testing.T, header http.Header) *rawClient
 	defer opening.Stop()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
 	maps.Copy(req.Header, header)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -387,6 +395,7 @@ func (tc *testCaddy) openStreamWith(t *testing.T, header http.Header) *rawClient
 	if ev.Name != sse.EventEndpoint {
 		t.Fatalf("first event %q, want endpoint", ev.Name)
 	}
+	c.opening = ev
 	u, err := url.Parse(tc.base + "/sse")
 	if err != nil {
 		t.Fatal(err)
