@@ -27,7 +27,9 @@ func BenchmarkIdleStream(b *testing.B) {
 }
 http://127.0.0.1:%s {
 	bind 127.0.0.1
-	mcp_sse
+	mcp_sse {
+		max_sessions_per_client off
+	}
 	reverse_proxy 127.0.0.1:1
 }`, port))
 	open := func() net.Conn {
