@@ -92,23 +92,29 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		return
 	}
 
+	msg := &c.Message
+	isInit := msg.Method == "initialize"
+	switch {
+	case isInit && sess.Initialized():
+		endCtx, cancelEnd := context.WithTimeout(t.ctx, d.Timeout)
+		d.restartUpstream(endCtx, sess, t, c)
+		cancelEnd()
+	case needsInitialize(msg) && !sess.Initialized() && sess.ClaimBridgeInitialize():
+		// Its own timeout: the client's message keeps the whole of its.
+		initCtx, cancelInit := context.WithTimeout(t.ctx, d.Timeout)
+		err := d.initializeUpstream(initCtx, c, t)
+		cancelInit()
+		if err != nil {
+			d.Logger.Warn("initializing the upstream for a client that sent no initialize failed; dispatching its message as it is",
+				zap.String("session", session.ShortID(sess.ID)), zap.String("method", msg.Method), zap.Error(err))
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
 	defer cancel()
 	rep := newReply(d.MaxMessageSize)
 	rep.gate = &cancelGate{cancel: cancel}
 	defer context.AfterFunc(sess.Context(), rep.gate.Cancel)()
 
-	msg := &c.Message
-	isInit := msg.Method == "initialize"
-	switch {
-	case isInit && sess.Initialized():
-		d.restartUpstream(ctx, sess, t, c)
-	case needsInitialize(msg) && !sess.Initialized():
-		if err := d.initializeUpstream(ctx, c, t); err != nil {
-			d.Logger.Warn("initializing the upstream for a client that sent no initialize failed; dispatching its message as it is",
-				zap.String("session", session.ShortID(sess.ID)), zap.String("method", msg.Method), zap.Error(err))
-		}
-	}
 	upstreamID, version := sess.Upstream()
 	var answered bool
 

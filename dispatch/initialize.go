@@ -57,6 +57,8 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 		Method: "initialize",
 	}
 	rep := newReply(d.MaxMessageSize)
+	ctx, stop := d.boundToSession(ctx, sess, rep)
+	defer stop()
 	rep.onHeader = func(status int, h http.Header) {
 		if id := h.Get(HeaderSessionID); id != "" && status < 300 {
 			sess.SetUpstreamID(id)
@@ -102,6 +104,8 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 	if c.Message.Method != "notifications/initialized" {
 		note := Message{Raw: []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), Method: "notifications/initialized"}
 		rep := newReply(maxErrorSnippet)
+		ctx, stop := d.boundToSession(ctx, sess, rep)
+		defer stop()
 		upstreamID, version := sess.Upstream()
 		if err := d.serve(c.Next, rep, func() *http.Request {
 			req := t.request(ctx, http.MethodPost, nopCloser{bytes.NewReader(note.Raw)}, int64(len(note.Raw)), rep)
@@ -136,6 +140,15 @@ func (d *Dispatcher) restartUpstream(ctx context.Context, sess *session.Session,
 	sess.SetInitialized(false)
 	d.Logger.Info("client initialized its session again: a fresh upstream session replaces the old",
 		zap.String("session", session.ShortID(sess.ID)))
+}
+
+// boundToSession makes the session's end cancel requests on ctx, through
+// rep's cancel gate (see cancelgate.go), as a dispatch's own are.
+func (d *Dispatcher) boundToSession(ctx context.Context, sess *session.Session, rep *reply) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	rep.gate = &cancelGate{cancel: cancel}
+	stop := context.AfterFunc(sess.Context(), rep.gate.Cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // nopCloser is a request body the bridge made itself.

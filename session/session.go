@@ -87,6 +87,7 @@ type Session struct {
 	inflight     atomic.Int64 // dispatches admitted and not yet ended
 	deliverer    atomic.Pointer[Deliverer]
 	listening    atomic.Bool
+	bridgeInit   atomic.Bool // the bridge has tried to initialize the upstream
 	messagesIn   atomic.Int64
 	messagesOut  atomic.Int64
 	keepalives   atomic.Int64
@@ -312,6 +313,12 @@ func (s *Session) Initialized() bool {
 	defer s.mu.Unlock()
 	return s.initialized
 }
+
+// ClaimBridgeInitialize reports whether the caller is the first to
+// initialize the upstream on the client's behalf: the bridge tries once
+// per session, so a failing upstream costs one extra request, not one
+// per message.
+func (s *Session) ClaimBridgeInitialize() bool { return s.bridgeInit.CompareAndSwap(false, true) }
 
 // SetInitialized records whether the upstream session is initialized.
 func (s *Session) SetInitialized(v bool) {
