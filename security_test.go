@@ -168,16 +168,22 @@ func TestUpstreamSeesWhoPosted(t *testing.T) {
 	c.message(10 * time.Second)
 	post(c, "alice", c.endpoint, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 
-	// Go's JSON decoding would read "Name" as the tool's name; the SDK
-	// upstream reads "name", and so must the header Caddy matches on.
-	post(c, "alice", c.endpoint, `{"jsonrpc":"2.0","id":"n","method":"tools/call","params":{"name":"echo","Name":"add","arguments":{"text":"hi"}}}`)
-	if got := seen.post(t, `"id":"n"`); got.header.Get("Mcp-Name") != "echo" {
+	// Go's JSON decoding would read "Name" as the tool's name, the SDK
+	// upstream "name": a key that differs from one the bridge reads only
+	// in case is refused, and Mcp-Name is read by the exact key.
+	req, _ := http.NewRequest(http.MethodPost, c.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":"n","method":"tools/call","params":{"name":"echo","Name":"add","arguments":{"text":"hi"}}}`))
+	maps.Copy(req.Header, as("alice"))
+	if code, body := send(t, req); code != http.StatusBadRequest || !strings.Contains(body, "only in case") {
+		t.Errorf("params with name and Name: %d %s, want 400", code, body)
+	}
+	post(c, "alice", c.endpoint, `{"jsonrpc":"2.0","id":"n2","method":"tools/call","params":{"n\u0061me":"echo","arguments":{"text":"hi"}}}`)
+	if got := seen.post(t, `"id":"n2"`); got.header.Get("Mcp-Name") != "echo" {
 		t.Errorf("Mcp-Name %q for a call of echo", got.header.Get("Mcp-Name"))
 	}
 	if m := c.message(10 * time.Second); m.Error != nil || !strings.Contains(toolText(t, m), "hi") {
 		t.Errorf("echo answered %+v", m)
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"echo","name":"add"}}`))
+	req, _ = http.NewRequest(http.MethodPost, c.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"echo","name":"add"}}`))
 	maps.Copy(req.Header, as("alice"))
 	if code, body := send(t, req); code != http.StatusBadRequest || !strings.Contains(body, "duplicate") {
 		t.Errorf("a repeated params.name: %d %s, want 400 naming the duplicate", code, body)

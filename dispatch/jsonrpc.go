@@ -118,7 +118,7 @@ func parseOne(raw json.RawMessage) (Message, error) {
 		case "error":
 			slot = &rpcErr
 		default:
-			return nil
+			return sameButCase(key, "jsonrpc", "id", "method", "params", "result", "error")
 		}
 		if *slot != nil {
 			return fmt.Errorf("%w %q", errDuplicateKey, key)
@@ -195,7 +195,10 @@ func readParams(m *Message, params json.RawMessage) error {
 		case named && key == nameKey:
 			slot = &name
 		default:
-			return nil
+			if named {
+				return sameButCase(key, nameKey, "_meta")
+			}
+			return sameButCase(key, "_meta")
 		}
 		if *slot != nil {
 			return fmt.Errorf("%w \"params.%s\"", errDuplicateKey, key)

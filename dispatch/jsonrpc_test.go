@@ -42,7 +42,11 @@ func TestParse(t *testing.T) {
 		{"duplicate escaped method", `{"jsonrpc":"2.0","id":1,"method":"ping","\u006dethod":"x"}`, CodeInvalidRequest, 0},
 		{"duplicate tool name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"add"}}`, CodeInvalidRequest, 0},
 		{"duplicate resource uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a:","uri":"b:"}}`, CodeInvalidRequest, 0},
-		{"other case is another key", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"add"},"Method":"x"}`, 0, 1},
+		{"tool name in another case", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"add"}}`, CodeInvalidRequest, 0},
+		{"method in another case", `{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}`, CodeInvalidRequest, 0},
+		{"params in another case", `{"jsonrpc":"2.0","id":1,"method":"a","params":{},"PARAMS":{}}`, CodeInvalidRequest, 0},
+		{"key folded by Unicode (long s)", "{\"jsonrpc\":\"2.0\",\"j\\u017Fonrpc\":\"1.0\",\"id\":1,\"method\":\"a\"}", CodeInvalidRequest, 0},
+		{"other keys in other cases are fine", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Name":"x"},"Extra":1}}`, 0, 1},
 		{"jsonrpc in other case only", `{"JSONRPC":"2.0","id":1,"method":"a"}`, CodeInvalidRequest, 0},
 		{"method in other case only", `{"jsonrpc":"2.0","id":1,"Method":"a"}`, CodeInvalidRequest, 0},
 	}
@@ -73,13 +77,9 @@ func TestParseReadsNameAndMeta(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}`, "resources/read", "file:///a", "", true},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, "tools/list", "", "2026-07-28", true},
 		{`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`, "notifications/cancelled", "", "", false},
-		// Keys are matched exactly, as the SDKs upstream match them: a
-		// member spelled otherwise is not the tool's name.
-		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"add"}}`, "tools/call", "echo", "", true},
-		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"add","name":"echo"}}`, "tools/call", "echo", "", true},
+		// Keys are matched exactly (escapes decoded); a member in another
+		// case is refused (TestParse).
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"echo"}}`, "tools/call", "echo", "", true},
-		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"add"}}`, "tools/call", "", "", true},
-		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"ping","params":{"arguments":{"name":"x"},"name":"echo"}}`, "tools/call", "echo", "", true},
 	}
 	for _, tc := range tests {
 		msgs, err := Parse([]byte(tc.body))

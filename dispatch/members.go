@@ -9,9 +9,24 @@ package dispatch
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 )
 
 var errDuplicateKey = errors.New("duplicate key")
+
+// sameButCase refuses a key that an upstream decoding with Go's
+// encoding/json would take for one of keys (it matches keys without
+// regard to case, Unicode folding included, and lets the last win) while
+// the bridge, reading exact keys, would not.
+func sameButCase(key string, keys ...string) error {
+	for _, k := range keys {
+		if key != k && strings.EqualFold(key, k) {
+			return fmt.Errorf("key %q differs from %q only in case", key, k)
+		}
+	}
+	return nil
+}
 
 // eachMember calls f with the key (unescaped) and the value (as written)
 // of every member of obj, in order. obj must be a valid JSON object; f's
