@@ -47,7 +47,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	body, release, err := h.readBody(w, r)
+	body, release, err := h.readBody(w, r, sess)
 	if release == nil {
 		return err // refused, and answered
 	}
@@ -68,19 +68,21 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
 	}
 	// Requests and notifications hold upstream work until answered and
-	// count against max_inflight; responses to the server's requests do
-	// not, so a tool waiting on sampling can always be answered.
+	// count against max_inflight; responses to the server's requests
+	// count apart, against a limit of their own of the same size, so a
+	// tool waiting on sampling can always be answered.
 	work := 0
 	for i := range msgs {
 		if msgs[i].Method != "" {
 			work++
 		}
 	}
-	if h.MaxInflight > 0 && work > h.MaxInflight {
+	responses := len(msgs) - work
+	if h.MaxInflight > 0 && max(work, responses) > h.MaxInflight {
 		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("batch of %d requests exceeds max_inflight (%d)", work, h.MaxInflight))
+			fmt.Sprintf("batch of %d requests and %d responses exceeds max_inflight (%d)", work, responses, h.MaxInflight))
 	}
-	if !sess.Admit(work, h.MaxInflight) {
+	if !sess.Admit(work, responses, h.MaxInflight) {
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
 		return writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
@@ -91,11 +93,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, m := range msgs {
-		admitted := m.Method != ""
+		response := m.Method == ""
 		done := func() {
-			if admitted {
-				sess.Finished()
-			}
+			sess.Finished(response)
 			if remaining.Add(-1) == 0 {
 				release() // the last of the body's messages has let go of it
 			}
@@ -113,7 +113,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 // process-wide count; it is to be called once nothing holds the body any
 // more. A nil release means the body was refused: the response has been
 // written (err is that write's) and nothing is held.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, sess *session.Session) (body []byte, release func(), err error) {
 	tooLarge := func() error {
 		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
@@ -121,28 +121,23 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 	if r.ContentLength > h.MaxMessageSize {
 		return nil, nil, tooLarge()
 	}
-	// Held bytes are counted before the read (a body of unknown length as
-	// the largest allowed), so that no number of concurrent POSTs can
-	// hold more than the limit even while they are read.
-	held := r.ContentLength
-	if held < 0 {
-		held = h.MaxMessageSize
-	}
-	if !h.store.hold(held, h.MaxPendingBytes) {
-		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
-		h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
-		w.Header().Set("Retry-After", "1")
-		return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
-			"the server holds too many messages in flight; retry later")
-	}
+	// Bytes are counted as they arrive, not as a body announces them: a
+	// client that announces large bodies and sends nothing holds nothing.
+	// One client may hold a quarter of the limit, so that it alone cannot
+	// take the whole of it from the others.
+	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, h.MaxMessageSize), h: h, client: sess.ClientKey}
 	var once sync.Once
-	release = func() { once.Do(func() { h.store.held.Add(-held) }) }
-
+	release = func() {
+		once.Do(func() {
+			h.store.held.Add(-hr.held)
+			h.store.clientBytes.ReleaseN(hr.client, int(hr.held))
+		})
+	}
 	rc := http.NewResponseController(w)
 	if h.BodyTimeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
 	}
-	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	body, err = io.ReadAll(hr)
 	if h.BodyTimeout > 0 {
 		_ = rc.SetReadDeadline(time.Time{})
 	}
@@ -152,6 +147,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 		switch {
 		case errors.As(err, &mbe):
 			return nil, nil, tooLarge()
+		case errors.Is(err, errPendingBytes):
+			metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+			h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Connection", "close") // the rest of the body is not read
+			return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+				"the server holds too many messages in flight; retry later")
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			w.Header().Set("Connection", "close")
 			return nil, nil, writeError(w, http.StatusRequestTimeout, dispatch.CodeParseError,
@@ -159,9 +161,34 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 		}
 		return nil, nil, writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
 	}
-	h.store.held.Add(int64(len(body)) - held)
-	held = int64(len(body))
 	return body, release, nil
+}
+
+var errPendingBytes = errors.New("max_pending_bytes reached")
+
+// heldReader counts the bytes of a POST body as they are read against
+// max_pending_bytes, for the process and for the client.
+type heldReader struct {
+	r      io.Reader
+	h      *Handler
+	client string
+	held   int64
+}
+
+func (hr *heldReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	if n > 0 {
+		limit := hr.h.MaxPendingBytes
+		if !hr.h.store.hold(int64(n), limit) {
+			return n, errPendingBytes
+		}
+		if limit > 0 && !hr.h.store.clientBytes.AcquireN(hr.client, n, int(max(limit/4, hr.h.MaxMessageSize))) {
+			hr.h.store.held.Add(-int64(n))
+			return n, errPendingBytes
+		}
+		hr.held += int64(n)
+	}
+	return n, err
 }
 
 // queryParam is url.Values.Get for one parameter of a raw query, without

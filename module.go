@@ -132,10 +132,10 @@ type Handler struct {
 	MaxBatchSize int `json:"max_batch_size,omitempty"`
 	// Most dispatches of one session in flight at once: requests and
 	// notifications posted and not yet answered by the upstream. A POST
-	// that would exceed it gets 429 with Retry-After; responses to the
-	// server's own requests (sampling, elicitation) are never held back,
-	// or a tool waiting on one could not finish. Default: 64; negative:
-	// no limit.
+	// that would exceed it gets 429 with Retry-After. Responses to the
+	// server's own requests (sampling, elicitation) count apart, against
+	// a limit of the same size, so that a tool waiting on one can finish
+	// however many calls are in flight. Default: 64; negative: no limit.
 	MaxInflight int `json:"max_inflight,omitempty"`
 	// Most bytes of POST bodies held at once, from their read until their
 	// dispatches end, counted across every mcp_sse handler of the process

@@ -379,6 +379,11 @@ func TestMaxInflight(t *testing.T) {
 	if code, body := c.post(batch); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a batch of 3 with max_inflight 2: %d %s, want 413", code, body)
 	}
+	// Responses count apart, but are bounded too.
+	responses := `[{"jsonrpc":"2.0","id":"r1","result":{}},{"jsonrpc":"2.0","id":"r2","result":{}},{"jsonrpc":"2.0","id":"r3","result":{}}]`
+	if code, body := c.post(responses); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a batch of 3 responses with max_inflight 2: %d %s, want 413", code, body)
+	}
 	for range 2 {
 		if m := c.message(15 * time.Second); m.Error != nil {
 			t.Fatalf("slow call: %+v", m.Error)
@@ -438,7 +443,9 @@ func TestMaxInflightLetsSamplingAnswersThrough(t *testing.T) {
 
 // TestMaxPendingBytes: POST bodies held by dispatches in flight are
 // bounded across the process: beyond max_pending_bytes a POST gets 503,
-// and the bytes are given back when the dispatches end.
+// and the bytes are given back when the dispatches end. Bytes count as
+// they arrive: a body that announces itself large and sends nothing holds
+// nothing.
 func TestMaxPendingBytes(t *testing.T) {
 	tc := startCaddy(t, "max_pending_bytes 1MiB\n\t\tmax_message_size 1MiB")
 	c := tc.openStream(t)
@@ -447,8 +454,16 @@ func TestMaxPendingBytes(t *testing.T) {
 	slow := func(id string) string {
 		return `{"jsonrpc":"2.0","id":"` + id + `","method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":1500},"pad":"` + pad + `"}}`
 	}
+	// Announces 1,000,000 bytes, sends 10, and stalls.
+	stalled, err := net.DialTimeout("tcp", strings.TrimPrefix(tc.base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{\"jsonrpc\"", strings.TrimPrefix(c.endpoint, tc.base))
+
 	if code, body := c.post(slow("big1")); code != http.StatusAccepted {
-		t.Fatalf("first large call: %d %s", code, body)
+		t.Fatalf("first large call beside a stalled announced body: %d %s", code, body)
 	}
 	resp, err := http.Post(c.endpoint, "application/json", strings.NewReader(slow("big2")))
 	if err != nil {
@@ -459,12 +474,6 @@ func TestMaxPendingBytes(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
 		t.Fatalf("second large call while the first is held: %d %s, want 503 with Retry-After", resp.StatusCode, body)
 	}
-	// Of unknown length, a body counts as max_message_size until read.
-	req, _ := http.NewRequest(http.MethodPost, c.endpoint, readerCloser{strings.NewReader(`{"jsonrpc":"2.0","id":"small","method":"ping"}`)})
-	req.ContentLength = -1
-	if code, body := send(t, req); code != http.StatusServiceUnavailable {
-		t.Errorf("a chunked POST while the budget is taken: %d %s, want 503", code, body)
-	}
 	if m := c.message(15 * time.Second); string(m.ID) != `"big1"` || m.Error != nil {
 		t.Fatalf("first large call: %+v", m)
 	}
@@ -474,6 +483,41 @@ func TestMaxPendingBytes(t *testing.T) {
 	})
 	if m := c.message(15 * time.Second); string(m.ID) != `"big3"` || m.Error != nil {
 		t.Fatalf("large call after the first ended: %+v", m)
+	}
+}
+
+// TestPendingBytesShare: one client address may hold a quarter of
+// max_pending_bytes (or one max_message_size, if larger), so it cannot
+// take the whole budget from the others.
+func TestPendingBytesShare(t *testing.T) {
+	tc := startCaddy(t, "max_pending_bytes 1MiB\n\t\tmax_message_size 200KiB")
+	pad := strings.Repeat("a", 150<<10)
+	slow := func(id string) string {
+		return `{"jsonrpc":"2.0","id":"` + id + `","method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":1500},"pad":"` + pad + `"}}`
+	}
+	a := tc.openStream(t)
+	a.initialize()
+	a.send(slow("a1"))
+	if code, body := a.post(slow("a2")); code != http.StatusServiceUnavailable {
+		t.Errorf("a client's second 150 KiB call (over its 256 KiB share): %d %s, want 503", code, body)
+	}
+	// Another address (loopback has all of 127/8) has a share of its own.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")},
+	}).DialContext}}
+	b := tc.openStreamVia(t, other, nil)
+	if code, body := postVia(t, other, b.endpoint, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}`); code != http.StatusAccepted {
+		t.Fatalf("b initialize: %d %s", code, body)
+	}
+	b.message(10 * time.Second)
+	if code, body := postVia(t, other, b.endpoint, slow("b1")); code != http.StatusAccepted {
+		t.Errorf("another client's call while the first holds its share: %d %s, want 202", code, body)
+	}
+	if m := a.message(15 * time.Second); string(m.ID) != `"a1"` {
+		t.Fatalf("a1: %+v", m)
+	}
+	if m := b.message(15 * time.Second); string(m.ID) != `"b1"` {
+		t.Fatalf("b1: %+v", m)
 	}
 }
 

@@ -25,6 +25,8 @@ type pooledStore struct {
 	handlers *session.Counter // by handler scope
 	clients  *session.Counter // by handler scope and client IP
 	held     *atomic.Int64
+	// clientBytes is held, by handler scope and client IP.
+	clientBytes *session.Counter
 }
 
 func (s pooledStore) Destruct() error {
@@ -52,7 +54,7 @@ func (s pooledStore) hold(n, limit int64) bool {
 
 func loadStore() (pooledStore, error) {
 	v, _, err := stores.LoadOrNew(storeKey, func() (caddy.Destructor, error) {
-		return pooledStore{session.NewMemory(), session.NewCounter(), session.NewCounter(), new(atomic.Int64)}, nil
+		return pooledStore{session.NewMemory(), session.NewCounter(), session.NewCounter(), new(atomic.Int64), session.NewCounter()}, nil
 	})
 	if err != nil {
 		return pooledStore{}, err

@@ -161,7 +161,9 @@ func (h *Handler) writeStreamHead(w http.ResponseWriter) {
 // nothing if another stream has taken it over; detached, to wait for the
 // client's return, if the client went away; closed otherwise.
 func (h *Handler) streamEnded(o openedStream, err error, r *http.Request, next caddyhttp.Handler) {
-	if !o.att.Current() && !o.sess.Closed() {
+	if !o.att.Current() {
+		// Another stream holds the session: its end, not this one's,
+		// decides the session's.
 		if ce := h.logger.Check(zapcore.DebugLevel, "stream taken over by another"); ce != nil {
 			ce.Write(zap.String("session", session.ShortID(o.sess.ID)))
 		}
@@ -195,6 +197,9 @@ func clientWentAway(err error) bool {
 // endSession does what is left once a closed session is over, once: it
 // gives back its places, logs its end and ends its upstream session.
 func (h *Handler) endSession(sess *session.Session, err error, end func(context.Context, *session.Session) error) {
+	if !sess.ClaimEnd() {
+		return
+	}
 	h.store.Remove(sess.ID)
 	h.store.clients.Release(sess.ClientKey)
 	h.store.handlers.Release(sess.Scope)

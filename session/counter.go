@@ -2,8 +2,8 @@ package session
 
 import "sync"
 
-// Counter counts sessions by key (a handler, a client of a handler), for
-// the limits on how many one key may hold.
+// Counter counts by key (sessions of a handler or of a client, bytes a
+// client's POSTs hold), for the limits on how much one key may hold.
 type Counter struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -22,6 +22,29 @@ func (c *Counter) Acquire(key string, limit int) bool {
 	}
 	c.n[key]++
 	return true
+}
+
+// AcquireN counts n more for key unless that would make more than limit
+// (limit <= 0: no limit), and reports whether it did.
+func (c *Counter) AcquireN(key string, n, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit > 0 && c.n[key]+n > limit {
+		return false
+	}
+	c.n[key] += n
+	return true
+}
+
+// ReleaseN counts n fewer for key.
+func (c *Counter) ReleaseN(key string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] <= n {
+		delete(c.n, key)
+		return
+	}
+	c.n[key] -= n
 }
 
 // Release counts one session fewer for key.

@@ -85,9 +85,11 @@ type Session struct {
 	initialized   bool // the upstream answered an initialize
 
 	inflight     atomic.Int64 // dispatches admitted and not yet ended
+	responses    atomic.Int64 // the client's responses admitted and not yet ended
 	deliverer    atomic.Pointer[Deliverer]
 	listening    atomic.Bool
 	bridgeInit   atomic.Bool // the bridge has tried to initialize the upstream
+	ended        atomic.Bool // what follows a close has been done
 	messagesIn   atomic.Int64
 	messagesOut  atomic.Int64
 	keepalives   atomic.Int64
@@ -281,27 +283,49 @@ func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
 	return prev, func() { once.Do(func() { close(mine) }) }
 }
 
-// Admit counts n more dispatches in flight unless that would make more
-// than limit (limit <= 0: no limit), and reports whether it did. Each
-// admitted dispatch calls Finished when it ends.
-func (s *Session) Admit(n, limit int) bool {
+// Admit counts work more dispatches of requests and notifications, and
+// responses more of the client's responses, in flight, unless either
+// would then exceed limit (limit <= 0: no limit), and reports whether it
+// did. The two are counted apart, so that a session at its limit of
+// requests can still answer the server's own (sampling, elicitation),
+// while neither kind is unbounded. Each admitted dispatch calls Finished
+// when it ends.
+func (s *Session) Admit(work, responses, limit int) bool {
+	if !admit(&s.inflight, work, limit) {
+		return false
+	}
+	if !admit(&s.responses, responses, limit) {
+		s.inflight.Add(-int64(work))
+		return false
+	}
+	return true
+}
+
+func admit(n *atomic.Int64, k, limit int) bool {
 	if limit <= 0 {
-		s.inflight.Add(int64(n))
+		n.Add(int64(k))
 		return true
 	}
 	for {
-		cur := s.inflight.Load()
-		if cur+int64(n) > int64(limit) {
+		cur := n.Load()
+		if cur+int64(k) > int64(limit) {
 			return false
 		}
-		if s.inflight.CompareAndSwap(cur, cur+int64(n)) {
+		if n.CompareAndSwap(cur, cur+int64(k)) {
 			return true
 		}
 	}
 }
 
-// Finished counts one admitted dispatch as ended.
-func (s *Session) Finished() { s.inflight.Add(-1) }
+// Finished counts one admitted dispatch as ended; response says which
+// kind it was.
+func (s *Session) Finished(response bool) {
+	if response {
+		s.responses.Add(-1)
+	} else {
+		s.inflight.Add(-1)
+	}
+}
 
 // InFlight is the number of admitted dispatches not yet ended.
 func (s *Session) InFlight() int { return int(s.inflight.Load()) }
@@ -313,6 +337,11 @@ func (s *Session) Initialized() bool {
 	defer s.mu.Unlock()
 	return s.initialized
 }
+
+// ClaimEnd reports whether the caller is the first to do what follows
+// the session's close (give back its places, end its upstream session):
+// however many paths see it closed, that is done once.
+func (s *Session) ClaimEnd() bool { return s.ended.CompareAndSwap(false, true) }
 
 // ClaimBridgeInitialize reports whether the caller is the first to
 // initialize the upstream on the client's behalf: the bridge tries once
