@@ -52,8 +52,19 @@ func (a *Attachment) Take(dst [][]byte) ([][]byte, bool) {
 // Wake makes Ready receive a value.
 func (a *Attachment) Wake() { signal(a.ready) }
 
-// Record numbers msg as the next frame written to the client.
-func (a *Attachment) Record(msg []byte) uint64 { return a.s.journal.record(msg) }
+// TakeNumbered is Take that numbers what it takes in the same step, so a
+// stream that takes over finds every message the old one took in the
+// journal (see sse.Journal).
+func (a *Attachment) TakeNumbered(dst [][]byte) (_ [][]byte, first uint64, closed bool) {
+	dst, first, current := a.s.queue.takeNumbered(dst, a.ready, &a.s.journal)
+	return dst, first, !current || a.s.reason.Load() != nil
+}
+
+// Stamp numbers msg, written to the client without passing through the
+// queue, if a still holds the session.
+func (a *Attachment) Stamp(msg []byte) (uint64, bool) {
+	return a.s.queue.stamp(msg, a.ready, &a.s.journal)
+}
 
 // Flushed notes that every frame up to seq reached the client's socket.
 func (a *Attachment) Flushed(seq uint64) { a.s.journal.markFlushed(seq) }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ func TestJournalReplay(t *testing.T) {
 	s.SetReplayLimit(3)
 	a := s.Attach(nil)
 	for _, m := range []string{"m1", "m2", "m3", "m4", "m5"} {
-		a.Record([]byte(m))
+		a.Stamp([]byte(m))
 	}
 	frames, lost, ok := s.Replay(1)
 	if !ok || lost != 1 || len(frames) != 3 || frames[0].Seq != 3 || string(frames[2].Data) != "m5" {
@@ -38,11 +39,46 @@ func TestJournalBytesBound(t *testing.T) {
 	a := s.Attach(nil)
 	big := make([]byte, DefaultReplayBytes/3)
 	for range 10 {
-		a.Record(big)
+		a.Stamp(big)
 	}
 	frames, lost, _ := s.Replay(0)
 	if len(frames) != 3 || lost != 7 {
 		t.Errorf("held %d frames, lost %d; want 3 and 7", len(frames), lost)
+	}
+}
+
+// Messages are numbered as they leave the queue, in the same step: a
+// stream whose write fails mid-batch leaves every message it took in the
+// journal, and one that takes over finds there all the old one took; the
+// old one can take and stamp nothing more.
+func TestNumberedAsTaken(t *testing.T) {
+	s := New(NewID(), "", 128)
+	s.SetReplayLimit(256)
+	a := s.Attach(nil)
+	for i := range 100 {
+		if err := s.TrySend([]byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, first, closed := a.TakeNumbered(nil)
+	if closed || len(got) != 100 || first != 1 {
+		t.Fatalf("TakeNumbered = %d messages from %d, closed %v", len(got), first, closed)
+	}
+	// The write of those 100 fails before any is flushed; a client that
+	// saw nothing gets all 100 again.
+	if frames, lost, _ := s.Replay(0); len(frames) != 100 || lost != 0 || string(frames[99].Data) != "99" {
+		t.Fatalf("Replay(0) = %d frames, %d lost", len(frames), lost)
+	}
+	s.TrySend([]byte("late"))
+	b := s.Attach(nil)
+	if _, _, closed := a.TakeNumbered(nil); !closed {
+		t.Error("the old attachment still takes")
+	}
+	if _, ok := a.Stamp([]byte("x")); ok {
+		t.Error("the old attachment still stamps")
+	}
+	if got, first, _ := b.TakeNumbered(nil); len(got) != 1 || first != 101 {
+		t.Errorf("the new attachment took %q from %d, want late from 101", got, first)
 	}
 }
 

@@ -49,6 +49,13 @@ func (j *journal) record(msg []byte) uint64 {
 	return j.last
 }
 
+// peekNext is the number the next frame will get.
+func (j *journal) peekNext() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.last + 1
+}
+
 func (j *journal) markFlushed(seq uint64) {
 	j.mu.Lock()
 	if seq > j.flushed {

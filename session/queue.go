@@ -80,6 +80,43 @@ func (q *queue) take(dst [][]byte, ready chan struct{}) (_ [][]byte, current boo
 	return dst, true
 }
 
+// takeNumbered is take that also records what it takes in j, under the
+// queue's lock, so that no message leaves the queue unnumbered and a new
+// attachment (setReady) sees every message the old one took.
+func (q *queue) takeNumbered(dst [][]byte, ready chan struct{}, j *journal) (_ [][]byte, first uint64, current bool) {
+	q.mu.Lock()
+	if q.ready != ready {
+		q.mu.Unlock()
+		return dst, 0, false
+	}
+	first = j.peekNext()
+	for _, m := range q.items {
+		j.record(m)
+	}
+	dst = append(dst, q.items...)
+	clear(q.items)
+	q.items = q.items[:0]
+	if cap(q.items) > 4*q.max/3+16 {
+		q.items = nil
+	}
+	space := q.space
+	q.mu.Unlock()
+	if space != nil {
+		signal(space)
+	}
+	return dst, first, true
+}
+
+// stamp records msg in j if ready is still the attached stream's.
+func (q *queue) stamp(msg []byte, ready chan struct{}, j *journal) (uint64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ready != ready {
+		return 0, false
+	}
+	return j.record(msg), true
+}
+
 // setReady makes ready the channel pushes signal (the attached stream's).
 func (q *queue) setReady(ready chan struct{}) {
 	q.mu.Lock()

@@ -90,12 +90,17 @@ type Queue interface {
 }
 
 // Journal is what a Queue that numbers its frames offers (see
-// Options.IDPrefix). A stream calls it under its write lock, so frames
-// are numbered in the order they are written.
+// Options.IDPrefix). Frames are numbered as they leave the queue, in the
+// same step, so that none is lost unnumbered: a frame whose write fails
+// can be sent again to the client when it reconnects.
 type Journal interface {
-	// Record notes msg as the next frame written and returns its
-	// sequence number.
-	Record(msg []byte) uint64
+	// TakeNumbered is Take that also numbers what it takes: the first
+	// message gets first, each next one the number after.
+	TakeNumbered(dst [][]byte) (_ [][]byte, first uint64, closed bool)
+	// Stamp numbers msg, a message written that never was in the queue
+	// (see Deliver); false means the queue is no longer this stream's
+	// and msg must not be written.
+	Stamp(msg []byte) (seq uint64, ok bool)
 	// Flushed says that every frame up to seq has been written and
 	// flushed to the client.
 	Flushed(seq uint64)
@@ -142,7 +147,8 @@ type Stream struct {
 	mu      sync.Mutex
 	q       Queue
 	journal Journal     // q's, if it numbers frames and IDPrefix is set
-	lastSeq uint64      // the last frame numbered by journal
+	lastSeq uint64      // the last frame written of those journal numbered
+	seqs    []uint64    // the numbers of batch's messages
 	timer   *time.Timer // the keepalive timer, nil without keepalives
 	live    bool        // the endpoint is written and Run has not returned
 	err     error       // a Deliver's write failed: Run returns it
@@ -284,7 +290,7 @@ func (s *Stream) step() (done bool, err error) {
 		return true, s.err
 	}
 	var closed bool
-	s.batch, closed = s.q.Take(s.batch[:0])
+	s.batch, closed = s.take(s.batch[:0])
 	if closed {
 		clear(s.batch)
 		return true, nil
@@ -342,10 +348,20 @@ func (s *Stream) Deliver(msg []byte) (delivered bool, err error) {
 		return false, nil
 	}
 	var closed bool
-	s.batch, closed = s.q.Take(s.batch[:0])
+	s.batch, closed = s.take(s.batch[:0])
 	if closed {
 		clear(s.batch)
 		return false, nil
+	}
+	if s.journal != nil {
+		seq, ok := s.journal.Stamp(msg)
+		if !ok {
+			// Another stream holds the queue now; what was just taken is
+			// numbered, and goes to that stream as a replay.
+			clear(s.batch)
+			return false, nil
+		}
+		s.seqs = append(s.seqs, seq)
 	}
 	s.batch = append(s.batch, msg)
 	err = s.writeMessages()
@@ -362,12 +378,27 @@ func (s *Stream) Deliver(msg []byte) (delivered bool, err error) {
 	return true, nil
 }
 
+// take takes what waits in the queue, numbered if the queue numbers.
+func (s *Stream) take(dst [][]byte) ([][]byte, bool) {
+	if s.journal == nil {
+		return s.q.Take(dst)
+	}
+	n := len(dst)
+	dst, first, closed := s.journal.TakeNumbered(dst)
+	s.seqs = s.seqs[:0]
+	for i := range dst[n:] {
+		s.seqs = append(s.seqs, first+uint64(i))
+	}
+	return dst, closed
+}
+
 // release lets go of the payloads just written, and of a batch slice a
 // burst grew, so that an idle stream holds little memory.
 func (s *Stream) release() {
 	clear(s.batch)
 	if cap(s.batch) > 256 {
 		s.batch = nil
+		s.seqs = nil
 	}
 }
 
@@ -381,9 +412,9 @@ func (s *Stream) writeMessages() error {
 		}
 	}()
 	buf := (*bp)[:0]
-	for _, msg := range s.batch {
+	for i, msg := range s.batch {
 		if s.journal != nil {
-			s.lastSeq = s.journal.Record(msg)
+			s.lastSeq = s.seqs[i]
 			buf = AppendFrameID(buf, EventMessage, s.opts.IDPrefix, s.lastSeq, msg, 0)
 		} else {
 			buf = AppendFrame(buf, EventMessage, msg, 0)

@@ -183,11 +183,21 @@ type journalQueue struct {
 	flushed uint64
 }
 
-func (q *journalQueue) Record([]byte) uint64 {
+func (q *journalQueue) TakeNumbered(dst [][]byte) ([][]byte, uint64, bool) {
+	n := len(dst)
+	dst, closed := q.Take(dst)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	first := q.next + 1
+	q.next += uint64(len(dst) - n)
+	return dst, first, closed
+}
+
+func (q *journalQueue) Stamp([]byte) (uint64, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.next++
-	return q.next
+	return q.next, true
 }
 
 func (q *journalQueue) Flushed(seq uint64) {
