@@ -93,6 +93,17 @@ func (h *Handler) findResumable(r *http.Request) (resumeProof, bool) {
 	return resumeProof{}, false
 }
 
+// setResumeCookie sets the cookie that carries the session's resume
+// token, if the handler uses one.
+func (h *Handler) setResumeCookie(w http.ResponseWriter, r *http.Request, sess *session.Session) {
+	if h.resumeOn() && (h.ResumeCookie == nil || *h.ResumeCookie) {
+		http.SetCookie(w, &http.Cookie{
+			Name: resumeCookie, Value: sess.Token(), Path: h.SSEPath,
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: requestScheme(r) == "https",
+		})
+	}
+}
+
 // refused logs a proof that proved nothing, without what it carried.
 func (h *Handler) refused(r *http.Request, via string) {
 	if ce := h.logger.Check(zapcore.DebugLevel, "re-attach refused: the proof names no session of this client here"); ce != nil {
@@ -106,6 +117,11 @@ func (h *Handler) refused(r *http.Request, via string) {
 // new session) if the session closed or expired meanwhile.
 func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, p resumeProof) (openedStream, bool) {
 	sess := p.sess
+	// The proof is spent: the token it carried travelled in a header that
+	// access logs record. The stream's frame ids and cookie carry a new
+	// one.
+	old := sess.RotateToken()
+	h.store.Retoken(sess, old)
 	stream := h.newStream(w, r, sess)
 	att := sess.Attach(stream.Deliver)
 	if att == nil {
@@ -125,6 +141,7 @@ func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, p resumeProof
 	}
 	stream.Resume(seen, resumed)
 	setSessionPlaceholder(r, sess.ID)
+	h.setResumeCookie(w, r, sess)
 	h.writeStreamHead(w)
 
 	metrics.reattached.WithLabelValues(p.via).Inc()

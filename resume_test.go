@@ -73,8 +73,8 @@ func TestResumeByLastEventID(t *testing.T) {
 	}
 	initID := fmt.Sprintf("%s.%d", tok, n-1)
 	c2 := tc.openStreamWith(t, http.Header{"Last-Event-Id": {initID}})
-	if c2.endpoint != c1.endpoint || c2.opening.ID != initID {
-		t.Fatalf("re-attached with endpoint %s id %s, want %s id %s", c2.endpoint, c2.opening.ID, c1.endpoint, initID)
+	if c2.endpoint != c1.endpoint || c2.opening.ID != fmt.Sprintf("%s.%d", c2.token(), n-1) || c2.token() == tok {
+		t.Fatalf("re-attached with endpoint %s id %s, want %s and id <a new token>.%d", c2.endpoint, c2.opening.ID, c1.endpoint, n-1)
 	}
 	again := c2.message(10 * time.Second)
 	if string(again.ID) != `"a"` {
@@ -85,6 +85,14 @@ func TestResumeByLastEventID(t *testing.T) {
 	if m := c2.message(10 * time.Second); string(m.ID) != `"b"` {
 		t.Fatalf("after the take-over: %+v, want the ping's answer (no duplicate before it)", m)
 	}
+	// The id it proved itself with is spent: it travelled in a request
+	// header, which access logs record. Whoever reads it there gets a
+	// session of their own, and the client keeps its stream.
+	thief := tc.openStreamWith(t, http.Header{"Last-Event-Id": {initID}})
+	if thief.endpoint == c1.endpoint {
+		t.Fatal("a spent Last-Event-ID took the session over again")
+	}
+	thief.close()
 	if got := metricValue(t, tc, `caddy_mcp_sse_sessions_reattached_total{via="last_event_id"}`); got != before+1 {
 		t.Errorf("reattached{via=last_event_id} went %v → %v, want +1", before, got)
 	}
@@ -95,8 +103,17 @@ func TestResumeByLastEventID(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
 		t.Fatalf("admin sessions: %d %s", code, body)
 	}
-	if len(list.Sessions) != 1 || list.Sessions[0]["state"] != "streaming" || list.Sessions[0]["reattaches"] != float64(1) {
-		t.Errorf("admin shows %v, want one streaming session re-attached once", list.Sessions)
+	var mine map[string]any
+	for _, s := range list.Sessions {
+		if strings.HasSuffix(c1.endpoint, fmt.Sprint(s["id"])) {
+			mine = s
+		}
+	}
+	if mine == nil || mine["state"] != "streaming" || mine["reattaches"] != float64(1) {
+		t.Errorf("admin shows %v, want the session streaming, re-attached once", mine)
+	}
+	if strings.Contains(body, tok) || strings.Contains(body, c2.token()) {
+		t.Error("the admin API shows a resume token")
 	}
 }
 
@@ -160,6 +177,15 @@ func TestResumeByCookie(t *testing.T) {
 	c2 := tc.openStreamVia(t, client, nil)
 	if c2.endpoint != c1.endpoint {
 		t.Fatalf("re-attached by cookie to %s, want %s", c2.endpoint, c1.endpoint)
+	}
+	// The re-attach gave the session a new token, and the jar the cookie
+	// that carries it.
+	renewed := false
+	for _, ck := range c2.resp.Cookies() {
+		renewed = renewed || (ck.Name == "mcp_sse_resume" && ck.Value == c2.token() && ck.Value != cookie.Value)
+	}
+	if !renewed {
+		t.Error("the re-attached stream did not set a cookie with the new token")
 	}
 	if m := c2.message(10 * time.Second); string(m.ID) != `"away"` || toolText(t, m) != "while away" {
 		t.Fatalf("first message after re-attaching: %+v", m)

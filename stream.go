@@ -107,12 +107,7 @@ func (h *Handler) openNew(w http.ResponseWriter, r *http.Request) openedStream {
 
 	stream := h.newStream(w, r, sess)
 	att := sess.Attach(stream.Deliver)
-	if h.resumeOn() && (h.ResumeCookie == nil || *h.ResumeCookie) {
-		http.SetCookie(w, &http.Cookie{
-			Name: resumeCookie, Value: sess.Token, Path: h.SSEPath,
-			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: requestScheme(r) == "https",
-		})
-	}
+	h.setResumeCookie(w, r, sess)
 	h.writeStreamHead(w)
 
 	h.logger.Info("session opened",
@@ -144,7 +139,7 @@ func (h *Handler) newStream(w http.ResponseWriter, r *http.Request, sess *sessio
 	opts.OnMessages = func(n int) { metrics.messagesOut.Add(float64(n)) }
 	opts.Offload = runShallow
 	if h.resumeOn() {
-		opts.IDPrefix = sess.Token + "."
+		opts.IDPrefix = sess.Token() + "."
 	}
 	return sse.NewStream(w, http.NewResponseController(w), opts)
 }

@@ -27,6 +27,24 @@ func NewToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// Token is the session's resume token.
+func (s *Session) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
+
+// RotateToken gives the session a new resume token and returns the old
+// one. A re-attach rotates it: the token a client just proved itself
+// with has travelled in a request header (Last-Event-ID), which access
+// logs record, so it must prove nothing more.
+func (s *Session) RotateToken() (old string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, s.token = s.token, NewToken()
+	return old
+}
+
 // Attachment is one stream's hold on a session: the queue it drains (it
 // is an sse.Queue) and the journal that numbers its frames (an
 // sse.Journal). Once another stream has attached, or the session has

@@ -189,17 +189,25 @@ func TestStoreByToken(t *testing.T) {
 	if err := st.Add(s, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := st.ByToken(s.Token); !ok || got != s {
+	if got, ok := st.ByToken(s.Token()); !ok || got != s {
 		t.Fatal("ByToken did not find the session")
 	}
 	if _, ok := st.ByToken(s.ID); ok {
 		t.Error("the session id served as a token")
 	}
+	old := s.RotateToken()
+	st.Retoken(s, old)
+	if _, ok := st.ByToken(old); ok || old == s.Token() {
+		t.Error("a rotated-out token still finds the session")
+	}
+	if got, ok := st.ByToken(s.Token()); !ok || got != s {
+		t.Error("the new token does not find the session")
+	}
 	st.Remove(s.ID)
-	if _, ok := st.ByToken(s.Token); ok {
+	if _, ok := st.ByToken(s.Token()); ok {
 		t.Error("a removed session is found by token")
 	}
-	if len(s.Token) < 22 || NewToken() == NewToken() {
+	if len(s.Token()) < 22 || NewToken() == NewToken() {
 		t.Error("tokens are short or repeat")
 	}
 }

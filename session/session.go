@@ -48,9 +48,6 @@ type Session struct {
 	// Scope names the handler that opened the session; only that handler
 	// (in this config or the next) takes its messages.
 	Scope string
-	// Token is the resume token, which proves a reconnecting client is
-	// this session's (see NewToken).
-	Token string
 	// ClientKey is what the session is counted under for the per-client
 	// limit, kept so that it is given back under the same key whichever
 	// address re-attaches.
@@ -72,6 +69,10 @@ type Session struct {
 	// tail is closed when the last dispatch started has been handed to
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
+	// token is the resume token, which proves a reconnecting client is
+	// this session's (see NewToken); a new one replaces it at each
+	// re-attach.
+	token string
 	// The stream's hold (attach.go): the attachment holding the session,
 	// or detached since when, until expiry.
 	att           *Attachment
@@ -113,7 +114,7 @@ func New(id, remoteAddr string, queueSize int) *Session {
 		ID:         id,
 		RemoteAddr: remoteAddr,
 		Opened:     now,
-		Token:      NewToken(),
+		token:      NewToken(),
 		queue:      newQueue(queueSize),
 		journal:    journal{maxBytes: DefaultReplayBytes},
 		ctx:        ctx,

@@ -19,6 +19,8 @@ type Store interface {
 	Get(id string) (*Session, bool)
 	// ByToken returns the session whose resume token is token, if any.
 	ByToken(token string) (*Session, bool)
+	// Retoken finds s by its current token, no longer by old.
+	Retoken(s *Session, old string)
 	// Remove forgets the session with id; removing twice is harmless.
 	Remove(id string)
 	// Len is the number of sessions held.
@@ -87,13 +89,32 @@ func (st *Memory) Add(s *Session, limit int) error {
 	}
 	sh.m[s.ID] = s
 	sh.mu.Unlock()
-	if s.Token != "" {
-		tk := &st.tokens[shardIndex(s.Token)]
-		tk.mu.Lock()
-		tk.m[s.Token] = s
-		tk.mu.Unlock()
-	}
+	st.indexToken(s, s.Token())
 	return nil
+}
+
+func (st *Memory) indexToken(s *Session, token string) {
+	tk := &st.tokens[shardIndex(token)]
+	tk.mu.Lock()
+	tk.m[token] = s
+	tk.mu.Unlock()
+}
+
+func (st *Memory) unindexToken(s *Session, token string) {
+	tk := &st.tokens[shardIndex(token)]
+	tk.mu.Lock()
+	if tk.m[token] == s {
+		delete(tk.m, token)
+	}
+	tk.mu.Unlock()
+}
+
+// Retoken implements Store.
+func (st *Memory) Retoken(s *Session, old string) {
+	st.unindexToken(s, old)
+	if _, ok := st.Get(s.ID); ok {
+		st.indexToken(s, s.Token())
+	}
 }
 
 // ByToken implements Store.
@@ -123,14 +144,7 @@ func (st *Memory) Remove(id string) {
 	sh.mu.Unlock()
 	if ok {
 		st.count.Add(-1)
-		if s.Token != "" {
-			tk := &st.tokens[shardIndex(s.Token)]
-			tk.mu.Lock()
-			if tk.m[s.Token] == s {
-				delete(tk.m, s.Token)
-			}
-			tk.mu.Unlock()
-		}
+		st.unindexToken(s, s.Token())
 	}
 }
 
