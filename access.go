@@ -2,76 +2,32 @@ package mcpsse
 
 import (
 	"net/http"
-	"net/url"
-	"slices"
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 )
 
 // DefaultIdentity is the placeholder that names who a request comes from:
 // the user id that Caddy's authentication handlers (basic_auth,
 // forward_auth with copy_headers into it, and others) set.
-const DefaultIdentity = "{http.auth.user.id}"
+const DefaultIdentity = access.DefaultIdentity
 
 // corsAllowHeaders are the request headers a browser client may send.
 const corsAllowHeaders = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id"
 
-// originDecision is what checkOrigin found.
-type originDecision int
-
-const (
-	originNone      originDecision = iota // no Origin header: not a browser, or same-origin GET
-	originSame                            // the page's origin is the request's own host
-	originListed                          // a listed cross-origin browser client: gets CORS headers
-	originForbidden                       // anything else
-)
-
-// checkOrigin applies the MCP spec's Origin validation, which guards local
-// servers against DNS rebinding: a request without Origin is fine
-// (non-browser clients send none), one from the request's own host is
-// fine, one from an origin in allowed_origins is fine, anything else is
-// refused.
-func (h *Handler) checkOrigin(r *http.Request) originDecision {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return originNone
-	}
-	if slices.Contains(h.AllowedOrigins, "*") || slices.Contains(h.AllowedOrigins, origin) {
-		return originListed
-	}
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
-		return originSame
-	}
-	return originForbidden
-}
-
-// setCORS adds the CORS headers a listed browser origin needs.
-func (h *Handler) setCORS(w http.ResponseWriter, r *http.Request) {
-	hdr := w.Header()
-	hdr.Add("Vary", "Origin")
-	if slices.Contains(h.AllowedOrigins, "*") {
-		hdr.Set("Access-Control-Allow-Origin", "*")
-		return
-	}
-	hdr.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
-	hdr.Set("Access-Control-Allow-Credentials", "true")
-}
-
-// admit runs the Origin check for a request on one of the module's paths.
-// It answers the request itself (a refusal, or a CORS preflight) and
-// returns false when the request must go no further.
+// admit runs the Origin check (see access.CheckOrigin) for a request on
+// one of the module's paths. It answers the request itself (a refusal, or
+// a CORS preflight) and returns false when the request must go no
+// further.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	decision := h.checkOrigin(r)
-	if decision == originForbidden {
+	decision := access.CheckOrigin(r, h.AllowedOrigins)
+	if decision == access.OriginForbidden {
 		_ = writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest,
 			"origin not allowed: "+r.Header.Get("Origin"))
 		return false
 	}
-	if decision == originListed {
-		h.setCORS(w, r)
+	if decision == access.OriginListed {
+		access.SetCORS(w, r, h.AllowedOrigins)
 	}
 	if r.Method == http.MethodOptions {
 		hdr := w.Header()
@@ -84,16 +40,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// identity is who the request comes from, as the identity placeholder
-// names it; "" when no authentication handler said, or when identity
-// binding is off.
+// identity is who the request comes from (see access.Identity).
 func (h *Handler) identity(r *http.Request) string {
-	if h.Identity == "off" {
-		return ""
-	}
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return ""
-	}
-	return repl.ReplaceAll(h.Identity, "")
+	return access.Identity(r, h.Identity)
 }

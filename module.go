@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
@@ -262,16 +262,7 @@ func (h *Handler) Validate() error {
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
 	}
-	for _, o := range h.AllowedOrigins {
-		if o == "*" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
-		}
-	}
-	return nil
+	return access.ValidOrigins(h.AllowedOrigins)
 }
 
 // Cleanup leaves the shared session store; the last handler to leave
@@ -325,7 +316,7 @@ type openedStream struct {
 
 // openStream admits a session, registers it and writes the response head.
 func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStream {
-	client := clientIP(r)
+	client := access.ClientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",
@@ -567,19 +558,6 @@ func setSessionPlaceholder(r *http.Request, id string) {
 }
 
 const sessionPlaceholder = "http.mcp_sse.session_id"
-
-// clientIP is the client's address as Caddy determined it (trusted
-// proxies taken into account), falling back to the connection's.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
 
 // writeError answers with a JSON-RPC error body. The transport wants JSON
 // bodies on these errors, which is why the handler writes them itself
