@@ -97,6 +97,15 @@ var (
 // path. The binary stays in a temporary directory RemoveAll removes.
 func Server(t testing.TB) string {
 	t.Helper()
+	path, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Build is Server for TestMain, which has no testing.TB.
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mcp-stdioserver-")
 		if err != nil {
@@ -109,10 +118,7 @@ func Server(t testing.TB) string {
 			buildErr = fmt.Errorf("go build stdioserver: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return binPath, buildErr
 }
 
 // RemoveAll removes what Server built; call it from TestMain.
