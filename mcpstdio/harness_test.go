@@ -176,3 +176,10 @@ func procExists(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return err == nil
 }
+
+// noneLeft fails the test unless, within wait, no process the tests'
+// Caddy started is left.
+func noneLeft(t *testing.T, wait time.Duration) {
+	t.Helper()
+	proctest.NoneLeft(t, wait, marker)
+}
