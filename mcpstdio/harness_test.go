@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	os.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	code := m.Run()
 	proctest.RemoveAll()
+	if everythingDir != "" {
+		os.RemoveAll(everythingDir)
+	}
 	os.Exit(code)
 }
 
