@@ -2,6 +2,7 @@ package mcpstdio_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -278,5 +279,31 @@ func TestInheritEnvOff(t *testing.T) {
 	}
 	if got := toolText(t, c.callTool(2, "env", `{"name":"ONLY"}`).msgs[0]); got != "this" {
 		t.Errorf("ONLY = %q", got)
+	}
+}
+
+// TestWireProgressBeforeResultThroughSSE: through mcp_sse, a call's
+// progress notifications reach the SSE stream before its result, in
+// order (clients that drop a request's progress handler with its result,
+// as the TypeScript SDK does, lose any that come after).
+func TestWireProgressBeforeResultThroughSSE(t *testing.T) {
+	tc := startCaddy(t, site(""))
+	c := newSSE(t, tc)
+	c.post(initBody)
+	if m := c.next(); string(m.ID) != "0" || m.Result == nil {
+		t.Fatalf("initialize answered %+v", m)
+	}
+	c.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	for round := range 5 {
+		id := 10 + round
+		c.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"slow","arguments":{"steps":3,"delay_ms":5},"_meta":{"progressToken":%d}}}`, id, id))
+		for i := 1; i <= 3; i++ {
+			if m := c.next(); m.Method != "notifications/progress" {
+				t.Fatalf("round %d: message %d is %s %s (id %s), want progress %d", round, i, m.Method, m.Params, m.ID, i)
+			}
+		}
+		if m := c.next(); string(m.ID) != fmt.Sprint(id) {
+			t.Fatalf("round %d: want the result, got %+v", round, m)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package mcpstdio_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -152,4 +154,80 @@ func toolText(t *testing.T, m rpcMessage) string {
 		t.Fatalf("tools/call result %s: %v", m.Result, err)
 	}
 	return res.Content[0].Text
+}
+
+// sseClient is an HTTP+SSE client by hand: a GET /sse stream and POSTs to
+// the endpoint it names, through mcp_sse.
+type sseClient struct {
+	t        *testing.T
+	endpoint string
+	events   chan rpcMessage
+}
+
+func newSSE(t *testing.T, tc *testCaddy) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.base+"/sse", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /sse: %s", resp.Status)
+	}
+	c := &sseClient{t: t, events: make(chan rpcMessage, 100)}
+	endpoint := make(chan string, 1)
+	go func() {
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		event := ""
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "endpoint":
+				endpoint <- tc.base + "/" + strings.TrimPrefix(strings.TrimPrefix(line, "data: "), "./")
+			case strings.HasPrefix(line, "data: ") && event == "message":
+				var m rpcMessage
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &m) == nil {
+					c.events <- m
+				}
+			}
+		}
+	}()
+	select {
+	case c.endpoint = <-endpoint:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no endpoint event within 10s")
+	}
+	return c
+}
+
+func (c *sseClient) post(body string) {
+	c.t.Helper()
+	resp, err := rawHTTP.Post(c.endpoint, "application/json", strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		c.t.Fatalf("POST %.60s: %s", body, resp.Status)
+	}
+}
+
+func (c *sseClient) next() rpcMessage {
+	c.t.Helper()
+	select {
+	case m := <-c.events:
+		return m
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("no message on the stream within 10s")
+		return rpcMessage{}
+	}
 }
