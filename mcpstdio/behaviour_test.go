@@ -1,6 +1,8 @@
 package mcpstdio_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -305,5 +307,103 @@ func TestWireProgressBeforeResultThroughSSE(t *testing.T) {
 		if m := c.next(); string(m.ID) != fmt.Sprint(id) {
 			t.Fatalf("round %d: want the result, got %+v", round, m)
 		}
+	}
+}
+
+// TestProgressFollowsToken: two calls in flight at once on one session;
+// each stream carries only the progress of its own token, then its own
+// result.
+func TestProgressFollowsToken(t *testing.T) {
+	tc := startCaddy(t, site(""))
+	c := newRaw(t, tc)
+	c.initialize()
+	replies := make(chan reply, 2)
+	for _, tok := range []string{"A", "B"} {
+		go func() {
+			replies <- c.do(http.MethodPost, `{"jsonrpc":"2.0","id":"call-`+tok+`","method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":30},"_meta":{"progressToken":"`+tok+`"}}}`)
+		}()
+	}
+	for range 2 {
+		var r reply
+		select {
+		case r = <-replies:
+		case <-time.After(20 * time.Second):
+			t.Fatal("a call was not answered within 20s")
+		}
+		if r.status != http.StatusOK || len(r.msgs) == 0 {
+			t.Fatalf("call answered %d %s", r.status, r.body)
+		}
+		last := r.msgs[len(r.msgs)-1]
+		tok := strings.TrimSuffix(strings.TrimPrefix(string(last.ID), `"call-`), `"`)
+		if len(r.msgs) != 5 {
+			t.Errorf("call %s: %d messages, want 4 progress and the result: %s", tok, len(r.msgs), r.body)
+		}
+		for _, m := range r.msgs[:len(r.msgs)-1] {
+			var p struct {
+				ProgressToken string `json:"progressToken"`
+			}
+			if json.Unmarshal(m.Params, &p); m.Method != "notifications/progress" || p.ProgressToken != tok {
+				t.Errorf("call %s carried %s %s", tok, m.Method, m.Params)
+			}
+		}
+	}
+}
+
+// TestServerRequestOnStandaloneStream: with the session's GET stream open,
+// the server's sampling request goes there, not on the call's stream.
+func TestServerRequestOnStandaloneStream(t *testing.T) {
+	tc := startCaddy(t, site(""))
+	c := newRaw(t, tc)
+	c.initialize()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", c.id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %s", resp.Status)
+	}
+	onGet := make(chan rpcMessage, 10)
+	go func() {
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if d, ok := strings.CutPrefix(strings.TrimSpace(line), "data: "); ok {
+				var m rpcMessage
+				if json.Unmarshal([]byte(d), &m) == nil {
+					onGet <- m
+				}
+			}
+		}
+	}()
+	done := make(chan reply, 1)
+	go func() {
+		done <- c.do(http.MethodPost, `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sample","arguments":{"prompt":"q"}}}`)
+	}()
+	var m rpcMessage
+	select {
+	case m = <-onGet:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sampling request on the GET stream within 10s")
+	}
+	if m.Method != "sampling/createMessage" {
+		t.Fatalf("GET stream carried %+v", m)
+	}
+	c.post(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"model":"m","role":"assistant","content":{"type":"text","text":"a"}}}`, http.StatusAccepted)
+	select {
+	case r := <-done:
+		if len(r.msgs) != 1 || toolText(t, r.msgs[0]) != "model m said: a" {
+			t.Errorf("call answered %s, want its result alone", r.body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call was not answered within 20s")
 	}
 }
