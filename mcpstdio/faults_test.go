@@ -1,6 +1,7 @@
 package mcpstdio_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func TestExitMidCall(t *testing.T) {
 		if !strings.Contains(e.Message, "exit status 5") || !strings.Contains(e.Message, "crashing on request") {
 			t.Errorf("error %q lacks the exit status or the last stderr line", e.Message)
 		}
-		if e.Data["exit_code"] != float64(5) || !strings.Contains(e.Data["last_stderr"].(string), "crashing") {
+		if e.Data["exit_code"] != float64(5) || !strings.Contains(fmt.Sprint(e.Data["last_stderr"]), "crashing") {
 			t.Errorf("error data %v", e.Data)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,14 @@ func TestStdioExampleCaddyfile(t *testing.T) {
 		t.Errorf("want caddy and two sessions' processes running, found %v", left)
 	}
 
-	rc.stop(t, "127.0.0.1:"+adminPort)
+	// `caddy stop` waits for Caddy to finish stopping: bound it.
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopCancel()
+	stop := exec.CommandContext(stopCtx, caddyBinary(t), "stop", "--address", "127.0.0.1:"+adminPort)
+	stop.Env = rc.env
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Errorf("caddy stop: %v\n%s", err, out)
+	}
 	select {
 	case <-rc.exited:
 	case <-time.After(30 * time.Second):
