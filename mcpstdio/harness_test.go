@@ -3,12 +3,14 @@ package mcpstdio_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +187,34 @@ func procExists(pid int) bool {
 func noneLeft(t *testing.T, wait time.Duration) {
 	t.Helper()
 	proctest.NoneLeft(t, wait, marker)
+}
+
+// handoverClient sends each request on a connection of its own and
+// retries one that a reload's listener handover cut before any server read
+// it: Caddy opens a new socket for the new config and closes the old one,
+// resetting a connection still in its accept queue or kept alive to it,
+// and Go's client retries neither for a POST (see the root package's
+// harness, and RELIABILITY.md).
+func handoverClient() *http.Client {
+	return &http.Client{Transport: retryUnread{&http.Transport{DisableKeepAlives: true}}}
+}
+
+type retryUnread struct{ rt http.RoundTripper }
+
+func (r retryUnread) RoundTrip(req *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := r.rt.RoundTrip(req)
+		if err == nil || attempt == 5 || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)) {
+			return resp, err
+		}
+		if req.GetBody != nil {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -84,8 +84,8 @@ func TestReloadKeepsProcesses(t *testing.T) {
 	tc := startCaddy(t, site(""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	streamable := connect(t, ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp"}, nil)
-	sse := connect(t, ctx, &mcp.SSEClientTransport{Endpoint: tc.base + "/sse"}, nil)
+	streamable := connect(t, ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp", HTTPClient: handoverClient()}, nil)
+	sse := connect(t, ctx, &mcp.SSEClientTransport{Endpoint: tc.base + "/sse", HTTPClient: handoverClient()}, nil)
 	before := listProcesses(t, tc)
 	if len(before) != 2 {
 		t.Fatalf("%d processes before the reload", len(before))
