@@ -407,3 +407,48 @@ func TestServerRequestOnStandaloneStream(t *testing.T) {
 		t.Fatal("the call was not answered within 20s")
 	}
 }
+
+// TestCancelEndsStream: a request the client cancels is no longer waited
+// for: its stream ends without a response, and the session goes on.
+func TestCancelEndsStream(t *testing.T) {
+	tc := startCaddy(t, site(""))
+	c := newRaw(t, tc)
+	c.initialize()
+	done := make(chan reply, 1)
+	go func() {
+		done <- c.do(http.MethodPost, `{"jsonrpc":"2.0","id":"long","method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"delay_ms":30000}}}`)
+	}()
+	eventually(t, 5*time.Second, "the call to reach the process", func() bool {
+		ps := listProcesses(t, tc)
+		return len(ps) == 1 && ps[0].MessagesIn >= 3
+	})
+	c.post(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"long","reason":"user"}}`, http.StatusAccepted)
+	select {
+	case r := <-done:
+		if r.status != http.StatusOK || len(r.msgs) != 0 {
+			t.Errorf("cancelled call answered %d %s, want an empty event stream", r.status, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled call's stream still open after 10s")
+	}
+	if got := toolText(t, c.callTool(2, "echo", `{"text":"after cancel"}`).msgs[0]); got != "after cancel" {
+		t.Errorf("echo = %q", got)
+	}
+}
+
+// TestBatch: a batch of requests is answered as one event stream with
+// every response; a batch of notifications gets 202.
+func TestBatch(t *testing.T) {
+	tc := startCaddy(t, site(""))
+	c := newRaw(t, tc)
+	c.initialize()
+	r := c.post(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"one"}}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"two"}}}]`, http.StatusOK)
+	got := map[string]string{}
+	for _, m := range r.msgs {
+		got[string(m.ID)] = toolText(t, m)
+	}
+	if len(r.msgs) != 2 || got["1"] != "one" || got["2"] != "two" {
+		t.Errorf("batch answered %s", r.body)
+	}
+	c.post(`[{"jsonrpc":"2.0","method":"notifications/roots/list_changed"},{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}]`, http.StatusAccepted)
+}

@@ -333,6 +333,9 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 				return writeError(w, http.StatusInternalServerError, dispatch.CodeInternalError,
 					"the MCP server process does not take messages: "+err.Error())
 			}
+			if id := cancelledID(m.raw); id != nil {
+				s.cancel(id)
+			}
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return nil
@@ -494,6 +497,14 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 		return rc.Flush()
 	}
 	deliver := func(it item) (bool, error) {
+		if it.msg == nil {
+			// Cancelled: an event stream that ends with no response.
+			if !streaming {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.WriteHeader(http.StatusOK)
+			}
+			return true, nil
+		}
 		if !streaming && single && it.resp {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)

@@ -86,7 +86,9 @@ type stream struct {
 }
 
 // item is one message for a stream. last marks the response that answers
-// the stream's last pending request: the stream ends after it.
+// the stream's last pending request: the stream ends after it. An item
+// without msg ends the stream with nothing more to send (its last request
+// was cancelled).
 type item struct {
 	msg  []byte
 	resp bool
@@ -466,4 +468,40 @@ func progressToken(raw json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return env.Params.Meta.ProgressToken
+}
+
+// cancel forgets a request the client cancelled (notifications/cancelled):
+// the server need not answer it, so its stream must not wait for an
+// answer. A stream left with nothing to wait for ends.
+func (s *mcpSession) cancel(id json.RawMessage) {
+	s.mu.Lock()
+	c := s.calls[idKey(id)]
+	if c == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.removeCall(c)
+	c.st.pending--
+	last := c.st.pending == 0
+	s.mu.Unlock()
+	if last {
+		select {
+		case c.st.out <- item{last: true}:
+		case <-c.st.done:
+		}
+	}
+}
+
+// cancelledID is params.requestId of a notifications/cancelled message.
+func cancelledID(raw json.RawMessage) json.RawMessage {
+	var env struct {
+		Method string `json:"method"`
+		Params struct {
+			RequestID json.RawMessage `json:"requestId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(raw, &env) != nil || env.Method != "notifications/cancelled" {
+		return nil
+	}
+	return env.Params.RequestID
 }
