@@ -330,8 +330,8 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 		for _, m := range msgs {
 			if err := s.send(m.raw); err != nil {
 				h.stdinFailed(s, err)
-				return writeError(w, http.StatusInternalServerError, dispatch.CodeInternalError,
-					"the MCP server process does not take messages: "+err.Error())
+				return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound,
+					"session ended: the MCP server process does not take messages ("+err.Error()+"); send initialize to start a new one")
 			}
 			if id := cancelledID(m.raw); id != nil {
 				s.cancel(id)
@@ -344,12 +344,17 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	st := newStream(sseOK)
 	defer close(st.done)
 	backlog, dup, ok := s.register(st, msgs)
-	if !ok {
+	switch {
+	case !ok && dup == nil:
+		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: send initialize to start a new one")
+	case !ok:
 		return writeError(w, http.StatusConflict, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("request id %s is already in flight in this session", dup))
 	}
 	for _, m := range msgs {
 		if err := s.send(m.raw); err != nil {
+			// The requests registered get the session's end as their
+			// answer.
 			h.stdinFailed(s, err)
 			break
 		}
@@ -363,9 +368,17 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	return h.writeStream(w, r, s, st, backlog, requests == 1, startup)
 }
 
+// stdinFailed handles a message the process did not take. A process that
+// stopped reading for sendTimeout is stuck: its session ends. Any other
+// failure means the process is exiting or stopped, and its session ends
+// with the exit, which the watcher reports.
 func (h *Handler) stdinFailed(s *mcpSession, err error) {
-	h.logger.Error("ending session: writing to the process failed",
-		zap.String("session", session.ShortID(s.id)), zap.Int("pid", s.proc.PID()), zap.Error(err))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		h.logger.Debug("the process did not take a message", zap.String("session", session.ShortID(s.id)), zap.Error(err))
+		return
+	}
+	h.logger.Error("ending session: the process stopped reading its stdin",
+		zap.String("session", session.ShortID(s.id)), zap.Int("pid", s.proc.PID()), zap.Duration("send_timeout", sendTimeout), zap.Error(err))
 	s.end(ReasonStdin, nil)
 }
 

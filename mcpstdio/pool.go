@@ -25,6 +25,7 @@ type registry struct {
 	mu       sync.Mutex
 	sessions map[string]*mcpSession
 	running  map[*mcpSession]struct{}
+	starting int // processes admitted and not yet started
 	clients  *session.Clients
 }
 
@@ -62,12 +63,13 @@ func currentRegistry() *registry {
 func (r *registry) admit(client string, maxProcs, perClient int) (ok bool, which string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if maxProcs > 0 && len(r.running) >= maxProcs {
+	if maxProcs > 0 && len(r.running)+r.starting >= maxProcs {
 		return false, "max_processes"
 	}
 	if !r.clients.Acquire(client, perClient) {
 		return false, "max_processes_per_client"
 	}
+	r.starting++
 	return true, ""
 }
 
@@ -77,10 +79,16 @@ func (r *registry) add(s *mcpSession) {
 	defer r.mu.Unlock()
 	r.sessions[s.id] = s
 	r.running[s] = struct{}{}
+	r.starting--
 }
 
 // unreserve gives back room reserved for a process that did not start.
-func (r *registry) unreserve(client string) { r.clients.Release(client) }
+func (r *registry) unreserve(client string) {
+	r.mu.Lock()
+	r.starting--
+	r.mu.Unlock()
+	r.clients.Release(client)
+}
 
 func (r *registry) get(id string) (*mcpSession, bool) {
 	r.mu.Lock()

@@ -258,13 +258,14 @@ type inMessage struct {
 
 // register adds a POST's requests, so that their responses find the
 // stream before the process can write them. It returns the backlog for
-// the stream to carry first when it is the only stream that could, and
-// false with the duplicate id when one of the ids is already in flight.
+// the stream to carry first when it is the only stream that could; false
+// with the duplicate id when one of the ids is already in flight, or
+// false and no id when the session has ended.
 func (s *mcpSession) register(st *stream, msgs []inMessage) (backlog [][]byte, dup json.RawMessage, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return nil, nil, true // the stream sees the end at once
+		return nil, nil, false // neither registered nor a duplicate: gone
 	}
 	for i, m := range msgs {
 		if !m.req {
