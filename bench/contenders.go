@@ -17,6 +17,9 @@ type contender struct {
 	burst bool   // has the burst tool
 	main  *proc  // the bridge or server itself (Caddy, for ours)
 	procs []*proc
+	// spawns: the bridge's children are the servers it runs (ours/stdio),
+	// so the bridge's own figures are of its process alone.
+	spawns bool
 }
 
 func (c *contender) treePIDs() []int {
@@ -27,7 +30,12 @@ func (c *contender) treePIDs() []int {
 	return pids
 }
 
-func (c *contender) mainPIDs() []int { return tree(c.main.pid()) }
+func (c *contender) mainPIDs() []int {
+	if c.spawns {
+		return []int{c.main.pid()}
+	}
+	return tree(c.main.pid())
+}
 
 func (c *contender) stop() {
 	for _, p := range c.procs {
@@ -175,7 +183,7 @@ http://127.0.0.1:%s {
 		caddy.stop()
 		return nil, err
 	}
-	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", main: caddy, procs: []*proc{caddy}}, nil
+	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", main: caddy, procs: []*proc{caddy}, spawns: true}, nil
 }
 
 func freePort() string {
