@@ -148,7 +148,7 @@ func Start(cfg Config) (*Process, error) {
 	// A group of its own: the group is what Stop signals, so a launcher's
 	// children go with it, and a signal Caddy's terminal sends its own
 	// group does not reach the servers.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	// The pipes are *os.File, handed to the child as they are, so Wait
 	// runs no copying goroutine of its own; WaitDelay still bounds Wait
 	// should that ever change, so a descendant holding a pipe can never
@@ -316,14 +316,14 @@ func (p *Process) waitExited(d time.Duration) bool {
 }
 
 func (p *Process) signalGroup(sig syscall.Signal) {
-	_ = syscall.Kill(-p.PID(), sig)
+	signalGroup(p.PID(), sig)
 }
 
 // groupAlive reports whether any process is left in the group, after
 // collecting those that exited.
 func (p *Process) groupAlive() bool {
 	reapGroup(p.PID())
-	return syscall.Kill(-p.PID(), 0) == nil
+	return groupExists(p.PID())
 }
 
 // wait reaps the process, then ends what it left in its group, then waits
