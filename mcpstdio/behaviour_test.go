@@ -452,3 +452,38 @@ func TestBatch(t *testing.T) {
 	}
 	c.post(`[{"jsonrpc":"2.0","method":"notifications/roots/list_changed"},{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}]`, http.StatusAccepted)
 }
+
+// TestMaxProcessesPerClient: one client may hold only so many processes.
+func TestMaxProcessesPerClient(t *testing.T) {
+	tc := startCaddy(t, site(`max_processes_per_client 1`))
+	a := newRaw(t, tc)
+	a.initialize()
+	r := newRaw(t, tc).post(initBody, http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "max_processes_per_client") {
+		t.Errorf("503 without Retry-After or reason: %v %s", r.header, r.body)
+	}
+}
+
+// TestStderrLogged: the process's stderr lines reach Caddy's log with
+// their session, rate-bounded (at most 20 a second, then a count).
+func TestStderrLogged(t *testing.T) {
+	tc := startCaddy(t, `mcp_stdio stdioserver -stderr-lines 100`)
+	c := newRaw(t, tc)
+	c.initialize()
+	var lines int
+	eventually(t, 5*time.Second, "stderr lines in the log", func() bool {
+		lines = 0
+		for _, l := range tc.logs("http.handlers.mcp_stdio") {
+			if l["msg"] == "stderr" && strings.HasPrefix(fmt.Sprint(l["line"]), "stderr line ") {
+				if l["session"] != c.id[:8]+"…" {
+					t.Fatalf("stderr line with session %v, want %s…", l["session"], c.id[:8])
+				}
+				lines++
+			}
+		}
+		return lines > 0
+	})
+	if lines > 25 {
+		t.Errorf("%d of 100 stderr lines logged at once; want them bounded to about 20", lines)
+	}
+}
