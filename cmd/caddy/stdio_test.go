@@ -38,6 +38,16 @@ func TestStdioExampleCaddyfile(t *testing.T) {
 	if !strings.Contains(cfg, adminPort) || !strings.Contains(cfg, "127.0.0.1:"+port) || !strings.Contains(cfg, demoDir) {
 		t.Fatalf("Caddyfile.stdio.example no longer has what this test rewrites:\n%s", example)
 	}
+	// Build the demo once before the sessions do: a cold `go run` takes
+	// long enough on a loaded machine that an SSE client waiting for its
+	// initialize meets the stream's first keepalive, which the Go SDK's
+	// SSE client cannot parse. Go caches what `go run` links, so the
+	// sessions' own `go run` then starts at once.
+	warm, warmCancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer warmCancel()
+	if out, err := exec.CommandContext(warm, "go", "run", demoDir).CombinedOutput(); err != nil {
+		t.Fatalf("go run %s (stdin closed at once): %v\n%s", demoDir, err, out)
+	}
 	// Every process this Caddy starts carries the marker.
 	marker := proctest.Marker()
 	k, v, _ := strings.Cut(marker, "=")
