@@ -13,9 +13,12 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("mcp_sse", parseCaddyfile)
-	// Before reverse_proxy, which is what usually stands behind it, so a
-	// Caddyfile needs no order line.
-	httpcaddyfile.RegisterDirectiveOrder("mcp_sse", httpcaddyfile.Before, "reverse_proxy")
+	// Before reverse_proxy and mcp_stdio, which are what usually stand
+	// behind it, so a Caddyfile needs no order line. mcp_stdio (imported,
+	// so registered first) sits right before reverse_proxy; ordering
+	// mcp_sse right after metrics, the directive before both, puts it
+	// first: metrics, mcp_sse, mcp_stdio, reverse_proxy.
+	httpcaddyfile.RegisterDirectiveOrder("mcp_sse", httpcaddyfile.After, "metrics")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

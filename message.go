@@ -36,7 +36,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	sess, ok := h.store.Get(id)
 	// A session another handler opened is as unknown here as one that
 	// never was: its upstream is another site's.
-	if !ok || sess.Closed() || sess.Scope != h.site(r).scope {
+	if !ok || sess.Closed() || sess.Scope != h.site(r).Scope {
 		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who := h.identity(r); who != sess.Identity {

@@ -8,7 +8,6 @@ package mcpsse
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
@@ -166,7 +166,7 @@ type Handler struct {
 	UpstreamListen *bool `json:"upstream_listen,omitempty"`
 
 	store      pooledStore
-	sites      *siteCache
+	sites      *access.Sites
 	dispatcher *dispatch.Dispatcher
 	streamOpts sse.Options
 	endpoint   string // the endpoint URL up to "?session_id="
@@ -185,7 +185,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.applyDefaults()
-	h.sites = new(siteCache)
+	h.sites = new(access.Sites)
 
 	h.streamOpts = sse.Options{
 		Retry:            positive(h.Retry),
@@ -317,16 +317,7 @@ func (h *Handler) Validate() error {
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
 	}
-	for _, o := range h.AllowedOrigins {
-		if o == "*" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
-		}
-	}
-	return nil
+	return access.ValidOrigins(h.AllowedOrigins)
 }
 
 // Cleanup leaves the shared session store; the last handler to leave
@@ -369,19 +360,6 @@ func setSessionPlaceholder(r *http.Request, id string) {
 }
 
 const sessionPlaceholder = "http.mcp_sse.session_id"
-
-// clientIP is the client's address as Caddy determined it (trusted
-// proxies taken into account), falling back to the connection's.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
 
 // writeError answers with a JSON-RPC error body. The transport wants JSON
 // bodies on these errors, which is why the handler writes them itself

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
@@ -51,7 +52,7 @@ func (h *Handler) findResumable(r *http.Request) (resumeProof, bool) {
 	if !h.resumeOn() {
 		return resumeProof{}, false
 	}
-	scope := h.site(r).scope
+	scope := h.site(r).Scope
 	who := h.identity(r)
 	owned := func(s *session.Session) bool {
 		return s.Scope == scope && s.Identity == who && !s.Closed()
@@ -99,7 +100,7 @@ func (h *Handler) setResumeCookie(w http.ResponseWriter, r *http.Request, sess *
 	if h.resumeOn() && (h.ResumeCookie == nil || *h.ResumeCookie) {
 		http.SetCookie(w, &http.Cookie{
 			Name: resumeCookie, Value: sess.Token(), Path: h.SSEPath,
-			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: requestScheme(r) == "https",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: access.RequestScheme(r) == "https",
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
@@ -60,12 +61,12 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStrea
 
 // openNew admits a new session, registers it and writes the response head.
 func (h *Handler) openNew(w http.ResponseWriter, r *http.Request) openedStream {
-	scope := h.site(r).scope
-	client := scope + " " + clientIP(r)
+	scope := h.site(r).Scope
+	client := scope + " " + access.ClientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",
-			zap.String("client_ip", clientIP(r)), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
+			zap.String("client_ip", access.ClientIP(r)), zap.Int("max_sessions_per_client", h.MaxSessionsPerClient))
 		return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many sessions from this client (limit %d); retry later", h.MaxSessionsPerClient))}
 	}

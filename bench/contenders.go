@@ -17,6 +17,9 @@ type contender struct {
 	burst bool   // has the burst tool
 	main  *proc  // the bridge or server itself (Caddy, for ours)
 	procs []*proc
+	// spawns: the bridge's children are the servers it runs (ours/stdio),
+	// so the bridge's own figures are of its process alone.
+	spawns bool
 }
 
 func (c *contender) treePIDs() []int {
@@ -27,7 +30,12 @@ func (c *contender) treePIDs() []int {
 	return pids
 }
 
-func (c *contender) mainPIDs() []int { return tree(c.main.pid()) }
+func (c *contender) mainPIDs() []int {
+	if c.spawns {
+		return []int{c.main.pid()}
+	}
+	return tree(c.main.pid())
+}
 
 func (c *contender) stop() {
 	for _, p := range c.procs {
@@ -45,7 +53,7 @@ type env struct {
 	extra   string // more mcp_sse subdirectives, one per line
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/lean", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/lean", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -53,6 +61,8 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "streamable", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
+	case "ours/stdio":
+		return e.startOursStdio(name)
 	case "direct":
 		p, err := start(e.dir, "direct", true, e.servers, "-kind", "streamable")
 		if err != nil {
@@ -135,6 +145,46 @@ http://127.0.0.1:%s {
 		return nil, err
 	}
 	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}, nil
+}
+
+// startOursStdio runs Caddy with mcp_sse and mcp_stdio around the same Go
+// SDK stdio server supergateway wraps: one process of it per session.
+func (e *env) startOursStdio(name string) (*contender, error) {
+	port := freePort()
+	admin := "off"
+	if e.admin != "" {
+		admin = e.admin
+	}
+	cfg := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+}
+
+http://127.0.0.1:%s {
+	bind 127.0.0.1
+	mcp_sse {
+		max_sessions off
+		%s
+	}
+	mcp_stdio * %s -kind stdio {
+		max_processes 10000
+	}
+}
+`, admin, port, e.extra, e.servers)
+	cfgPath := filepath.Join(e.dir, "ours-stdio.Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	caddy, err := start(e.dir, "ours-stdio-caddy", false, e.caddy, "run", "--config", cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + port
+	if err := waitListening(addr); err != nil {
+		caddy.stop()
+		return nil, err
+	}
+	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", main: caddy, procs: []*proc{caddy}, spawns: true}, nil
 }
 
 func freePort() string {

@@ -28,6 +28,7 @@ type result struct {
 	thr    *throughputResult
 	idle   []idleResult
 	burst  *burstResult
+	setup  *setupResult
 	errors []string
 }
 
@@ -38,6 +39,7 @@ func main() {
 	calls := flag.Int("calls", 200, "calls per session in the throughput scenario")
 	idleFlag := flag.String("idle", "10000,50000", "idle stream counts, comma-separated (empty: skip)")
 	burstN := flag.Int("burst", 100000, "notifications in the burst scenario (0: skip)")
+	setupN := flag.Int("setup", 64, "sessions in the setup scenario of ours/stdio and supergateway (0: skip)")
 	out := flag.String("out", "", "also write the report to this file")
 	hold = flag.Duration("hold", 0, "keep idle streams open this long after measuring them (to profile the server)")
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
@@ -84,7 +86,7 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	sc := scenarios{idleCounts: idleCounts, sessions: *sessions, calls: *calls, latencyCalls: *latencyCalls, burstN: *burstN}
+	sc := scenarios{idleCounts: idleCounts, sessions: *sessions, calls: *calls, latencyCalls: *latencyCalls, burstN: *burstN, setupN: *setupN}
 	var runs [][]*result
 	for i := range max(*repeat, 1) {
 		if *repeat > 1 {
@@ -102,8 +104,8 @@ func main() {
 
 // scenarios is what each run measures.
 type scenarios struct {
-	idleCounts                            []int
-	sessions, calls, latencyCalls, burstN int
+	idleCounts                                    []int
+	sessions, calls, latencyCalls, burstN, setupN int
 }
 
 // runAll runs every scenario against every contender in turn.
@@ -139,6 +141,16 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			r.thr = &thr
 			return nil
 		})
+		if sc.setupN > 0 && (name == "ours/stdio" || name == "supergateway") {
+			log.Printf("%s: setup of %d sessions", name, sc.setupN)
+			phase("setup", func(c *contender) error {
+				res, err := runSetup(c, sc.setupN)
+				if err == nil {
+					r.setup = &res
+				}
+				return err
+			})
+		}
 		for _, n := range sc.idleCounts {
 			if name == "direct" {
 				break // no streams to hold open
@@ -251,6 +263,12 @@ func report(w io.Writer, results []*result, sc scenarios) {
 	}
 	fmt.Fprintf(w, "\nLatency: 1 session, %d sequential echo calls. Throughput: %d sessions × %d calls, each answer checked for its own token. Burst: %d notifications in one reply. KiB/stream: growth of the resident memory of the whole process tree (ours: Caddy + upstream; supergateway: node + its stdio child) per open stream; \"bridge\" is Caddy alone. CPU-s/1k calls: user+system CPU of the tree during the throughput run. GODEBUG of every server: %q.\n",
 		latencyCalls, sessions, calls, burstN, serverGODEBUG)
+	for _, r := range results {
+		if r.setup != nil {
+			fmt.Fprintf(w, "\nSession setup, %s: %d sessions opened one after the other; initialize answered in p50 %s ms, p99 %s ms; %.0f KiB resident per initialized session (process tree, its server process included).\n",
+				r.name, r.setup.n, ms(r.setup.p50), ms(r.setup.p99), r.setup.kibSession)
+		}
+	}
 	ratios(w, results)
 	for _, r := range results {
 		for _, e := range r.errors {
@@ -302,6 +320,7 @@ func ratiosOf(results []*result) []ratio {
 	times("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
 	times("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
 	times("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
+	times("ours/stdio ÷ supergateway, calls/s", thr("ours/stdio"), thr("supergateway"), "≥ 10")
 	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
 		out = append(out,

@@ -332,3 +332,40 @@ func runBurst(c *contender, n int) (burstResult, error) {
 	}
 	return burstResult{frames: got + 1, perSecond: float64(got+1) / took.Seconds(), took: took}, nil
 }
+
+type setupResult struct {
+	n          int
+	p50, p99   time.Duration
+	kibSession float64 // resident memory per initialized session, its process included
+}
+
+// runSetup opens n sessions one after the other and times each from the
+// POST of initialize to its answer (for ours/stdio: spawn to initialize
+// answered), then measures the growth of the process tree's resident
+// memory per session, with every session and its process still open.
+func runSetup(c *contender, n int) (setupResult, error) {
+	var errs counters
+	ctx := context.Background()
+	before := rssKiB(c.treePIDs())
+	l := make(latencies, 0, n)
+	for i := range n {
+		s, err := openSession(c, &errs)
+		if err != nil {
+			return setupResult{}, fmt.Errorf("session %d: %w", i, err)
+		}
+		defer s.close()
+		start := time.Now()
+		if _, err := s.call(ctx, int64(i), "initialize", initParams); err != nil {
+			return setupResult{}, fmt.Errorf("session %d: initialize: %w", i, err)
+		}
+		l = append(l, time.Since(start))
+		if sse, ok := s.(*sseSession); ok {
+			if err := sse.notify(ctx, "notifications/initialized"); err != nil {
+				return setupResult{}, err
+			}
+		}
+	}
+	time.Sleep(time.Second) // let the processes settle
+	after := rssKiB(c.treePIDs())
+	return setupResult{n: n, p50: l.pct(0.5), p99: l.pct(0.99), kibSession: float64(after-before) / float64(n)}, nil
+}

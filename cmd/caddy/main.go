@@ -1,6 +1,8 @@
-// Command caddy is Caddy with its standard modules, the mcp_sse handler,
-// and the demo MCP server (mcp_demo) that Caddyfile.example fronts. It
-// needs no xcaddy: `go run ./cmd/caddy run --config Caddyfile.example`.
+// Command caddy is Caddy with its standard modules, the mcp_sse and
+// mcp_stdio handlers, and the demo MCP server (mcp_demo) that
+// Caddyfile.example fronts. It needs no xcaddy:
+// `go run ./cmd/caddy run --config Caddyfile.example` (or
+// Caddyfile.stdio.example, which runs the demo as a stdio server).
 package main
 
 import (

@@ -1,9 +1,9 @@
-package mcpsse
+package access
 
 // What a handler knows of the site it serves, read off its server's
 // routes: the host names the site is configured for (the Origin check
 // trusts those), and the handler's place in the routes, which scopes its
-// sessions so that no other site can reach them.
+// state (mcp_sse's sessions) so that no other site can reach it.
 
 import (
 	"crypto/sha256"
@@ -16,39 +16,40 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// siteInfo is what one server's routes say of a handler.
-type siteInfo struct {
+// Site is what one server's routes say of a handler.
+type Site struct {
 	// hosts are the host matchers on the way from the server to the
 	// handler; none for a catch-all site.
 	hosts []caddyhttp.MatchHost
-	// scope names the handler's place: the server's listeners, the
-	// matchers on the way to it, and its paths. It stays the same across
-	// a reload that keeps the site's address and the handler's paths, so
-	// the sessions of the old config stay reachable from the new one.
-	scope string
+	// Scope names the handler's place: the server's listeners, the
+	// matchers on the way to it, and what the handler adds (its paths).
+	// It stays the same across a reload that keeps the site's address
+	// and the handler's paths, so state of the old config (sessions)
+	// stays reachable from the new one.
+	Scope string
 }
 
-// siteCache holds the siteInfo of each server a handler serves in (one,
-// but for named routes invoked from several).
-type siteCache struct{ m sync.Map } // *caddyhttp.Server → *siteInfo
+// Sites holds the Site of each server one handler serves in (one, but
+// for named routes invoked from several). The zero value is ready.
+type Sites struct{ m sync.Map } // *caddyhttp.Server → *Site
 
-// site returns what the routes of the server handling r say of h.
-func (h *Handler) site(r *http.Request) *siteInfo {
+// Of returns what the routes of the server handling r say of handler,
+// whose scope also names extra.
+func (c *Sites) Of(r *http.Request, handler caddyhttp.MiddlewareHandler, extra string) *Site {
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if v, ok := h.sites.m.Load(srv); ok {
-		return v.(*siteInfo)
+	if v, ok := c.m.Load(srv); ok {
+		return v.(*Site)
 	}
-	info := h.readSite(srv)
-	v, _ := h.sites.m.LoadOrStore(srv, info)
-	return v.(*siteInfo)
+	v, _ := c.m.LoadOrStore(srv, readSite(srv, handler, extra))
+	return v.(*Site)
 }
 
-func (h *Handler) readSite(srv *caddyhttp.Server) *siteInfo {
+func readSite(srv *caddyhttp.Server, handler caddyhttp.MiddlewareHandler, extra string) *Site {
 	var b strings.Builder
-	info := &siteInfo{}
+	info := &Site{}
 	if srv != nil {
 		fmt.Fprintf(&b, "listen %q\n", srv.Listen)
-		if path, ok := findHandler(srv.Routes, h, nil); ok {
+		if path, ok := findHandler(srv.Routes, handler, nil); ok {
 			for _, sets := range path {
 				b.WriteString("route")
 				for _, set := range sets {
@@ -77,25 +78,23 @@ func (h *Handler) readSite(srv *caddyhttp.Server) *siteInfo {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "sse_path %q message_path %q\n", h.SSEPath, h.MessagePath)
+	b.WriteString(extra)
 	sum := sha256.Sum256([]byte(b.String()))
-	info.scope = hex.EncodeToString(sum[:8])
+	info.Scope = hex.EncodeToString(sum[:8])
 	return info
 }
 
-// findHandler returns the matcher sets of the routes that lead to h, the
-// outermost first.
-func findHandler(routes caddyhttp.RouteList, h *Handler, path []caddyhttp.MatcherSets) ([]caddyhttp.MatcherSets, bool) {
+// findHandler returns the matcher sets of the routes that lead to target
+// (a pointer, compared by identity), the outermost first.
+func findHandler(routes caddyhttp.RouteList, target caddyhttp.MiddlewareHandler, path []caddyhttp.MatcherSets) ([]caddyhttp.MatcherSets, bool) {
 	for _, route := range routes {
 		here := append(path[:len(path):len(path)], route.MatcherSets)
 		for _, handler := range route.Handlers {
-			switch handler := handler.(type) {
-			case *Handler:
-				if handler == h {
-					return here, true
-				}
-			case *caddyhttp.Subroute:
-				if found, ok := findHandler(handler.Routes, h, here); ok {
+			if handler == target {
+				return here, true
+			}
+			if sub, ok := handler.(*caddyhttp.Subroute); ok {
+				if found, ok := findHandler(sub.Routes, target, here); ok {
 					return found, true
 				}
 			}
@@ -104,9 +103,9 @@ func findHandler(routes caddyhttp.RouteList, h *Handler, path []caddyhttp.Matche
 	return nil, false
 }
 
-// servesHost reports whether the site is configured for the request's
+// ServesHost reports whether the site is configured for the request's
 // host, as its host matchers say.
-func (s *siteInfo) servesHost(r *http.Request) bool {
+func (s *Site) ServesHost(r *http.Request) bool {
 	for _, m := range s.hosts {
 		if m.Match(r) {
 			return true

@@ -1,0 +1,186 @@
+package mcpstdio
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("mcp_stdio", parseCaddyfile)
+	// After mcp_sse, which dispatches to it, and before reverse_proxy, so
+	// a Caddyfile needs no order line.
+	httpcaddyfile.RegisterDirectiveOrder("mcp_stdio", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	mcp_stdio [<matcher>] <command> [<args...>] {
+//		env              <KEY> <VALUE>        # repeatable; placeholders allowed
+//		env_from_header  <Header> <KEY>       # repeatable; read when the session starts
+//		inherit_env      on | off             # default on
+//		dir              <path>               # default: Caddy's working directory
+//		max_processes    <n>                  # default 100
+//		max_processes_per_client <n>          # default: no limit
+//		idle_timeout     <duration> | off     # default 10m
+//		startup_timeout  <duration>           # default 60s
+//		stop_timeout     <duration>           # default 5s
+//		max_message_size <size>               # default 4MiB
+//		identity         <placeholder> | off  # default {http.auth.user.id}
+//		allowed_origins  <origin...>          # cross-origin browser clients, or *
+//	}
+//
+// The command runs without a shell. A command given by absolute path
+// reads as a path matcher to Caddy: put a matcher before it
+// (`mcp_stdio * /usr/local/bin/server`).
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the directive name
+	if !d.NextArg() {
+		return d.Errf("mcp_stdio needs a command")
+	}
+	h.Command = d.Val()
+	h.Args = d.RemainingArgs()
+	for d.NextBlock(0) {
+		var err error
+		switch name := d.Val(); name {
+		case "env":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("env takes <KEY> <VALUE>, got %d arguments", len(args))
+			}
+			if strings.ContainsAny(args[0], "=\x00") || args[0] == "" {
+				return d.Errf("env: invalid variable name %q", args[0])
+			}
+			if h.Env == nil {
+				h.Env = make(map[string]string)
+			}
+			h.Env[args[0]] = args[1]
+		case "env_from_header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("env_from_header takes <Header> <KEY>, got %d arguments", len(args))
+			}
+			if strings.ContainsAny(args[1], "=\x00") {
+				return d.Errf("env_from_header: invalid variable name %q", args[1])
+			}
+			if h.EnvFromHeader == nil {
+				h.EnvFromHeader = make(map[string]string)
+			}
+			h.EnvFromHeader[args[0]] = args[1]
+		case "inherit_env":
+			var arg string
+			if err = oneArg(d, &arg); err == nil {
+				switch arg {
+				case "on":
+					h.InheritEnv = &[]bool{true}[0]
+				case "off":
+					h.InheritEnv = &[]bool{false}[0]
+				default:
+					err = d.Errf("inherit_env takes on or off, not %q", arg)
+				}
+			}
+		case "dir":
+			err = oneArg(d, &h.Dir)
+		case "max_processes":
+			err = count(d, &h.MaxProcesses)
+		case "max_processes_per_client":
+			err = count(d, &h.MaxProcessesPerClient)
+		case "idle_timeout":
+			err = duration(d, &h.IdleTimeout, true)
+		case "startup_timeout":
+			err = duration(d, &h.StartupTimeout, false)
+		case "stop_timeout":
+			err = duration(d, &h.StopTimeout, false)
+		case "max_message_size":
+			var arg string
+			if err = oneArg(d, &arg); err == nil {
+				n, perr := humanize.ParseBytes(arg)
+				if perr != nil || n == 0 || n > 1<<40 {
+					return d.Errf("max_message_size: invalid size %q: want a positive size such as 4MiB", arg)
+				}
+				h.MaxMessageSize = int64(n)
+			}
+		case "identity":
+			err = oneArg(d, &h.Identity)
+		case "allowed_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, o := range args {
+				if o != "*" && !strings.Contains(o, "://") {
+					return d.Errf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
+				}
+			}
+			h.AllowedOrigins = append(h.AllowedOrigins, args...)
+		default:
+			return d.Errf("unrecognized mcp_stdio subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// duration reads a positive duration; offAllowed also takes "off"
+// (stored as -1, as JSON spells off).
+func duration(d *caddyfile.Dispenser, dst *caddy.Duration, offAllowed bool) error {
+	name := d.Val()
+	var arg string
+	if err := oneArg(d, &arg); err != nil {
+		return err
+	}
+	if offAllowed && arg == "off" {
+		*dst = -1
+		return nil
+	}
+	v, err := caddy.ParseDuration(arg)
+	if err != nil {
+		return d.Errf("%s: invalid duration %q: %v", name, arg, err)
+	}
+	if v <= 0 {
+		return d.Errf("%s must be positive: %q", name, arg)
+	}
+	*dst = caddy.Duration(v)
+	return nil
+}
+
+func count(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var arg string
+	if err := oneArg(d, &arg); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil || n <= 0 {
+		return d.Errf("%s must be a positive whole number: %q", name, arg)
+	}
+	*dst = n
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,125 @@
+package mcpstdio
+
+import (
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	off := false
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{"command only", `mcp_stdio server`, Handler{Command: "server"}},
+		{"command and args", `mcp_stdio npx -y @scope/server stdio`, Handler{Command: "npx", Args: []string{"-y", "@scope/server", "stdio"}}},
+		{"env", "mcp_stdio s {\n env A 1\n env B \"two words\"\n}", Handler{Command: "s", Env: map[string]string{"A": "1", "B": "two words"}}},
+		{"env_from_header", "mcp_stdio s {\n env_from_header X-Token TOKEN\n}", Handler{Command: "s", EnvFromHeader: map[string]string{"X-Token": "TOKEN"}}},
+		{"inherit_env off", "mcp_stdio s {\n inherit_env off\n}", Handler{Command: "s", InheritEnv: &off}},
+		{"dir", "mcp_stdio s {\n dir /srv\n}", Handler{Command: "s", Dir: "/srv"}},
+		{"limits", "mcp_stdio s {\n max_processes 7\n max_processes_per_client 2\n}", Handler{Command: "s", MaxProcesses: 7, MaxProcessesPerClient: 2}},
+		{"timeouts", "mcp_stdio s {\n idle_timeout 1m\n startup_timeout 90s\n stop_timeout 2s\n}", Handler{Command: "s",
+			IdleTimeout: caddy.Duration(time.Minute), StartupTimeout: caddy.Duration(90 * time.Second), StopTimeout: caddy.Duration(2 * time.Second)}},
+		{"idle off", "mcp_stdio s {\n idle_timeout off\n}", Handler{Command: "s", IdleTimeout: -1}},
+		{"max_message_size", "mcp_stdio s {\n max_message_size 1MiB\n}", Handler{Command: "s", MaxMessageSize: 1 << 20}},
+		{"identity", "mcp_stdio s {\n identity off\n}", Handler{Command: "s", Identity: "off"}},
+		{"allowed_origins", "mcp_stdio s {\n allowed_origins https://a.example *\n}", Handler{Command: "s", AllowedOrigins: []string{"https://a.example", "*"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Handler
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := []struct{ name, input, wantErr string }{
+		{"no command", `mcp_stdio`, "mcp_stdio needs a command"},
+		{"unknown", "mcp_stdio s {\n bogus 1\n}", "unrecognized mcp_stdio subdirective 'bogus'"},
+		{"env one arg", "mcp_stdio s {\n env A\n}", "env takes <KEY> <VALUE>"},
+		{"env bad name", "mcp_stdio s {\n env A=B c\n}", "env: invalid variable name"},
+		{"env_from_header one arg", "mcp_stdio s {\n env_from_header X\n}", "env_from_header takes <Header> <KEY>"},
+		{"inherit_env maybe", "mcp_stdio s {\n inherit_env maybe\n}", "inherit_env takes on or off"},
+		{"max_processes 0", "mcp_stdio s {\n max_processes 0\n}", "max_processes must be a positive whole number"},
+		{"stop_timeout off", "mcp_stdio s {\n stop_timeout off\n}", "stop_timeout: invalid duration"},
+		{"startup_timeout negative", "mcp_stdio s {\n startup_timeout -1s\n}", "startup_timeout must be positive"},
+		{"size", "mcp_stdio s {\n max_message_size lots\n}", "max_message_size: invalid size"},
+		{"origin", "mcp_stdio s {\n allowed_origins example.com\n}", `allowed_origins: "example.com" is not an origin`},
+		{"dir two args", "mcp_stdio s {\n dir a b\n}", "wrong argument count"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+			if strings.Contains(tc.input, "\n") && !strings.Contains(err.Error(), ":2") {
+				t.Errorf("err = %v, want it to name line 2", err)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		h       Handler
+		wantErr string
+	}{
+		{"ok", Handler{Command: "s"}, ""},
+		{"no command", Handler{}, "command is required"},
+		{"bad env", Handler{Command: "s", Env: map[string]string{"A=B": "c"}}, "env: invalid variable name"},
+		{"bad origin", Handler{Command: "s", AllowedOrigins: []string{"https://a/b"}}, "is not an origin"},
+		{"negative stop", Handler{Command: "s", StopTimeout: -1}, "stop_timeout must be positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.h.Validate()
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestAcceptsSSE(t *testing.T) {
+	tests := []struct {
+		accept string
+		want   bool
+	}{
+		{"", true},
+		{"application/json, text/event-stream", true},
+		{"text/event-stream;q=0.9", true},
+		{"*/*", true},
+		{"application/json", false},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest("POST", "/", nil)
+		if tc.accept != "" {
+			r.Header.Set("Accept", tc.accept)
+		}
+		if got := acceptsSSE(r); got != tc.want {
+			t.Errorf("acceptsSSE(%q) = %v", tc.accept, got)
+		}
+	}
+}
+
+func TestIDKey(t *testing.T) {
+	if idKey([]byte("1")) != idKey([]byte("1.0")) || idKey([]byte(`"1"`)) == idKey([]byte("1")) {
+		t.Error("ids: numbers must match by value, strings never match numbers")
+	}
+}

@@ -1,0 +1,52 @@
+package mcpstdio
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are created once per process and registered into the registry
+// of every config that provisions an mcp_stdio handler (Caddy gives each
+// config a registry of its own), so they survive reloads with their
+// counts.
+var metrics struct {
+	once    sync.Once
+	active  prometheus.GaugeFunc
+	started prometheus.Counter
+	exited  *prometheus.CounterVec
+}
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		opts := func(name, help string) prometheus.Opts {
+			return prometheus.Opts{Namespace: "caddy", Subsystem: "mcp_stdio", Name: name, Help: help}
+		}
+		metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("processes_active", "MCP server processes running.")),
+			func() float64 {
+				if reg := currentRegistry(); reg != nil {
+					return float64(reg.runningCount())
+				}
+				return 0
+			})
+		metrics.started = prometheus.NewCounter(prometheus.CounterOpts(opts("processes_started_total", "MCP server processes started.")))
+		metrics.exited = prometheus.NewCounterVec(prometheus.CounterOpts(opts("processes_exited_total",
+			"MCP server processes gone, by why their session ended (start_failed: the command could not start).")), []string{"reason"})
+	})
+}
+
+// registerMetrics registers the collectors into registry, tolerating the
+// registration of an earlier provisioning of the same config.
+func registerMetrics(registry *prometheus.Registry) error {
+	initMetrics()
+	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited} {
+		if err := registry.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return err
+			}
+		}
+	}
+	return nil
+}

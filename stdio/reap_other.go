@@ -1,0 +1,6 @@
+//go:build !linux
+
+package stdio
+
+func becomeSubreaper()   {}
+func reapGroup(pgid int) {}
