@@ -78,8 +78,11 @@ http://127.0.0.1:{port} {
 
 // stdioSite is the site of most tests: mcp_sse for SSE clients, mcp_stdio
 // running the test server for everything else; {settings} goes inside the
-// mcp_stdio block.
-const stdioSite = `mcp_sse
+// mcp_stdio block. An SSE session outlives its stream for resume_window
+// (its process with it): a short one lets the tests see processes end.
+const stdioSite = `mcp_sse {
+		resume_window 1s
+	}
 	mcp_stdio stdioserver {
 		stop_timeout 1s
 		{settings}
