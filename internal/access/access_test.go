@@ -1,0 +1,52 @@
+package access
+
+import (
+	"crypto/tls"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// TestSameOrigin: the Host and Origin headers agreeing proves nothing
+// (a rebinding attacker picks both); the site's own host names, loopback
+// names and IP literals do, with the request's scheme and port.
+func TestSameOrigin(t *testing.T) {
+	named := &Site{hosts: []caddyhttp.MatchHost{{"mcp.test"}}}
+	tests := []struct {
+		name, host, origin string
+		tls                bool
+		site               *Site
+		want               bool
+	}{
+		{"rebound name on a catch-all site", "evil.test:8080", "http://evil.test:8080", false, &Site{}, false},
+		{"rebound name, no site known", "evil.test", "http://evil.test", false, nil, false},
+		{"IPv4 literal", "127.0.0.1:8080", "http://127.0.0.1:8080", false, &Site{}, true},
+		{"IPv6 literal", "[::1]:8080", "http://[::1]:8080", false, &Site{}, true},
+		{"localhost", "localhost:8080", "http://localhost:8080", false, &Site{}, true},
+		{"a .localhost name", "app.localhost", "http://app.localhost", false, &Site{}, true},
+		{"the site's own name", "mcp.test", "http://mcp.test", false, named, true},
+		{"the site's name, default port spelled out", "mcp.test:443", "https://mcp.test", true, named, true},
+		{"another scheme", "mcp.test", "https://mcp.test", false, named, false},
+		{"another port", "mcp.test:8080", "http://mcp.test:9090", false, named, false},
+		{"userinfo", "mcp.test", "http://user@mcp.test", false, named, false},
+		{"a path", "mcp.test", "http://mcp.test/x", false, named, false},
+		{"another name on a named site", "evil.test", "http://evil.test", false, named, false},
+		{"null", "mcp.test", "null", false, named, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "http://"+tc.host+"/sse", nil)
+			// As Caddy prepares a request: host matchers read its replacer.
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+			r.Host = tc.host
+			if tc.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if got := SameOrigin(tc.origin, r, tc.site); got != tc.want {
+				t.Errorf("SameOrigin(%q) with Host %q = %v, want %v", tc.origin, tc.host, got, tc.want)
+			}
+		})
+	}
+}
