@@ -1,0 +1,41 @@
+package session
+
+import (
+	"testing"
+	"time"
+)
+
+// TestReattachStopsOldExpiry: a re-attach stops the detachment's expiry,
+// so that a later detachment gets its whole window: the first window's
+// timer must not close the session while it waits in the second.
+func TestReattachStopsOldExpiry(t *testing.T) {
+	s := New(NewID(), "", 8)
+	a := s.Attach(nil)
+	if !s.Detach(a, 50*time.Millisecond, func() {}) {
+		t.Fatal("first Detach failed")
+	}
+	b := s.Attach(nil)
+	if b == nil {
+		t.Fatal("re-attach within the window failed")
+	}
+	ended := make(chan struct{})
+	if !s.Detach(b, time.Hour, func() { close(ended) }) {
+		t.Fatal("second Detach failed")
+	}
+	// Well past the first window: its timer, had it been left running,
+	// has fired by now.
+	select {
+	case <-ended:
+		t.Fatalf("the session closed (%q) inside its second hour-long window", s.Reason())
+	case <-time.After(time.Second):
+	}
+	if s.Closed() {
+		t.Fatalf("the session closed (%q) inside its second window", s.Reason())
+	}
+	s.Close(ReasonShutdown)
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("onEnd not called when the detached session closed")
+	}
+}
