@@ -332,13 +332,17 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 		// Notifications and responses to the server's requests: to
 		// stdin, and 202.
 		for _, m := range msgs {
+			// A cancelled request is forgotten before the server hears
+			// of it: the server may answer the cancellation at once (the
+			// Go SDK's answers "context canceled"), and that answer is
+			// for no one.
+			if id := cancelledID(m.raw); id != nil {
+				s.cancel(id)
+			}
 			if err := s.send(m.raw); err != nil {
 				h.stdinFailed(s, err)
 				return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound,
 					"session ended: the MCP server process does not take messages ("+err.Error()+"); send initialize to start a new one")
-			}
-			if id := cancelledID(m.raw); id != nil {
-				s.cancel(id)
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
