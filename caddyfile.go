@@ -8,7 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/directive"
 )
 
 func init() {
@@ -67,29 +68,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "sse_path":
-			err = parsePath(d, &h.SSEPath)
+			err = directive.Path(d, &h.SSEPath)
 		case "message_path":
-			err = parsePath(d, &h.MessagePath)
+			err = directive.Path(d, &h.MessagePath)
 		case "base_url":
-			err = parseOneArg(d, &h.BaseURL)
+			err = directive.OneArg(d, &h.BaseURL)
 		case "keepalive":
-			err = parseDuration(d, &h.Keepalive, false)
+			err = directive.Duration(d, &h.Keepalive, false)
 		case "retry":
-			err = parseDuration(d, &h.Retry, false)
+			err = directive.Duration(d, &h.Retry, false)
 		case "send_timeout":
-			err = parseDuration(d, &h.SendTimeout, true)
+			err = directive.Duration(d, &h.SendTimeout, true)
 		case "rapid_yield":
 			err = parseRapidYield(d, h)
 		case "cleanup_timeout":
-			err = parsePositiveDuration(d, &h.CleanupTimeout)
+			err = directive.PositiveDuration(d, &h.CleanupTimeout)
 		case "upstream_timeout":
-			err = parsePositiveDuration(d, &h.UpstreamTimeout)
+			err = directive.PositiveDuration(d, &h.UpstreamTimeout)
 		case "max_message_size":
-			err = parseSize(d, &h.MaxMessageSize, false)
+			err = directive.Size(d, &h.MaxMessageSize, false)
 		case "max_sessions":
-			err = parseCount(d, &h.MaxSessions, true)
+			err = directive.Count(d, &h.MaxSessions, true)
 		case "queue_size":
-			err = parseCount(d, &h.QueueSize, false)
+			err = directive.Count(d, &h.QueueSize, false)
 		case "forward_headers":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -108,30 +109,30 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.AllowedOrigins = append(h.AllowedOrigins, args...)
 		case "identity":
-			err = parseOneArg(d, &h.Identity)
+			err = directive.OneArg(d, &h.Identity)
 		case "max_sessions_per_client":
-			err = parseCount(d, &h.MaxSessionsPerClient, true)
+			err = directive.Count(d, &h.MaxSessionsPerClient, true)
 		case "max_batch_size":
-			err = parseCount(d, &h.MaxBatchSize, false)
+			err = directive.Count(d, &h.MaxBatchSize, false)
 		case "max_inflight":
-			err = parseCount(d, &h.MaxInflight, true)
+			err = directive.Count(d, &h.MaxInflight, true)
 		case "max_pending_bytes":
-			err = parseSize(d, &h.MaxPendingBytes, true)
+			err = directive.Size(d, &h.MaxPendingBytes, true)
 		case "body_timeout":
-			err = parseDuration(d, &h.BodyTimeout, false)
+			err = directive.Duration(d, &h.BodyTimeout, false)
 		case "upstream_listen":
-			err = parseOnOff(d, &h.UpstreamListen)
+			err = directive.OnOff(d, &h.UpstreamListen)
 		case "resume_cookie":
-			err = parseOnOff(d, &h.ResumeCookie)
+			err = directive.OnOff(d, &h.ResumeCookie)
 		case "keepalive_frame":
-			if err = parseOneArg(d, &h.KeepaliveFrame); err == nil &&
+			if err = directive.OneArg(d, &h.KeepaliveFrame); err == nil &&
 				h.KeepaliveFrame != KeepaliveComment && h.KeepaliveFrame != KeepaliveEvent {
 				err = d.Errf("keepalive_frame takes comment or event, not %q", h.KeepaliveFrame)
 			}
 		case "resume_window":
-			err = parseDuration(d, &h.ResumeWindow, false)
+			err = directive.Duration(d, &h.ResumeWindow, false)
 		case "replay_buffer":
-			err = parseCount(d, &h.ReplayBuffer, true)
+			err = directive.Count(d, &h.ReplayBuffer, true)
 		default:
 			return d.Errf("unrecognized mcp_sse subdirective '%s'", d.Val())
 		}
@@ -139,86 +140,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	return nil
-}
-
-func parseOneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// parseOnOff reads on or off into a flag whose absence means its default.
-func parseOnOff(d *caddyfile.Dispenser, dst **bool) error {
-	name := d.Val()
-	var arg string
-	if err := parseOneArg(d, &arg); err != nil {
-		return err
-	}
-	switch arg {
-	case "on":
-		*dst = &[]bool{true}[0]
-	case "off":
-		*dst = &[]bool{false}[0]
-	default:
-		return d.Errf("%s takes on or off, not %q", name, arg)
-	}
-	return nil
-}
-
-func parsePath(d *caddyfile.Dispenser, dst *string) error {
-	name := d.Val()
-	if err := parseOneArg(d, dst); err != nil {
-		return err
-	}
-	if (*dst)[0] != '/' {
-		return d.Errf("%s must start with '/': %q", name, *dst)
-	}
-	return nil
-}
-
-// parseDuration reads a positive duration or "off" (stored as -1, as JSON
-// spells off); zeroIsOff also takes 0 for off.
-func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration, zeroIsOff bool) error {
-	name := d.Val()
-	var arg string
-	if err := parseOneArg(d, &arg); err != nil {
-		return err
-	}
-	if arg == "off" || (zeroIsOff && arg == "0") {
-		*dst = -1
-		return nil
-	}
-	v, err := caddy.ParseDuration(arg)
-	if err != nil {
-		return d.Errf("%s: invalid duration %q: %v", name, arg, err)
-	}
-	if v <= 0 {
-		return d.Errf("%s must be positive or off: %q", name, arg)
-	}
-	*dst = caddy.Duration(v)
-	return nil
-}
-
-func parsePositiveDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var arg string
-	if err := parseOneArg(d, &arg); err != nil {
-		return err
-	}
-	v, err := caddy.ParseDuration(arg)
-	if err != nil {
-		return d.Errf("%s: invalid duration %q: %v", name, arg, err)
-	}
-	if v <= 0 {
-		return d.Errf("%s must be positive: %q", name, arg)
-	}
-	*dst = caddy.Duration(v)
 	return nil
 }
 
@@ -245,46 +166,6 @@ func parseRapidYield(d *caddyfile.Dispenser, h *Handler) error {
 	}
 	h.RapidYieldMax = n
 	h.RapidYieldWindow = caddy.Duration(w)
-	return nil
-}
-
-// parseSize reads a positive size such as 4MiB; offAllowed also takes
-// "off" (stored as -1).
-func parseSize(d *caddyfile.Dispenser, dst *int64, offAllowed bool) error {
-	name := d.Val()
-	var arg string
-	if err := parseOneArg(d, &arg); err != nil {
-		return err
-	}
-	if offAllowed && arg == "off" {
-		*dst = -1
-		return nil
-	}
-	n, err := humanize.ParseBytes(arg)
-	if err != nil || n == 0 || n > 1<<40 {
-		return d.Errf("%s: invalid size %q: want a positive size such as 4MiB", name, arg)
-	}
-	*dst = int64(n)
-	return nil
-}
-
-// parseCount reads a positive whole number; offAllowed also takes "off"
-// (stored as -1).
-func parseCount(d *caddyfile.Dispenser, dst *int, offAllowed bool) error {
-	name := d.Val()
-	var arg string
-	if err := parseOneArg(d, &arg); err != nil {
-		return err
-	}
-	if offAllowed && arg == "off" {
-		*dst = -1
-		return nil
-	}
-	n, err := strconv.Atoi(arg)
-	if err != nil || n <= 0 {
-		return d.Errf("%s must be a positive whole number: %q", name, arg)
-	}
-	*dst = n
 	return nil
 }
 

@@ -1,14 +1,14 @@
 package mcpstdio
 
 import (
-	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/directive"
 )
 
 func init() {
@@ -80,7 +80,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.EnvFromHeader[args[0]] = args[1]
 		case "inherit_env":
 			var arg string
-			if err = oneArg(d, &arg); err == nil {
+			if err = directive.OneArg(d, &arg); err == nil {
 				switch arg {
 				case "on":
 					h.InheritEnv = &[]bool{true}[0]
@@ -91,20 +91,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "dir":
-			err = oneArg(d, &h.Dir)
+			err = directive.OneArg(d, &h.Dir)
 		case "max_processes":
-			err = count(d, &h.MaxProcesses)
+			err = directive.Count(d, &h.MaxProcesses, false)
 		case "max_processes_per_client":
-			err = count(d, &h.MaxProcessesPerClient)
+			err = directive.Count(d, &h.MaxProcessesPerClient, false)
 		case "idle_timeout":
-			err = duration(d, &h.IdleTimeout, true)
+			err = directive.Duration(d, &h.IdleTimeout, false)
 		case "startup_timeout":
-			err = duration(d, &h.StartupTimeout, false)
+			err = directive.PositiveDuration(d, &h.StartupTimeout)
 		case "stop_timeout":
-			err = duration(d, &h.StopTimeout, false)
+			err = directive.PositiveDuration(d, &h.StopTimeout)
 		case "max_message_size":
 			var arg string
-			if err = oneArg(d, &arg); err == nil {
+			if err = directive.OneArg(d, &arg); err == nil {
 				n, perr := humanize.ParseBytes(arg)
 				if perr != nil || n == 0 || n > 1<<40 {
 					return d.Errf("max_message_size: invalid size %q: want a positive size such as 4MiB", arg)
@@ -112,7 +112,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxMessageSize = int64(n)
 			}
 		case "identity":
-			err = oneArg(d, &h.Identity)
+			err = directive.OneArg(d, &h.Identity)
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -131,54 +131,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	return nil
-}
-
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// duration reads a positive duration; offAllowed also takes "off"
-// (stored as -1, as JSON spells off).
-func duration(d *caddyfile.Dispenser, dst *caddy.Duration, offAllowed bool) error {
-	name := d.Val()
-	var arg string
-	if err := oneArg(d, &arg); err != nil {
-		return err
-	}
-	if offAllowed && arg == "off" {
-		*dst = -1
-		return nil
-	}
-	v, err := caddy.ParseDuration(arg)
-	if err != nil {
-		return d.Errf("%s: invalid duration %q: %v", name, arg, err)
-	}
-	if v <= 0 {
-		return d.Errf("%s must be positive: %q", name, arg)
-	}
-	*dst = caddy.Duration(v)
-	return nil
-}
-
-func count(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var arg string
-	if err := oneArg(d, &arg); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(arg)
-	if err != nil || n <= 0 {
-		return d.Errf("%s must be a positive whole number: %q", name, arg)
-	}
-	*dst = n
 	return nil
 }
 
