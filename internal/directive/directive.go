@@ -13,6 +13,7 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
+// OneArg reads the subdirective's one argument into dst.
 func OneArg(d *caddyfile.Dispenser, dst *string) error {
 	if !d.NextArg() {
 		return d.ArgErr()
@@ -76,6 +77,7 @@ func Duration(d *caddyfile.Dispenser, dst *caddy.Duration, zeroIsOff bool) error
 	return nil
 }
 
+// PositiveDuration reads a positive duration.
 func PositiveDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	name := d.Val()
 	var arg string
