@@ -43,6 +43,7 @@ func OnOff(d *caddyfile.Dispenser, dst **bool) error {
 	return nil
 }
 
+// Path reads a path, which must start with "/".
 func Path(d *caddyfile.Dispenser, dst *string) error {
 	name := d.Val()
 	if err := OneArg(d, dst); err != nil {
