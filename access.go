@@ -1,7 +1,6 @@
 package mcpsse
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
@@ -19,7 +18,7 @@ const corsAllowHeaders = "Authorization, Content-Type, Accept, Last-Event-ID, Mc
 // site is what the routes of the server handling r say of the handler:
 // its site's host names, and the scope its sessions are kept under.
 func (h *Handler) site(r *http.Request) *access.Site {
-	return h.sites.Of(r, h, fmt.Sprintf("sse_path %q message_path %q\n", h.SSEPath, h.MessagePath))
+	return h.sites.Of(r, h)
 }
 
 // admit runs the Origin check (see access.CheckOrigin) for a request on

@@ -185,7 +185,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.applyDefaults()
-	h.sites = new(access.Sites)
+	h.sites = access.NewSites(fmt.Sprintf("sse_path %q message_path %q\n", h.SSEPath, h.MessagePath))
 
 	h.streamOpts = sse.Options{
 		Retry:            positive(h.Retry),

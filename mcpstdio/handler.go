@@ -122,7 +122,7 @@ var longestStop atomic.Int64
 // Provision applies defaults and joins the shared registry of sessions.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.sites = new(access.Sites)
+	h.sites = access.NewSites("mcp_stdio")
 	setDefault(&h.MaxProcesses, DefaultMaxProcesses)
 	setDefault(&h.IdleTimeout, caddy.Duration(DefaultIdleTimeout))
 	setDefault(&h.StartupTimeout, caddy.Duration(DefaultStartupTimeout))
@@ -226,7 +226,7 @@ const corsAllowHeaders = "Authorization, Content-Type, Accept, Last-Event-ID, Mc
 // request itself (a refusal, or a CORS preflight) and returns false when
 // the request must go no further.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	decision := access.CheckOrigin(r, h.AllowedOrigins, h.sites.Of(r, h, "mcp_stdio"))
+	decision := access.CheckOrigin(r, h.AllowedOrigins, h.sites.Of(r, h))
 	if decision == access.OriginForbidden {
 		h.logger.Warn("refusing request: origin not allowed",
 			zap.String("origin", r.Header.Get("Origin")), zap.String("remote_addr", r.RemoteAddr))

@@ -30,17 +30,23 @@ type Site struct {
 }
 
 // Sites holds the Site of each server one handler serves in (one, but
-// for named routes invoked from several). The zero value is ready.
-type Sites struct{ m sync.Map } // *caddyhttp.Server → *Site
+// for named routes invoked from several).
+type Sites struct {
+	m     sync.Map // *caddyhttp.Server → *Site
+	extra string
+}
 
-// Of returns what the routes of the server handling r say of handler,
-// whose scope also names extra.
-func (c *Sites) Of(r *http.Request, handler caddyhttp.MiddlewareHandler, extra string) *Site {
+// NewSites returns an empty cache for a handler whose scope also names
+// extra (what tells it from a handler at the same place: its paths).
+func NewSites(extra string) *Sites { return &Sites{extra: extra} }
+
+// Of returns what the routes of the server handling r say of handler.
+func (c *Sites) Of(r *http.Request, handler caddyhttp.MiddlewareHandler) *Site {
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if v, ok := c.m.Load(srv); ok {
 		return v.(*Site)
 	}
-	v, _ := c.m.LoadOrStore(srv, readSite(srv, handler, extra))
+	v, _ := c.m.LoadOrStore(srv, readSite(srv, handler, c.extra))
 	return v.(*Site)
 }
 
