@@ -36,21 +36,7 @@ func (s pooledStore) Destruct() error {
 
 // hold counts n more bytes of POST bodies held unless that would make
 // more than limit (limit <= 0: no limit), and reports whether it did.
-func (s pooledStore) hold(n, limit int64) bool {
-	if limit <= 0 {
-		s.held.Add(n)
-		return true
-	}
-	for {
-		cur := s.held.Load()
-		if cur+n > limit {
-			return false
-		}
-		if s.held.CompareAndSwap(cur, cur+n) {
-			return true
-		}
-	}
-}
+func (s pooledStore) hold(n, limit int64) bool { return session.AddWithin(s.held, n, limit) }
 
 func loadStore() (pooledStore, error) {
 	v, _, err := stores.LoadOrNew(storeKey, func() (caddy.Destructor, error) {

@@ -292,27 +292,31 @@ func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
 // while neither kind is unbounded. Each admitted dispatch calls Finished
 // when it ends.
 func (s *Session) Admit(work, responses, limit int) bool {
-	if !admit(&s.inflight, work, limit) {
+	if !AddWithin(&s.inflight, int64(work), int64(limit)) {
 		return false
 	}
-	if !admit(&s.responses, responses, limit) {
+	if !AddWithin(&s.responses, int64(responses), int64(limit)) {
 		s.inflight.Add(-int64(work))
 		return false
 	}
 	return true
 }
 
-func admit(n *atomic.Int64, k, limit int) bool {
+// AddWithin adds k to n unless n would then exceed limit (limit <= 0: no
+// limit), and reports whether it did. It reserves with compare-and-swap,
+// so concurrent callers never overshoot the limit together, and no lock
+// is held.
+func AddWithin(n *atomic.Int64, k, limit int64) bool {
 	if limit <= 0 {
-		n.Add(int64(k))
+		n.Add(k)
 		return true
 	}
 	for {
 		cur := n.Load()
-		if cur+int64(k) > int64(limit) {
+		if cur+k > limit {
 			return false
 		}
-		if n.CompareAndSwap(cur, cur+int64(k)) {
+		if n.CompareAndSwap(cur, cur+k) {
 			return true
 		}
 	}

@@ -73,14 +73,8 @@ func shardIndex(id string) uint32 {
 func (st *Memory) Add(s *Session, limit int) error {
 	// Reserve a place first, so that concurrent adds cannot overshoot the
 	// limit, without a store-wide lock.
-	for {
-		n := st.count.Load()
-		if limit > 0 && n >= int64(limit) {
-			return ErrTooMany
-		}
-		if st.count.CompareAndSwap(n, n+1) {
-			break
-		}
+	if !AddWithin(&st.count, 1, int64(limit)) {
+		return ErrTooMany
 	}
 	sh := st.shard(s.ID)
 	sh.mu.Lock()
