@@ -68,6 +68,8 @@ type sessionInfo struct {
 	State      string    `json:"state"`
 	StateSince time.Time `json:"state_since"`
 	Reattaches int       `json:"reattaches"`
+	// Owner is the instance holding the session, in cluster mode.
+	Owner string `json:"owner,omitempty"`
 }
 
 func info(s *session.Session) sessionInfo {
@@ -102,8 +104,15 @@ func (adminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
 	}
 	list := make([]sessionInfo, 0)
-	for _, s := range liveSessions() {
-		list = append(list, info(s))
+	if m, ok := currentMember(); ok {
+		var err error
+		if list, err = m.sessions(r.Context()); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range liveSessions() {
+			list = append(list, info(s))
+		}
 	}
 	slices.SortFunc(list, func(a, b sessionInfo) int {
 		if c := a.OpenedAt.Compare(b.OpenedAt); c != 0 {
@@ -125,6 +134,11 @@ func (a adminAPI) session(w http.ResponseWriter, r *http.Request) error {
 	var s *session.Session
 	if ok {
 		s, ok = st.Get(id)
+	}
+	if m, inCluster := currentMember(); inCluster {
+		if o, owned := m.ownedSession(id); !owned || o.sess != s || s.Closed() {
+			return m.remoteSession(w, r, id, sub)
+		}
 	}
 	if !ok || s.Closed() {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no session %s", id)}
@@ -167,6 +181,9 @@ func (adminAPI) broadcast(w http.ResponseWriter, r *http.Request) error {
 	msg, err := readNotification(r)
 	if err != nil {
 		return err
+	}
+	if m, ok := currentMember(); ok {
+		return m.broadcast(w, r, msg)
 	}
 	sessions := liveSessions()
 	sent := 0

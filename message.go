@@ -33,6 +33,13 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
 	}
 	setSessionPlaceholder(r, id)
+	if h.cluster != nil {
+		if handled, err := h.postToCluster(w, r, next, id); handled {
+			return err
+		}
+		// Redis is unreachable and the session is held here: it is
+		// dispatched here, as without a cluster.
+	}
 	sess, ok := h.store.Get(id)
 	// A session another handler opened is as unknown here as one that
 	// never was: its upstream is another site's.
@@ -47,31 +54,37 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	body, release, err := h.readBody(w, r, sess)
+	body, release, err := h.readBody(w, r, sess.ClientKey)
 	if release == nil {
 		return err // refused, and answered
 	}
-	dispatched := false
-	defer func() {
-		if !dispatched {
-			release()
-		}
-	}()
+	msgs, work, refused := h.parseBody(w, body)
+	if msgs == nil {
+		release()
+		return refused
+	}
+	return h.dispatchHere(w, r, next, sess, msgs, work, release)
+}
+
+// parseBody parses a POST's body within max_batch_size and max_inflight.
+// It returns the messages and how many of them are requests or
+// notifications (the rest are responses); nil messages mean the body was
+// refused and answered (refused is that write's error).
+func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch.Message, work int, refused error) {
 	msgs, err := dispatch.Parse(body)
 	if err != nil {
 		var pe *dispatch.ParseError
 		errors.As(err, &pe)
-		return writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
+		return nil, 0, writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
 	}
 	if len(msgs) > h.MaxBatchSize {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
 	}
 	// Requests and notifications hold upstream work until answered and
 	// count against max_inflight; responses to the server's requests
 	// count apart, against a limit of their own of the same size, so a
 	// tool waiting on sampling can always be answered.
-	work := 0
 	for i := range msgs {
 		if msgs[i].Method != "" {
 			work++
@@ -79,9 +92,23 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	responses := len(msgs) - work
 	if h.MaxInflight > 0 && max(work, responses) > h.MaxInflight {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
+		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("batch of %d requests and %d responses exceeds max_inflight (%d)", work, responses, h.MaxInflight))
 	}
+	return msgs, work, nil
+}
+
+// dispatchHere admits a POST's messages on a session held here and
+// dispatches them; release gives back the body's bytes once the last of
+// them has ended.
+func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *session.Session, msgs []dispatch.Message, work int, release func()) error {
+	responses := len(msgs) - work
+	dispatched := false
+	defer func() {
+		if !dispatched {
+			release()
+		}
+	}()
 	if !sess.Admit(work, responses, h.MaxInflight) {
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
@@ -112,8 +139,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 // max_pending_bytes. release gives back the body's bytes to the
 // process-wide count; it is to be called once nothing holds the body any
 // more. A nil release means the body was refused: the response has been
-// written (err is that write's) and nothing is held.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, sess *session.Session) (body []byte, release func(), err error) {
+// written (err is that write's) and nothing is held. client is what the
+// poster is counted under.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, release func(), err error) {
 	tooLarge := func() error {
 		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
@@ -125,7 +153,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, sess *session
 	// client that announces large bodies and sends nothing holds nothing.
 	// One client may hold a quarter of the limit, so that it alone cannot
 	// take the whole of it from the others.
-	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, h.MaxMessageSize), h: h, client: sess.ClientKey}
+	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, h.MaxMessageSize), h: h, client: client}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {

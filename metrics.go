@@ -25,6 +25,11 @@ var metrics struct {
 	keepalives     prometheus.Counter
 	refused        *prometheus.CounterVec
 	reattached     *prometheus.CounterVec
+	// Cluster mode: messages posted on one instance and dispatched by
+	// another, and how long they took to cross.
+	clusterMessages *prometheus.CounterVec
+	clusterLatency  prometheus.Histogram
+	takeovers       prometheus.Counter
 }
 
 const metricsNamespace, metricsSubsystem = "caddy", "mcp_sse"
@@ -54,6 +59,15 @@ func initMetrics() {
 			"Streams re-attached to a session that outlived its previous stream, by proof: last_event_id, cookie, identity.")), []string{"via"})
 		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("posts_refused_total",
 			"POSTs refused for a limit on work in flight, by limit: max_inflight, max_pending_bytes.")), []string{"limit"})
+		metrics.clusterMessages = prometheus.NewCounterVec(prometheus.CounterOpts(opts("cluster_messages_total",
+			"Cluster mode: messages that crossed instances, by direction: sent (posted here for a session owned elsewhere), received (posted elsewhere, dispatched here).")), []string{"direction"})
+		metrics.clusterLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "cluster_message_seconds",
+			Help:    "Cluster mode: time from a POST on one instance to its dispatch by the session's owner.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
+		})
+		metrics.takeovers = prometheus.NewCounter(prometheus.CounterOpts(opts("cluster_takeovers_total",
+			"Cluster mode: sessions this instance took over from another, whose client re-attached here.")))
 	})
 }
 
@@ -62,7 +76,8 @@ func initMetrics() {
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
 	for _, c := range []prometheus.Collector{metrics.sessionsActive, metrics.opened, metrics.closed,
-		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused, metrics.reattached} {
+		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused, metrics.reattached,
+		metrics.clusterMessages, metrics.clusterLatency, metrics.takeovers} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

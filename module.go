@@ -171,6 +171,9 @@ type Handler struct {
 	streamOpts sse.Options
 	endpoint   string // the endpoint URL up to "?session_id="
 	logger     *zap.Logger
+	// cluster is the process's cluster membership, nil without the
+	// global cluster option.
+	cluster *clusterMember
 }
 
 // CaddyModule returns the Caddy module information.
@@ -185,7 +188,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.applyDefaults()
-	h.sites = access.NewSites(fmt.Sprintf("sse_path %q message_path %q\n", h.SSEPath, h.MessagePath))
 
 	h.streamOpts = sse.Options{
 		Retry:            positive(h.Retry),
@@ -214,6 +216,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	registerConnContext(ctx)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
+	}
+
+	if app, err := ctx.AppIfConfigured("mcp_sse"); err == nil {
+		if a, ok := app.(*App); ok && a.member != nil {
+			if !h.resumeOn() {
+				return fmt.Errorf("cluster mode needs sessions that outlive their streams: resume_window cannot be off")
+			}
+			h.cluster = a.member
+		}
+	}
+	paths := fmt.Sprintf("sse_path %q message_path %q\n", h.SSEPath, h.MessagePath)
+	if h.cluster != nil {
+		h.sites = access.NewClusterSites(paths)
+	} else {
+		h.sites = access.NewSites(paths)
 	}
 
 	store, err := loadStore()

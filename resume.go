@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -116,7 +117,7 @@ func (h *Handler) refused(r *http.Request, via string) {
 // frame is the endpoint with the same session id, then what the client
 // has not received, then live traffic. It fails (and the request gets a
 // new session) if the session closed or expired meanwhile.
-func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, p resumeProof) (openedStream, bool) {
+func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p resumeProof) (openedStream, bool) {
 	sess := p.sess
 	// The proof is spent: the token it carried travelled in a header that
 	// access logs record. The stream's frame ids and cookie carry a new
@@ -127,6 +128,9 @@ func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, p resumeProof
 	att := sess.Attach(stream.Deliver)
 	if att == nil {
 		return openedStream{}, false
+	}
+	if h.cluster != nil {
+		h.clusterReattached(sess, r, next, old)
 	}
 	var frames []session.Entry
 	var lost uint64

@@ -26,7 +26,7 @@ import (
 // opening, writing and closing run shallow (see shallow.go).
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var o openedStream
-	runShallow(func() { o = h.openStream(w, r) })
+	runShallow(func() { o = h.openStream(w, r, next) })
 	if o.stream == nil {
 		return o.err
 	}
@@ -50,17 +50,24 @@ type openedStream struct {
 
 // openStream re-attaches the request to the session it proves it holds,
 // if any, and opens a new one otherwise.
-func (h *Handler) openStream(w http.ResponseWriter, r *http.Request) openedStream {
+func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) openedStream {
 	if p, ok := h.findResumable(r); ok {
-		if o, ok := h.reattach(w, r, p); ok {
+		if o, ok := h.reattach(w, r, next, p); ok {
 			return o
 		}
 	}
-	return h.openNew(w, r)
+	if h.cluster != nil && h.resumeOn() {
+		if p, ok := h.findInCluster(r); ok {
+			if o, ok := h.takeOver(w, r, next, p); ok {
+				return o
+			}
+		}
+	}
+	return h.openNew(w, r, next)
 }
 
 // openNew admits a new session, registers it and writes the response head.
-func (h *Handler) openNew(w http.ResponseWriter, r *http.Request) openedStream {
+func (h *Handler) openNew(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) openedStream {
 	scope := h.site(r).Scope
 	client := scope + " " + access.ClientIP(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
@@ -105,6 +112,13 @@ func (h *Handler) openNew(w http.ResponseWriter, r *http.Request) openedStream {
 		return openedStream{err: writeError(w, http.StatusInternalServerError, dispatch.CodeInternalError, err.Error())}
 	}
 	added = true
+	if h.cluster != nil {
+		if err := h.clusterOpened(sess, r, next); err != nil {
+			h.logger.Warn("refusing stream: the cluster's session store is unreachable", zap.Error(err))
+			w.Header().Set("Retry-After", "2")
+			return openedStream{err: writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError, errClusterDown)}
+		}
+	}
 
 	stream := h.newStream(w, r, sess)
 	att := sess.Attach(stream.Deliver)
@@ -170,6 +184,9 @@ func (h *Handler) streamEnded(o openedStream, err error, r *http.Request, next c
 		sess := o.sess
 		onEnd := func() { runShallow(func() { h.endSession(sess, nil, end) }) }
 		if sess.Detach(o.att, time.Duration(h.ResumeWindow), onEnd) {
+			if h.cluster != nil {
+				h.clusterDetached(sess)
+			}
 			h.logger.Info("session detached: waiting for the client to re-attach",
 				zap.String("session", session.ShortID(sess.ID)),
 				zap.String("identity", sess.Identity),
@@ -201,6 +218,9 @@ func (h *Handler) endSession(sess *session.Session, err error, end func(context.
 	h.store.handlers.Release(sess.Scope)
 	metrics.closed.WithLabelValues(sess.Reason()).Inc()
 	h.logClosed(sess, err)
+	if h.cluster != nil && !h.clusterEnded(sess) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.CleanupTimeout))
 	defer cancel()
 	if err := end(ctx, sess); err != nil {

@@ -1,6 +1,9 @@
 package session
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // DefaultReplayBytes bounds the bytes a session's replay buffer holds,
 // whatever its frame count: a few large answers must not pin megabytes
@@ -26,6 +29,9 @@ type journal struct {
 	flushed  uint64 // every frame up to it was written and flushed
 	entries  []Entry
 	bytes    int
+	// onFlushed is told each advance of flushed (cluster mode acks the
+	// messages whose answers have reached the client).
+	onFlushed atomic.Pointer[func(uint64)]
 }
 
 func (j *journal) record(msg []byte) uint64 {
@@ -58,10 +64,14 @@ func (j *journal) peekNext() uint64 {
 
 func (j *journal) markFlushed(seq uint64) {
 	j.mu.Lock()
-	if seq > j.flushed {
+	advanced := seq > j.flushed
+	if advanced {
 		j.flushed = seq
 	}
 	j.mu.Unlock()
+	if f := j.onFlushed.Load(); advanced && f != nil {
+		(*f)(seq)
+	}
 }
 
 // Replay returns the frames the journal holds after seq, in order, and
@@ -106,3 +116,26 @@ func (s *Session) Unflushed() (seq uint64, frames []Entry) {
 func (s *Session) SetReplayLimit(frames int) {
 	s.journal.max = frames
 }
+
+// OutMark is a frame number that every message handed to the client so
+// far will not exceed once numbered: the last number given plus what
+// waits in the queue. Once FlushedSeq reaches it, all of them reached the
+// client's socket.
+func (s *Session) OutMark() uint64 {
+	s.queue.mu.Lock() // the queue's lock, then the journal's, as takeNumbered
+	defer s.queue.mu.Unlock()
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	return s.journal.last + uint64(len(s.queue.items))
+}
+
+// FlushedSeq is the number of the last frame known flushed to the client.
+func (s *Session) FlushedSeq() uint64 {
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	return s.journal.flushed
+}
+
+// OnFlushed sets f to be called with the new FlushedSeq each time it
+// advances, on the stream writer's goroutine: f must not block.
+func (s *Session) OnFlushed(f func(seq uint64)) { s.journal.onFlushed.Store(&f) }

@@ -25,6 +25,10 @@ const (
 	// ReasonResumeExpired closes a detached session no stream re-attached
 	// to within its resume window.
 	ReasonResumeExpired = "resume_expired"
+	// ReasonMoved closes an instance's copy of a session another instance
+	// has taken over (cluster mode): the session lives on there, so
+	// nothing of it is ended upstream.
+	ReasonMoved = "moved"
 )
 
 var (

@@ -34,11 +34,19 @@ type Site struct {
 type Sites struct {
 	m     sync.Map // *caddyhttp.Server → *Site
 	extra string
+	// anyPort leaves the server's listeners out of the scope: instances of
+	// a cluster name the same site alike, whatever ports they listen on.
+	anyPort bool
 }
 
 // NewSites returns an empty cache for a handler whose scope also names
 // extra (what tells it from a handler at the same place: its paths).
 func NewSites(extra string) *Sites { return &Sites{extra: extra} }
+
+// NewClusterSites is NewSites for a handler whose sessions are shared by
+// instances that may listen on other ports: a scope names the site's
+// matchers and the handler's paths, not the listeners.
+func NewClusterSites(extra string) *Sites { return &Sites{extra: extra, anyPort: true} }
 
 // Of returns what the routes of the server handling r say of handler.
 func (c *Sites) Of(r *http.Request, handler caddyhttp.MiddlewareHandler) *Site {
@@ -46,15 +54,17 @@ func (c *Sites) Of(r *http.Request, handler caddyhttp.MiddlewareHandler) *Site {
 	if v, ok := c.m.Load(srv); ok {
 		return v.(*Site)
 	}
-	v, _ := c.m.LoadOrStore(srv, readSite(srv, handler, c.extra))
+	v, _ := c.m.LoadOrStore(srv, readSite(srv, handler, c.extra, c.anyPort))
 	return v.(*Site)
 }
 
-func readSite(srv *caddyhttp.Server, handler caddyhttp.MiddlewareHandler, extra string) *Site {
+func readSite(srv *caddyhttp.Server, handler caddyhttp.MiddlewareHandler, extra string, anyPort bool) *Site {
 	var b strings.Builder
 	info := &Site{}
 	if srv != nil {
-		fmt.Fprintf(&b, "listen %q\n", srv.Listen)
+		if !anyPort {
+			fmt.Fprintf(&b, "listen %q\n", srv.Listen)
+		}
 		if path, ok := findHandler(srv.Routes, handler, nil); ok {
 			for _, sets := range path {
 				b.WriteString("route")

@@ -1,0 +1,76 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Operations of control messages.
+const (
+	// OpClose asks the owner to close the session (the admin API's DELETE).
+	OpClose = "close"
+	// OpPush asks the owner to write Data onto the session's stream.
+	OpPush = "push"
+	// OpBroadcast asks every instance to write Data onto all its streams.
+	OpBroadcast = "broadcast"
+	// OpReleased tells the former owner that another instance took the
+	// session over at Epoch: it lets go of its copy, without ending the
+	// upstream session.
+	OpReleased = "released"
+)
+
+// doorbellPrefix starts the message that says a session's inbox has new
+// messages; it is the most frequent one, so it is not JSON.
+const doorbellPrefix = "m "
+
+// Control is a message from one instance to another.
+type Control struct {
+	Op    string          `json:"op"`
+	ID    string          `json:"id,omitempty"`
+	Epoch int64           `json:"epoch,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	From  string          `json:"from,omitempty"`
+}
+
+func decodeControl(s string) (Control, error) {
+	var c Control
+	err := json.Unmarshal([]byte(s), &c)
+	return c, err
+}
+
+// Send publishes c to instance and reports how many listened: 0 means the
+// instance is gone (its subscription ended with its connection).
+func (n *Node) Send(ctx context.Context, instance string, c Control) (int64, error) {
+	c.From = n.cfg.Instance
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	return n.rdb.Publish(ctx, n.keys.node(instance), b).Result()
+}
+
+// Broadcast publishes c to every instance, this one included.
+func (n *Node) Broadcast(ctx context.Context, c Control) (int64, error) {
+	c.From = n.cfg.Instance
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	return n.rdb.Publish(ctx, n.keys.all(), b).Result()
+}
+
+// Listening reports whether instance is subscribed to its channel: a
+// process that died has no connection, hence no subscription.
+func (n *Node) Listening(ctx context.Context, instance string) (bool, error) {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	m, err := n.rdb.PubSubNumSub(ctx, n.keys.node(instance)).Result()
+	if err != nil {
+		return false, err
+	}
+	return m[n.keys.node(instance)] > 0, nil
+}

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Posted is one POST as it waits in a session's inbox: the body and what
+// the owner needs of the request that carried it to dispatch it as if it
+// had arrived there.
+type Posted struct {
+	Body       []byte      `json:"b"`
+	Header     http.Header `json:"h,omitempty"`
+	Host       string      `json:"o,omitempty"`
+	RemoteAddr string      `json:"r,omitempty"`
+	TLS        bool        `json:"t,omitempty"`
+	// Values are the string placeholders the handlers before mcp_sse
+	// set on the POST (the authenticated user above all).
+	Values map[string]string `json:"v,omitempty"`
+	Vars   map[string]any    `json:"w,omitempty"`
+	// At is when the POST was taken (Unix nanoseconds), for the metric of
+	// how long messages take to cross instances.
+	At   int64  `json:"a"`
+	From string `json:"f,omitempty"`
+}
+
+// Entry is a Posted read back from the inbox, with its entry id.
+type Entry struct {
+	ID string
+	Posted
+}
+
+// Post outcomes.
+var (
+	// ErrForbidden: the session belongs to another identity.
+	ErrForbidden = errors.New("cluster: the session belongs to another identity")
+	// ErrInboxFull: the session has its limit of messages in flight.
+	ErrInboxFull = errors.New("cluster: too many messages in flight on the session")
+)
+
+// PostResult says where a posted message went.
+type PostResult struct {
+	Owner string
+	// Listening is false when the owner's doorbell had no listener: the
+	// owner is gone, and the message waits for a takeover.
+	Listening bool
+}
+
+// Post appends p to the inbox of session id, after checking that it
+// belongs to identity on scope, and rings its owner. limit bounds the
+// entries waiting (0: none); responsesOnly entries pass it, so a client
+// can always answer the server's own requests.
+func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, limit int, responsesOnly bool) (PostResult, error) {
+	p.From = n.cfg.Instance
+	b, err := json.Marshal(p)
+	if err != nil {
+		return PostResult{}, err
+	}
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	v, err := postScript.Run(ctx, n.rdb, []string{n.keys.meta(id), n.keys.inbox(id)},
+		identity, scope, limit, b, flag(responsesOnly), n.keys.node(""), n.cfg.Instance, id).Slice()
+	if err != nil {
+		return PostResult{}, err
+	}
+	code, _ := v[0].(int64)
+	switch code {
+	case 0:
+		return PostResult{}, ErrGone
+	case 1:
+		return PostResult{}, ErrForbidden
+	case 2:
+		return PostResult{}, ErrInboxFull
+	}
+	owner, _ := v[1].(string)
+	listeners, _ := v[3].(int64)
+	return PostResult{Owner: owner, Listening: listeners > 0}, nil
+}
+
+// Pending returns up to count entries of session id's inbox after the
+// entry id after ("" for the first).
+func (n *Node) Pending(ctx context.Context, id, after string, count int64) ([]Entry, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	msgs, err := n.rdb.XRangeN(ctx, n.keys.inbox(id), start, "+", count).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(msgs))
+	for _, m := range msgs {
+		e := Entry{ID: m.ID}
+		if s, ok := m.Values["m"].(string); ok && json.Unmarshal([]byte(s), &e.Posted) == nil {
+			out = append(out, e)
+		} else {
+			// Not ours to read: keep the place, dispatch nothing.
+			out = append(out, Entry{ID: m.ID})
+		}
+	}
+	return out, nil
+}
+
+// Upstream is the upstream state an owner records with each ack.
+type Upstream struct {
+	ID          string
+	Protocol    string
+	Initialized bool
+}
+
+// Ack deletes inbox entries that are done (their answers reached the
+// client) and records the upstream state, if this instance still owns
+// the session at epoch; ErrFenced if not.
+func (n *Node) Ack(ctx context.Context, id string, epoch int64, up Upstream, entries ...string) error {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	args := make([]any, 0, 5+len(entries))
+	args = append(args, n.cfg.Instance, epoch, up.ID, up.Protocol, flag(up.Initialized))
+	for _, e := range entries {
+		args = append(args, e)
+	}
+	ok, err := ackScript.Run(ctx, n.rdb, []string{n.keys.meta(id), n.keys.inbox(id)}, args...).Int64()
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		return ErrFenced
+	}
+	return nil
+}
+
+// Since is how long ago p was posted.
+func (p *Posted) Since() time.Duration { return time.Since(time.Unix(0, p.At)) }

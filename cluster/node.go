@@ -1,0 +1,204 @@
+// Package cluster shares MCP HTTP+SSE sessions between instances through
+// Redis. The instance that holds a session's stream owns it; the
+// session's metadata (owner, fencing epoch, identity, upstream state,
+// the resume token's hash) lives in Redis with a TTL its owner renews,
+// and the messages clients POST to any instance wait in the session's
+// inbox (a Redis stream) until the owner has dispatched them and flushed
+// their answers. It knows nothing of Caddy.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config says how an instance reaches the cluster.
+type Config struct {
+	// URL is the Redis server: redis://[user:password@]host:port/db, or
+	// rediss:// for TLS.
+	URL string
+	// Prefix starts every key and channel name, so that clusters can
+	// share one Redis.
+	Prefix string
+	// Instance names this instance in the cluster; unique per process.
+	Instance string
+	// DialTimeout bounds connecting to Redis; Timeout one command.
+	DialTimeout time.Duration
+	Timeout     time.Duration
+	// Lease is how long an owner's claim on its sessions holds without
+	// being renewed; it is renewed every Lease/3.
+	Lease time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultPrefix      = "mcp_sse"
+	DefaultDialTimeout = 2 * time.Second
+	DefaultTimeout     = time.Second
+	DefaultLease       = 6 * time.Second
+)
+
+// Events is what a node hands to its instance: doorbells of session
+// inboxes, control messages, and the news that it (re)subscribed, after
+// which doorbells rung while it was not listening must be looked for.
+type Events interface {
+	Doorbell(id string)
+	Control(c Control)
+	Subscribed()
+}
+
+// Node is one instance's membership of the cluster.
+type Node struct {
+	cfg    Config
+	rdb    *redis.Client
+	keys   keys
+	events Events
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	ps     *redis.PubSub
+	done   chan struct{}
+	once   sync.Once
+}
+
+// DefaultInstance is a name unique to this process: the host name, the
+// pid and a few random bytes (a restarted process is a new instance).
+func DefaultInstance() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "caddy"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// ParseURL checks a cluster URL as Open will read it.
+func ParseURL(u string) error {
+	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		return fmt.Errorf("cluster URL %q: want redis:// or rediss://", u)
+	}
+	_, err := redis.ParseURL(u)
+	return err
+}
+
+// Open connects the node (lazily: no command is sent yet) and subscribes
+// to its channels; events are delivered on a goroutine of the node's
+// until Close.
+func Open(cfg Config, events Events) (*Node, error) {
+	if err := ParseURL(cfg.URL); err != nil {
+		return nil, err
+	}
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = DefaultInstance()
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	opt.DialTimeout = cfg.DialTimeout
+	opt.ReadTimeout = cfg.Timeout
+	opt.WriteTimeout = cfg.Timeout
+	opt.ContextTimeoutEnabled = true
+	// One retry covers a pooled connection a Redis restart closed; more
+	// would only make a caller wait longer on a Redis that is down.
+	opt.MaxRetries = 1
+	opt.MinRetryBackoff = 8 * time.Millisecond
+	opt.MaxRetryBackoff = 64 * time.Millisecond
+	opt.ClientName = "mcp_sse:" + cfg.Instance
+	n := &Node{cfg: cfg, rdb: redis.NewClient(opt), keys: keys{cfg.Prefix}, events: events, done: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.ps = n.rdb.Subscribe(n.ctx, n.keys.node(cfg.Instance), n.keys.all())
+	go n.receive()
+	return n, nil
+}
+
+// Instance is the node's name in the cluster.
+func (n *Node) Instance() string { return n.cfg.Instance }
+
+// Lease is how long the node's claims hold unrenewed.
+func (n *Node) Lease() time.Duration { return n.cfg.Lease }
+
+// Close leaves the cluster: the subscription and connections end. The
+// node's sessions stay in Redis until their TTL runs out (or another
+// instance takes them over).
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		n.cancel()
+		_ = n.ps.Close()
+		<-n.done
+		_ = n.rdb.Close()
+	})
+	return nil
+}
+
+// receive delivers what arrives on the node's channels. go-redis
+// reconnects and subscribes again after an error; each subscription
+// confirmation is passed on as Subscribed.
+func (n *Node) receive() {
+	defer close(n.done)
+	backoff := 50 * time.Millisecond
+	for n.ctx.Err() == nil {
+		v, err := n.ps.Receive(n.ctx)
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			select {
+			case <-time.After(backoff):
+			case <-n.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch m := v.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == n.keys.node(n.cfg.Instance) {
+				n.events.Subscribed()
+			}
+		case *redis.Message:
+			if id, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
+				n.events.Doorbell(id)
+				continue
+			}
+			if c, err := decodeControl(m.Payload); err == nil {
+				n.events.Control(c)
+			}
+		}
+	}
+}
+
+// Ping reports whether Redis answers.
+func (n *Node) Ping(ctx context.Context) error {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	return n.rdb.Ping(ctx).Err()
+}
+
+// bound gives a command the node's timeout unless ctx has a sooner one.
+func (n *Node) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.cfg.Timeout)
+}

@@ -1,0 +1,96 @@
+package cluster
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts run on one session's keys (KEYS[1] its metadata, KEYS[2]
+// its inbox, one hash slot), so each is one atomic step. Times are Redis
+// server time in milliseconds, so instances' clocks need not agree.
+// Whatever an owner writes is fenced: it names the owner and epoch it
+// believes in, and the script does nothing if another instance has taken
+// the session over since.
+
+const luaNow = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// register writes a session's metadata. ARGV: owner, epoch, lease ms,
+// ttl ms, then field/value pairs.
+var registerScript = redis.NewScript(luaNow + `
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', ARGV[2], 'lease', now + tonumber(ARGV[3]), 'ttl', ARGV[4], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[3]))
+return 1
+`)
+
+// lookup returns the server's time and the session's metadata.
+var lookupScript = redis.NewScript(luaNow + `
+return {now, redis.call('HGETALL', KEYS[1])}
+`)
+
+// post appends a message to the inbox of a session it checks belongs to
+// the poster's identity and handler, and rings the owner's doorbell
+// unless the poster is the owner. ARGV: identity, scope, inbox limit
+// (0: none; ignored when ARGV[5] is 1), the entry, responses only (1/0),
+// channel prefix, poster, session id. Returns {0} unknown, {1} another identity's,
+// {2} inbox full, or {3, owner, entry id, listeners}.
+var postScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'owner', 'identity', 'scope')
+if not m[1] or m[3] ~= ARGV[2] then return {0} end
+if m[2] ~= ARGV[1] then return {1} end
+local limit = tonumber(ARGV[3])
+if ARGV[5] ~= '1' and limit > 0 and redis.call('XLEN', KEYS[2]) >= limit then return {2} end
+local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+local n = 1
+if m[1] ~= ARGV[7] then n = redis.call('PUBLISH', ARGV[6] .. m[1], 'm ' .. ARGV[8]) end
+return {3, m[1], id, n}
+`)
+
+// ack deletes inbox entries whose answers reached the client, and records
+// the upstream state. ARGV: owner, epoch, upstream id, protocol version,
+// initialized (1/0), then entry ids. Returns 1, or 0 when fenced.
+var ackScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'upstream', ARGV[3], 'proto', ARGV[4], 'init', ARGV[5])
+if #ARGV > 5 then redis.call('XDEL', KEYS[2], unpack(ARGV, 6)) end
+return 1
+`)
+
+// refresh renews the owner's lease and the session's TTL, and records
+// its state. ARGV: owner, epoch, lease ms, then field/value pairs.
+// Returns 1, 0 when fenced, -1 when the metadata is gone.
+var refreshScript = redis.NewScript(luaNow + `
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'ttl')
+if not m[1] then return -1 end
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[3]), unpack(ARGV, 4))
+local ttl = tonumber(m[3]) + tonumber(ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+`)
+
+// takeover makes the caller the owner at the next epoch, if the epoch is
+// still the one the caller read (and the token hash, when it proved
+// itself with one). ARGV: new owner, expected epoch, expected token hash
+// (empty for none), new token hash, lease ms. Returns the new epoch, or 0.
+var takeoverScript = redis.NewScript(luaNow + `
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'tok', 'ttl')
+if not m[1] or m[2] ~= ARGV[2] then return 0 end
+if ARGV[3] ~= '' and m[3] ~= ARGV[3] then return 0 end
+local e = tonumber(m[2]) + 1
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', e, 'tok', ARGV[4], 'detached', '0', 'lease', now + tonumber(ARGV[5]))
+local ttl = tonumber(m[4]) + tonumber(ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return e
+`)
+
+// remove deletes the session, if the caller still owns it. ARGV: owner,
+// epoch. Returns 1, or 0 when fenced.
+var removeScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+`)

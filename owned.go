@@ -1,0 +1,292 @@
+package mcpsse
+
+// A session this instance owns in cluster mode: it dispatches what waits
+// in the session's inbox, in order, and deletes each entry once the
+// answers it produced have been flushed to the client, so that an
+// instance taking the session over dispatches again exactly what did not
+// reach the client.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
+	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/session"
+)
+
+// drainBatch is how many inbox entries one read takes.
+const drainBatch = 64
+
+type ownedSession struct {
+	m    *clusterMember
+	h    *Handler // the handler whose stream opened or took the session
+	sess *session.Session
+	// epoch is the ownership the cluster gave this instance; every write
+	// to the cluster carries it.
+	epoch atomic.Int64
+	route atomic.Pointer[streamRoute]
+
+	mu       sync.Mutex
+	cursor   string // the last inbox entry dispatched
+	draining bool
+	again    bool
+	waiting  []pendingAck // dispatched, answers not yet flushed
+	ready    []string     // entries to delete from the inbox
+	acking   bool
+	released bool
+}
+
+// streamRoute is where dispatches of carried POSTs go: the context of the
+// session's latest stream request (its server, its values) and the
+// handlers after mcp_sse on its route.
+type streamRoute struct {
+	ctx  context.Context
+	next caddyhttp.Handler
+}
+
+type pendingAck struct {
+	entry string
+	mark  uint64 // done once FlushedSeq reaches it
+}
+
+// own makes sess this instance's in the cluster at epoch: register says
+// whether to write it there (a new session) or whether a takeover already
+// has.
+func (m *clusterMember) own(h *Handler, sess *session.Session, r *http.Request, next caddyhttp.Handler, epoch int64, register bool) (*ownedSession, error) {
+	o := &ownedSession{m: m, h: h, sess: sess}
+	o.epoch.Store(epoch)
+	o.setRoute(r, next)
+	if register {
+		ctx, cancel := context.WithTimeout(r.Context(), m.node.Lease())
+		defer cancel()
+		err := m.node.Register(ctx, o.state())
+		m.noteRedis(err)
+		if err != nil {
+			return nil, err
+		}
+	}
+	sess.OnFlushed(o.flushed)
+	m.owned.Store(sess.ID, o)
+	return o, nil
+}
+
+func (o *ownedSession) setRoute(r *http.Request, next caddyhttp.Handler) {
+	o.route.Store(&streamRoute{ctx: context.WithoutCancel(r.Context()), next: next})
+}
+
+// state is what the cluster is told of the session at each renewal.
+func (o *ownedSession) state() cluster.Owned {
+	s := o.sess
+	up, proto := s.Upstream()
+	return cluster.Owned{
+		ID: s.ID, Epoch: o.epoch.Load(), TTL: time.Duration(o.h.ResumeWindow),
+		Identity: s.Identity, Scope: s.Scope, RemoteAddr: s.RemoteAddr, Hint: s.ProtocolHint,
+		UpstreamID: up, Protocol: proto, Initialized: s.Initialized(),
+		Token: s.Token(), Detached: s.Detached(), Opened: s.Opened,
+	}
+}
+
+// tell writes the session's state to the cluster now, not at the next
+// renewal: a detached session may be taken over at once.
+func (o *ownedSession) tell() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), o.m.node.Lease()/3)
+		defer cancel()
+		fenced, err := o.m.node.Refresh(ctx, []cluster.Owned{o.state()})
+		o.m.noteRedis(err)
+		if len(fenced) > 0 {
+			o.release("fenced: another instance owns the session now")
+		}
+	}()
+}
+
+// drain dispatches what waits in the inbox after the cursor, in order.
+// One drain runs at a time; a call while one runs makes it look again.
+func (o *ownedSession) drain() {
+	o.mu.Lock()
+	if o.draining || o.released {
+		o.again = true
+		o.mu.Unlock()
+		return
+	}
+	o.draining = true
+	o.mu.Unlock()
+	for {
+		o.mu.Lock()
+		cursor := o.cursor
+		o.mu.Unlock()
+		entries, err := o.m.node.Pending(o.sess.Context(), o.sess.ID, cursor, drainBatch)
+		if err != nil {
+			o.mu.Lock()
+			o.draining = false
+			o.mu.Unlock()
+			if o.sess.Closed() {
+				return
+			}
+			o.m.noteRedis(err)
+			time.AfterFunc(time.Second, o.drain) // Redis back: the subscription's return drains too
+			return
+		}
+		for _, e := range entries {
+			o.dispatch(e)
+			o.mu.Lock()
+			o.cursor = e.ID
+			o.mu.Unlock()
+		}
+		if len(entries) == drainBatch {
+			continue
+		}
+		o.mu.Lock()
+		if o.again && !o.released {
+			o.again = false
+			o.mu.Unlock()
+			continue
+		}
+		o.draining, o.again = false, false
+		o.mu.Unlock()
+		return
+	}
+}
+
+// dispatch hands one inbox entry's messages to the upstream, as the POST
+// that carried them would have on the instance that received it.
+func (o *ownedSession) dispatch(e cluster.Entry) {
+	msgs, err := dispatch.Parse(e.Body)
+	if err != nil || len(msgs) == 0 {
+		o.m.logger.Warn("dropping an inbox entry that is no message", zap.String("session", session.ShortID(o.sess.ID)), zap.String("entry", e.ID))
+		o.entryDone(e.ID)
+		return
+	}
+	if e.From != o.m.node.Instance() {
+		metrics.clusterMessages.WithLabelValues("received").Add(float64(len(msgs)))
+		metrics.clusterLatency.Observe(e.Since().Seconds())
+	}
+	route := o.route.Load()
+	post := dispatch.CarriedPost(route.ctx, o.h.MessagePath, e.Header, e.Host, e.RemoteAddr, e.TLS, e.Values, e.Vars)
+	metrics.messagesIn.Add(float64(len(msgs)))
+	remaining := new(atomic.Int32)
+	remaining.Store(int32(len(msgs)))
+	for _, msg := range msgs {
+		o.sess.CountIn()
+		done := func() {
+			if remaining.Add(-1) == 0 {
+				o.entryDone(e.ID)
+			}
+		}
+		o.h.dispatcher.Go(dispatch.Call{Session: o.sess, Message: msg, Post: post, Next: route.next, Done: done})
+	}
+}
+
+// entryDone notes that an entry's dispatches have ended: it is deleted
+// from the inbox once what they sent the client has been flushed.
+func (o *ownedSession) entryDone(entry string) {
+	mark := o.sess.OutMark()
+	o.mu.Lock()
+	if o.sess.FlushedSeq() >= mark {
+		o.ready = append(o.ready, entry)
+	} else {
+		o.waiting = append(o.waiting, pendingAck{entry, mark})
+	}
+	start := o.startAck()
+	o.mu.Unlock()
+	if start {
+		go o.ack()
+	}
+}
+
+// flushed is the session's OnFlushed hook.
+func (o *ownedSession) flushed(seq uint64) {
+	o.mu.Lock()
+	if len(o.waiting) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	keep := o.waiting[:0]
+	for _, p := range o.waiting {
+		if p.mark <= seq {
+			o.ready = append(o.ready, p.entry)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	o.waiting = keep
+	start := o.startAck()
+	o.mu.Unlock()
+	if start {
+		go o.ack()
+	}
+}
+
+// startAck reports whether the caller is to start acking; o.mu is held.
+func (o *ownedSession) startAck() bool {
+	if len(o.ready) == 0 || o.acking || o.released {
+		return false
+	}
+	o.acking = true
+	return true
+}
+
+// ack deletes the ready entries from the inbox, as many per round trip
+// as have gathered.
+func (o *ownedSession) ack() {
+	for {
+		o.mu.Lock()
+		ids := o.ready
+		o.ready = nil
+		if len(ids) == 0 || o.released {
+			o.acking = false
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+		up, proto := o.sess.Upstream()
+		ctx, cancel := context.WithTimeout(context.Background(), o.m.node.Lease()/3)
+		err := o.m.node.Ack(ctx, o.sess.ID, o.epoch.Load(), cluster.Upstream{ID: up, Protocol: proto, Initialized: o.sess.Initialized()}, ids...)
+		cancel()
+		switch {
+		case errors.Is(err, cluster.ErrFenced):
+			o.release("fenced: another instance owns the session now")
+			return
+		case err != nil:
+			o.m.noteRedis(err)
+			o.mu.Lock()
+			o.ready = append(ids, o.ready...)
+			o.acking = false
+			o.mu.Unlock()
+			if !o.sess.Closed() {
+				time.AfterFunc(time.Second, func() {
+					o.mu.Lock()
+					start := o.startAck()
+					o.mu.Unlock()
+					if start {
+						o.ack()
+					}
+				})
+			}
+			return
+		}
+	}
+}
+
+// release lets go of the session: another instance owns it now. The
+// local copy closes as moved, which ends nothing upstream.
+func (o *ownedSession) release(why string) {
+	o.mu.Lock()
+	if o.released {
+		o.mu.Unlock()
+		return
+	}
+	o.released = true
+	o.mu.Unlock()
+	o.m.owned.CompareAndDelete(o.sess.ID, o)
+	o.m.logger.Info("session moved to another instance", zap.String("session", session.ShortID(o.sess.ID)), zap.String("why", why))
+	o.sess.Close(session.ReasonMoved)
+}
