@@ -145,7 +145,11 @@ func (a adminAPI) session(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case sub == "" && r.Method == http.MethodGet:
-		return writeJSON(w, http.StatusOK, info(s))
+		si := info(s)
+		if m, ok := currentMember(); ok {
+			si.Owner = m.node.Instance()
+		}
+		return writeJSON(w, http.StatusOK, si)
 	case sub == "" && r.Method == http.MethodDelete:
 		s.Close(session.ReasonAdmin)
 		// The stream's own goroutine removes the session; wait for it, so

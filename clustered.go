@@ -266,6 +266,9 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	_ = h.store.Add(sess, 0)
 	o, _ := m.own(h, sess, r, next, epoch, false)
+	ctx, cancel = context.WithTimeout(r.Context(), m.node.Lease())
+	o.retakeThrough, _ = m.node.LastEntry(ctx, sess.ID)
+	cancel()
 	setSessionPlaceholder(r, sess.ID)
 
 	stream := h.newStream(w, r, sess)

@@ -34,6 +34,11 @@ type ownedSession struct {
 	epoch atomic.Int64
 	route atomic.Pointer[streamRoute]
 
+	// retakeThrough is the newest entry the inbox held when this
+	// instance took the session over: it and those before it were
+	// dispatched by the old owner, maybe, and go again as retries.
+	retakeThrough string
+
 	mu       sync.Mutex
 	cursor   string // the last inbox entry dispatched
 	draining bool
@@ -172,6 +177,7 @@ func (o *ownedSession) dispatch(e cluster.Entry) {
 	route := o.route.Load()
 	post := dispatch.CarriedPost(route.ctx, o.h.MessagePath, e.Header, e.Host, e.RemoteAddr, e.TLS, e.Values, e.Vars)
 	metrics.messagesIn.Add(float64(len(msgs)))
+	retry := o.retakeThrough != "" && cluster.EntryBefore(e.ID, o.retakeThrough)
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, msg := range msgs {
@@ -181,7 +187,7 @@ func (o *ownedSession) dispatch(e cluster.Entry) {
 				o.entryDone(e.ID)
 			}
 		}
-		o.h.dispatcher.Go(dispatch.Call{Session: o.sess, Message: msg, Post: post, Next: route.next, Done: done})
+		o.h.dispatcher.Go(dispatch.Call{Session: o.sess, Message: msg, Post: post, Next: route.next, Done: done, Retry: retry})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -136,3 +138,30 @@ func (n *Node) Ack(ctx context.Context, id string, epoch int64, up Upstream, ent
 
 // Since is how long ago p was posted.
 func (p *Posted) Since() time.Duration { return time.Since(time.Unix(0, p.At)) }
+
+// LastEntry is the id of the newest entry of session id's inbox, "" if
+// it is empty.
+func (n *Node) LastEntry(ctx context.Context, id string) (string, error) {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	msgs, err := n.rdb.XRevRangeN(ctx, n.keys.inbox(id), "+", "-", 1).Result()
+	if err != nil || len(msgs) == 0 {
+		return "", err
+	}
+	return msgs[0].ID, nil
+}
+
+// EntryBefore reports whether inbox entry id a was added no later than b
+// (ids are "milliseconds-sequence").
+func EntryBefore(a, b string) bool {
+	am, as := splitEntryID(a)
+	bm, bs := splitEntryID(b)
+	return am < bm || (am == bm && as <= bs)
+}
+
+func splitEntryID(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
+}

@@ -6,6 +6,8 @@ package dispatch
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,6 +68,11 @@ type Call struct {
 	Next caddyhttp.Handler
 	// Done, if set, is called once the dispatch has ended, whichever way.
 	Done func()
+	// Retry says the message was dispatched before, by an instance that
+	// died or lost the session (cluster mode). The upstream may still
+	// hold the first attempt, so a request goes under an id of its own,
+	// and its answer comes back under the client's.
+	Retry bool
 }
 
 // Go reserves the message's place in the session's order and dispatches it
@@ -128,11 +135,21 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 			handed()
 		}
 	}
+	upMsg := msg // the message as the upstream gets it
+	if c.Retry && msg.IsRequest() {
+		retried := *msg
+		retried.ID = retryID()
+		retried.Raw = withID(msg.Raw, retried.ID)
+		upMsg = &retried
+	}
 	rep.onMessage = func(m json.RawMessage) {
 		before := answered
-		m, ok := d.checkReplyMessage(rep, msg, m, &answered, sess)
+		m, ok := d.checkReplyMessage(rep, upMsg, m, &answered, sess)
 		if !ok {
 			return
+		}
+		if upMsg != msg && answered != before {
+			m = withID(m, msg.ID)
 		}
 		send := sess.Send
 		if answered != before {
@@ -144,14 +161,14 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	}
 
 	request := func() *http.Request {
-		body := &handoffBody{Reader: bytes.NewReader(msg.Raw)}
+		body := &handoffBody{Reader: bytes.NewReader(upMsg.Raw)}
 		if !isInit {
 			// The upstream has the message once it has read the body: the
 			// next message may follow, while this one's reply still runs.
 			body.done = handed
 		}
-		req := t.request(ctx, http.MethodPost, body, int64(len(msg.Raw)), rep)
-		setMessageHeaders(req.Header, msg, upstreamID, version)
+		req := t.request(ctx, http.MethodPost, body, int64(len(upMsg.Raw)), rep)
+		setMessageHeaders(req.Header, upMsg, upstreamID, version)
 		return req
 	}
 
@@ -238,4 +255,12 @@ func (d *Dispatcher) serveOnce(next caddyhttp.Handler, w http.ResponseWriter, r 
 		}
 	}()
 	return next.ServeHTTP(w, r)
+}
+
+// retryID is a request id no client sent: "mcp-sse-retry-" and 64 random
+// bits.
+func retryID() json.RawMessage {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return json.RawMessage(`"mcp-sse-retry-` + hex.EncodeToString(b[:]) + `"`)
 }
