@@ -40,6 +40,9 @@ const (
 	adminWait = 10 * time.Second
 )
 
+// logTail is how many lines of a process's log a failed test shows.
+const logTail = 60
+
 var (
 	buildOnce sync.Once
 	binPath   string
@@ -112,6 +115,10 @@ func moduleRoot() (string, error) {
 
 // Proc is one running Caddy.
 type Proc struct {
+	// Name labels the process in what a failed test shows (its log);
+	// by default, its admin address and PID.
+	Name string
+
 	t      testing.TB
 	cmd    *exec.Cmd
 	admin  string
@@ -164,16 +171,16 @@ func Start(t testing.TB, admin, caddyfile string, listen ...string) *Proc {
 			}
 		}
 		if t.Failed() {
-			t.Logf("caddy (admin %s, pid %d) log, its end:\n%s", p.admin, p.PID(), Tail(p.Log(), 60))
+			t.Logf("--- %s log, its end:\n%s", p.label(), Tail(p.Log(), logTail))
 		}
 		proctest.NoneLeft(t, killWait, p.marker)
 	})
-	p.waitReady(listen)
+	p.waitReady(listen, caddyfile)
 	return p
 }
 
 // waitReady waits for the admin endpoint and the listeners.
-func (p *Proc) waitReady(listen []string) {
+func (p *Proc) waitReady(listen []string, caddyfile string) {
 	p.t.Helper()
 	deadline := time.Now().Add(startWait)
 	client := &http.Client{Timeout: time.Second}
@@ -202,7 +209,7 @@ func (p *Proc) waitReady(listen []string) {
 			return
 		}
 		if p.Exited() {
-			p.t.Fatalf("caddy exited before it was ready (%s): %v\n%s", why, p.cmd.ProcessState, Tail(p.Log(), 60))
+			p.t.Fatalf("caddy exited before it was ready (%s): %v (its log follows); its Caddyfile:\n%s", why, p.cmd.ProcessState, caddyfile)
 		}
 		if time.Now().After(deadline) {
 			// The Go runtime dumps every goroutine into the log the
@@ -216,6 +223,14 @@ func (p *Proc) waitReady(listen []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// label names the process for the test's output.
+func (p *Proc) label() string {
+	if p.Name != "" {
+		return fmt.Sprintf("%s (caddy, admin %s, pid %d)", p.Name, p.admin, p.PID())
+	}
+	return fmt.Sprintf("caddy (admin %s, pid %d)", p.admin, p.PID())
 }
 
 // PID is the process's id.
