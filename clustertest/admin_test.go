@@ -49,7 +49,7 @@ func TestClusterAdmin(t *testing.T) {
 	for _, in := range c.inst {
 		for range 2 {
 			s := openRaw(t, in.base(), nil)
-			s.initialize(c.base())
+			s.initialize(t, c.base())
 			owned[s.ID] = in
 			all = append(all, s)
 		}
@@ -57,7 +57,7 @@ func TestClusterAdmin(t *testing.T) {
 
 	t.Run("list", func(t *testing.T) {
 		for _, in := range c.inst {
-			list := c.sessions(in)
+			list := c.sessions(t, in)
 			if len(list) != len(all) {
 				t.Errorf("instance %s lists %d sessions, want %d: %+v", in.name, len(list), len(all), list)
 			}
@@ -104,13 +104,13 @@ func TestClusterAdmin(t *testing.T) {
 				t.Fatalf("instance %s: push to session %s (owned by %s): %d %s %v, want 202",
 					via.name, s.ID, owned[s.ID].name, code, body, err)
 			}
-			s.waitMessage(5*time.Second, "the push through instance "+via.name, isNotification(data))
+			s.waitMessage(t, 5*time.Second, "the push through instance "+via.name, isNotification(data))
 		}
 	})
 
 	t.Run("broadcast", func(t *testing.T) {
 		data := "broadcast through a"
-		code, body, err := c.byName("a").proc.AdminDo(http.MethodPost, "/mcp_sse/broadcast", notification(data))
+		code, body, err := c.byName(t, "a").proc.AdminDo(http.MethodPost, "/mcp_sse/broadcast", notification(data))
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("POST /mcp_sse/broadcast: %d %s %v", code, body, err)
 		}
@@ -122,7 +122,7 @@ func TestClusterAdmin(t *testing.T) {
 			t.Errorf("broadcast answered %s, want sent %d of %d sessions", body, len(all), len(all))
 		}
 		for _, s := range all {
-			s.waitMessage(5*time.Second, "the broadcast", isNotification(data))
+			s.waitMessage(t, 5*time.Second, "the broadcast", isNotification(data))
 		}
 		time.Sleep(300 * time.Millisecond) // a duplicate would come now
 		for _, s := range all {
@@ -134,18 +134,18 @@ func TestClusterAdmin(t *testing.T) {
 
 	t.Run("delete through a non-owner", func(t *testing.T) {
 		victim := all[len(all)-1] // owned by c
-		via := c.byName("a")
+		via := c.byName(t, "a")
 		code, body, err := via.proc.AdminDo(http.MethodDelete, "/mcp_sse/sessions/"+victim.ID, "")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, victim.ID) {
 			t.Fatalf("instance a: DELETE session %s (owned by %s): %d %s %v", victim.ID, owned[victim.ID].name, code, body, err)
 		}
-		victim.waitEnd(5 * time.Second)
+		victim.waitEnd(t, 5*time.Second)
 		for _, in := range c.inst {
 			eventually(t, 5*time.Second, "instance "+in.name+" forgets the deleted session", func() bool {
 				code, _, err := in.proc.AdminDo(http.MethodGet, "/mcp_sse/sessions/"+victim.ID, "")
 				return err == nil && code == http.StatusNotFound
 			})
-			if n := len(c.sessions(in)); n != len(all)-1 {
+			if n := len(c.sessions(t, in)); n != len(all)-1 {
 				t.Errorf("instance %s lists %d sessions after the DELETE, want %d", in.name, n, len(all)-1)
 			}
 		}
@@ -163,6 +163,6 @@ func TestClusterAdmin(t *testing.T) {
 		for _, s := range all {
 			ids = append(ids, s.ID)
 		}
-		c.checkKeys(ids)
+		c.checkKeys(t, ids)
 	})
 }

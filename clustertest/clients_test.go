@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,17 +48,25 @@ func TestClusterClients(t *testing.T) {
 	t.Run("20 sessions × 50 calls", func(t *testing.T) { concurrentCalls(t, c, 20, 50) })
 }
 
-// checkListed fails the test unless the cluster lists session id, with an
-// owner, on every instance.
+// checkListed checks that every live instance lists session id with the
+// same owner.
 func checkListed(t *testing.T, c *cluster, id string) {
 	t.Helper()
 	owners := map[string][]string{} // owner → the instances naming it
 	for _, in := range c.live() {
-		o := c.ownerOf(in, id).name
-		owners[o] = append(owners[o], in.name)
+		found := false
+		for _, s := range c.sessions(t, in) {
+			if s.ID == id {
+				found = true
+				owners[s.Owner] = append(owners[s.Owner], in.name)
+			}
+		}
+		if !found {
+			t.Errorf("instance %s does not list session %s", in.name, id)
+		}
 	}
-	if len(owners) != 1 {
-		t.Errorf("the instances name different owners of session %s: %v", id, owners)
+	if _, none := owners[""]; len(owners) != 1 || none {
+		t.Errorf("session %s listed with owners %v (owner → instances listing it), want one owner named by all", id, owners)
 	}
 }
 
@@ -263,9 +272,15 @@ func typeScriptChecks(t *testing.T, c *cluster) {
 		t.Fatalf("node client printed %q: %v", stdout.Bytes(), err)
 	}
 	if got.Server != "mcp-sse-demo" || !slices.Equal(got.Tools, demoTools) || got.Text != "from typescript" ||
-		got.Add != "42" || got.Slow != "done after 3 steps" || !slices.Equal(got.Progress, []float64{1, 2, 3}) ||
-		got.Sample != "model ts-model said: ts answer to q" {
+		got.Add != "42" || got.Slow != "done after 3 steps" || got.Sample != "model ts-model said: ts answer to q" {
 		t.Errorf("node client saw %+v", got)
+	}
+	// The SDK runs progress handlers a microtask late but drops a
+	// request's handler as soon as its result is read: when mcp_sse writes
+	// the last progress and the result in one flush, the last progress is
+	// lost inside the client (see mcpstdio's TestTypeScriptClients).
+	if !slices.Equal(got.Progress, []float64{1, 2, 3}) && !slices.Equal(got.Progress, []float64{1, 2}) {
+		t.Errorf("progress %v, want [1 2 3] (or [1 2])", got.Progress)
 	}
 	checkListed(t, c, got.Session)
 }
@@ -283,13 +298,14 @@ func concurrentCalls(t *testing.T, c *cluster, sessions, calls int) {
 	}
 	owners := map[string]int{}
 	for _, s := range raws {
-		owners[c.ownerOf(c.inst[0], s.ID).name]++
+		owners[c.ownerOf(t, c.inst[0], s.ID).name]++
 	}
 	if len(owners) != len(c.inst) {
 		t.Errorf("sessions opened one after the other through round-robin are owned by %v, want every instance", owners)
 	}
 
 	var wg sync.WaitGroup
+	var initFailed atomic.Int32
 	for _, s := range raws {
 		wg.Go(func() {
 			// initialize fails through t.Fatalf, which must not run off
@@ -297,12 +313,16 @@ func concurrentCalls(t *testing.T, c *cluster, sessions, calls int) {
 			code, body, err := s.post(c.base(), `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"clustertest-load","version":"1"}}}`)
 			if err != nil || code != 202 {
 				t.Errorf("session %s: initialize POST: %d %s %v", s.ID, code, body, err)
+				initFailed.Add(1)
 			}
 		})
 	}
 	wg.Wait()
+	if initFailed.Load() > 0 {
+		t.FailNow()
+	}
 	for _, s := range raws {
-		s.waitAnswer(20*time.Second, "init")
+		s.waitAnswer(t, 20*time.Second, "init")
 	}
 
 	want := make([]map[string]string, sessions) // by session: id → token
@@ -313,10 +333,12 @@ func concurrentCalls(t *testing.T, c *cluster, sessions, calls int) {
 		}
 	}
 	start := time.Now()
+	var refused atomic.Int32
 	for i, s := range raws {
 		wg.Go(func() {
 			if code, body, err := s.post(c.base(), `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil || code != 202 {
 				t.Errorf("session %s: notifications/initialized: %d %s %v", s.ID, code, body, err)
+				refused.Add(1)
 				return
 			}
 			for j := range calls {
@@ -324,13 +346,14 @@ func concurrentCalls(t *testing.T, c *cluster, sessions, calls int) {
 				code, body, err := s.post(c.base(), echoRequest(id, want[i][id]))
 				if err != nil || code != 202 {
 					t.Errorf("session %s: POST %s: %d %s %v", s.ID, id, code, body, err)
+					refused.Add(1)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if t.Failed() {
+	if refused.Load() > 0 {
 		t.FailNow()
 	}
 	answered := func(s *rawSession) int {
@@ -392,15 +415,15 @@ func concurrentCalls(t *testing.T, c *cluster, sessions, calls int) {
 	for _, s := range raws {
 		ids = append(ids, s.ID)
 	}
-	c.checkKeys(ids)
+	c.checkKeys(t, ids)
 
 	// Most POSTs crossed instances (two in three, with round-robin over
 	// three): the cluster metrics count them.
 	var sent, received, observed float64
 	for _, in := range c.inst {
-		sent += c.metric(in, "caddy_mcp_sse_cluster_messages_total", `direction="sent"`)
-		received += c.metric(in, "caddy_mcp_sse_cluster_messages_total", `direction="received"`)
-		observed += c.metric(in, "caddy_mcp_sse_cluster_message_seconds_count")
+		sent += c.metric(t, in, "caddy_mcp_sse_cluster_messages_total", `direction="sent"`)
+		received += c.metric(t, in, "caddy_mcp_sse_cluster_messages_total", `direction="received"`)
+		observed += c.metric(t, in, "caddy_mcp_sse_cluster_message_seconds_count")
 	}
 	t.Logf("cluster metrics: %v sent, %v received, %v timed", sent, received, observed)
 	if floor := float64(sessions * calls / 3); sent < floor || received < floor {

@@ -35,7 +35,6 @@ var instanceNames = []string{"a", "b", "c"}
 // instances sharing their sessions through the Redis, and a Caddy
 // balancing round-robin over them.
 type cluster struct {
-	t        *testing.T
 	redis    *redistest.Server
 	prefix   string
 	upstream *caddyproc.Proc
@@ -69,7 +68,7 @@ type clusterOptions struct {
 // every Caddy's log, each under its name.
 func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, redis: redistest.Start(t), prefix: "ctest" + randomHex(4)}
+	c := &cluster{redis: redistest.Start(t), prefix: "ctest" + randomHex(4)}
 
 	upAdmin, upPort := addr(t), testport.Free(t)
 	c.upAddr = "127.0.0.1:" + upPort
@@ -80,6 +79,7 @@ http://%s {
 	mcp_demo
 }
 `, upAdmin, c.upAddr), c.upAddr)
+	c.upstream.Name = "upstream"
 
 	auth := ""
 	if len(opts.users) > 0 {
@@ -119,6 +119,7 @@ http://%s {
 }
 `, in.admin, c.redis.URL(), c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
+		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)
 		upstreams = append(upstreams, in.addr)
 	}
@@ -142,6 +143,7 @@ http://%s {
 	}
 }
 `, lbAdmin, c.lbAddr, strings.Join(upstreams, " ")), c.lbAddr)
+	c.lb.Name = "balancer"
 
 	t.Logf("cluster: redis %s (prefix %s), upstream %s (admin %s, pid %d), balancer %s (admin %s, pid %d)",
 		c.redis.Addr(), c.prefix, c.upAddr, upAdmin, c.upstream.PID(), c.lbAddr, lbAdmin, c.lb.PID())
@@ -150,10 +152,6 @@ http://%s {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, in := range c.inst {
-				t.Logf("--- instance %s (%s, admin %s, pid %d) log, its end:\n%s",
-					in.name, in.addr, in.admin, in.proc.PID(), caddyproc.Tail(in.proc.Log(), 40))
-			}
 			if keys, err := c.redis.Keys("*"); err == nil {
 				t.Logf("--- redis keys: %d\n%s", len(keys), strings.Join(first(keys, 40), "\n"))
 			}
@@ -166,14 +164,14 @@ http://%s {
 func (c *cluster) base() string { return "http://" + c.lbAddr }
 
 // byName is the instance named name.
-func (c *cluster) byName(name string) *instance {
-	c.t.Helper()
+func (c *cluster) byName(t *testing.T, name string) *instance {
+	t.Helper()
 	for _, in := range c.inst {
 		if in.name == name {
 			return in
 		}
 	}
-	c.t.Fatalf("no instance named %q", name)
+	t.Fatalf("no instance named %q", name)
 	return nil
 }
 
@@ -198,21 +196,21 @@ type sessionInfo struct {
 }
 
 // sessions lists the cluster's sessions through in's admin endpoint.
-func (c *cluster) sessions(in *instance) []sessionInfo {
-	c.t.Helper()
+func (c *cluster) sessions(t *testing.T, in *instance) []sessionInfo {
+	t.Helper()
 	code, body, err := in.proc.AdminDo(http.MethodGet, "/mcp_sse/sessions", "")
 	if err != nil || code != http.StatusOK {
-		c.t.Fatalf("instance %s: GET /mcp_sse/sessions: %d %s %v", in.name, code, body, err)
+		t.Fatalf("instance %s: GET /mcp_sse/sessions: %d %s %v", in.name, code, body, err)
 	}
 	var list struct {
 		Count    int           `json:"count"`
 		Sessions []sessionInfo `json:"sessions"`
 	}
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
-		c.t.Fatalf("instance %s: GET /mcp_sse/sessions: %v\n%s", in.name, err, body)
+		t.Fatalf("instance %s: GET /mcp_sse/sessions: %v\n%s", in.name, err, body)
 	}
 	if list.Count != len(list.Sessions) {
-		c.t.Errorf("instance %s: session list says count %d and holds %d", in.name, list.Count, len(list.Sessions))
+		t.Errorf("instance %s: session list says count %d and holds %d", in.name, list.Count, len(list.Sessions))
 	}
 	return list.Sessions
 }
@@ -220,27 +218,27 @@ func (c *cluster) sessions(in *instance) []sessionInfo {
 // ownerOf is the instance the cluster names as the owner of session id,
 // asked through in's admin endpoint; it fails the test if the list does
 // not hold the session or names no live instance.
-func (c *cluster) ownerOf(in *instance, id string) *instance {
-	c.t.Helper()
-	for _, s := range c.sessions(in) {
+func (c *cluster) ownerOf(t *testing.T, in *instance, id string) *instance {
+	t.Helper()
+	for _, s := range c.sessions(t, in) {
 		if s.ID == id {
 			if s.Owner == "" {
-				c.t.Fatalf("instance %s lists session %s without an owner: %+v", in.name, id, s)
+				t.Fatalf("instance %s lists session %s without an owner: %+v", in.name, id, s)
 			}
-			return c.byName(s.Owner)
+			return c.byName(t, s.Owner)
 		}
 	}
-	c.t.Fatalf("instance %s does not list session %s", in.name, id)
+	t.Fatalf("instance %s does not list session %s", in.name, id)
 	return nil
 }
 
 // metric sums the samples of the metric name on in's admin /metrics whose
 // labels contain every one of labels (e.g. `direction="sent"`).
-func (c *cluster) metric(in *instance, name string, labels ...string) float64 {
-	c.t.Helper()
+func (c *cluster) metric(t *testing.T, in *instance, name string, labels ...string) float64 {
+	t.Helper()
 	code, body, err := in.proc.AdminDo(http.MethodGet, "/metrics", "")
 	if err != nil || code != http.StatusOK {
-		c.t.Fatalf("instance %s: GET /metrics: %d %v", in.name, code, err)
+		t.Fatalf("instance %s: GET /metrics: %d %v", in.name, code, err)
 	}
 	var sum float64
 	for _, line := range strings.Split(body, "\n") {
@@ -264,7 +262,7 @@ func (c *cluster) metric(in *instance, name string, labels ...string) float64 {
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			c.t.Fatalf("instance %s: metric line %q: %v", in.name, line, err)
+			t.Fatalf("instance %s: metric line %q: %v", in.name, line, err)
 		}
 		sum += v
 	}
@@ -275,28 +273,28 @@ func (c *cluster) metric(in *instance, name string, labels ...string) float64 {
 // prefix, none without a TTL, and every key naming one of sessions
 // hash-tagged by it ({id}), so that Redis Cluster keeps a session's keys
 // on one node.
-func (c *cluster) checkKeys(sessions []string) {
-	c.t.Helper()
+func (c *cluster) checkKeys(t *testing.T, sessions []string) {
+	t.Helper()
 	keys, err := c.redis.Keys("*")
 	if err != nil {
-		c.t.Fatalf("redis KEYS: %v", err)
+		t.Fatalf("redis KEYS: %v", err)
 	}
 	if len(keys) == 0 {
-		c.t.Errorf("no key in redis while the cluster has sessions")
+		t.Errorf("no key in redis while the cluster has sessions")
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, c.prefix) {
-			c.t.Errorf("redis key %q is outside the prefix %q", k, c.prefix)
+			t.Errorf("redis key %q is outside the prefix %q", k, c.prefix)
 		}
 		ttl, err := c.redis.Do("PTTL", k)
 		if err != nil {
-			c.t.Errorf("PTTL %s: %v", k, err)
+			t.Errorf("PTTL %s: %v", k, err)
 		} else if ttl == "-1" {
-			c.t.Errorf("redis key %q has no TTL: it would live forever", k)
+			t.Errorf("redis key %q has no TTL: it would live forever", k)
 		}
 		for _, id := range sessions {
 			if strings.Contains(k, id) && !strings.Contains(k, "{"+id+"}") {
-				c.t.Errorf("redis key %q names session %s without the hash tag {%s}", k, id, id)
+				t.Errorf("redis key %q names session %s without the hash tag {%s}", k, id, id)
 			}
 		}
 	}

@@ -33,8 +33,8 @@ func TestClusterOwnerKilled(t *testing.T) {
 		t.Fatalf("listed %d tools, want %d", ready.Tools, len(demoTools))
 	}
 	id := sessionOf(t, ready.Endpoint)
-	owner := c.ownerOf(c.inst[0], id)
-	for _, s := range c.sessions(c.inst[0]) {
+	owner := c.ownerOf(t, c.inst[0], id)
+	for _, s := range c.sessions(t, c.inst[0]) {
 		if s.ID == id && s.Identity != "alice" {
 			t.Errorf("session %s listed with identity %q, want alice", id, s.Identity)
 		}
@@ -102,7 +102,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 		t.Fatalf("%d instances alive, want %d", len(live), len(c.inst)-1)
 	}
 	for _, in := range live {
-		if o := c.ownerOf(in, id); o == owner {
+		if o := c.ownerOf(t, in, id); o == owner {
 			t.Errorf("instance %s still names the killed instance %s as the owner of session %s", in.name, owner.name, id)
 		}
 	}

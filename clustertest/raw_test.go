@@ -70,7 +70,6 @@ func (m rpcMessage) text() string {
 // every message frame, in order, duplicates included, and the stream's
 // end.
 type rawSession struct {
-	t        testing.TB
 	ID       string
 	endpoint *url.URL // the message URL, as the endpoint event gave it
 	header   http.Header
@@ -142,7 +141,7 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 		cancel()
 		t.Fatalf("GET %s/sse: 200 with Content-Type %q", base, ct)
 	}
-	s := &rawSession{t: t, header: header, cancel: cancel, changed: make(chan struct{})}
+	s := &rawSession{header: header, cancel: cancel, changed: make(chan struct{})}
 	endpoint := make(chan string, 1)
 	go s.read(resp.Body, endpoint)
 	t.Cleanup(s.close)
@@ -230,11 +229,11 @@ func (s *rawSession) post(base, body string) (int, string, error) {
 }
 
 // mustPost is post, failing the test unless the answer is 202.
-func (s *rawSession) mustPost(base, body string) {
-	s.t.Helper()
+func (s *rawSession) mustPost(t testing.TB, base, body string) {
+	t.Helper()
 	code, reply, err := s.post(base, body)
 	if err != nil || code != http.StatusAccepted {
-		s.t.Fatalf("session %s: POST %s: %d %s %v", s.ID, s.messageURL(base), code, reply, err)
+		t.Fatalf("session %s: POST %s: %d %s %v", s.ID, s.messageURL(base), code, reply, err)
 	}
 }
 
@@ -268,8 +267,8 @@ func (s *rawSession) messages() []rpcMessage {
 // waitMessage waits for a message for which match holds, from the stream's
 // start, and returns it; it fails the test after within, or if the stream
 // ends first.
-func (s *rawSession) waitMessage(within time.Duration, what string, match func(rpcMessage) bool) rpcMessage {
-	s.t.Helper()
+func (s *rawSession) waitMessage(t testing.TB, within time.Duration, what string, match func(rpcMessage) bool) rpcMessage {
+	t.Helper()
 	deadline := time.After(within)
 	for {
 		s.mu.Lock()
@@ -282,28 +281,28 @@ func (s *rawSession) waitMessage(within time.Duration, what string, match func(r
 		ended, endErr, changed := s.ended, s.endErr, s.changed
 		s.mu.Unlock()
 		if ended {
-			s.t.Fatalf("session %s: the stream ended (%v) before %s", s.ID, endErr, what)
+			t.Fatalf("session %s: the stream ended (%v) before %s", s.ID, endErr, what)
 		}
 		select {
 		case <-changed:
 		case <-deadline:
-			s.t.Fatalf("session %s: no %s within %s", s.ID, what, within)
+			t.Fatalf("session %s: no %s within %s", s.ID, what, within)
 		}
 	}
 }
 
 // waitAnswer waits for the response to request id.
-func (s *rawSession) waitAnswer(within time.Duration, id string) rpcMessage {
-	s.t.Helper()
-	return s.waitMessage(within, "answer to "+id, func(m rpcMessage) bool {
+func (s *rawSession) waitAnswer(t testing.TB, within time.Duration, id string) rpcMessage {
+	t.Helper()
+	return s.waitMessage(t, within, "answer to "+id, func(m rpcMessage) bool {
 		return m.Method == "" && m.id() == id
 	})
 }
 
 // waitEnd waits until the stream has ended, and fails the test if it has
 // not within.
-func (s *rawSession) waitEnd(within time.Duration) {
-	s.t.Helper()
+func (s *rawSession) waitEnd(t testing.TB, within time.Duration) {
+	t.Helper()
 	deadline := time.After(within)
 	for {
 		s.mu.Lock()
@@ -315,7 +314,7 @@ func (s *rawSession) waitEnd(within time.Duration) {
 		select {
 		case <-changed:
 		case <-deadline:
-			s.t.Fatalf("session %s: the stream still open %s later", s.ID, within)
+			t.Fatalf("session %s: the stream still open %s later", s.ID, within)
 		}
 	}
 }
@@ -329,14 +328,14 @@ func (s *rawSession) hasEnded() bool {
 
 // initialize runs the MCP handshake through base: initialize, its answer,
 // notifications/initialized.
-func (s *rawSession) initialize(base string) {
-	s.t.Helper()
-	s.mustPost(base, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"clustertest-raw","version":"1"}}}`)
-	m := s.waitAnswer(15*time.Second, "init")
+func (s *rawSession) initialize(t testing.TB, base string) {
+	t.Helper()
+	s.mustPost(t, base, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"clustertest-raw","version":"1"}}}`)
+	m := s.waitAnswer(t, 15*time.Second, "init")
 	if m.Error != nil || !bytes.Contains(m.Result, []byte(`"mcp-sse-demo"`)) {
-		s.t.Fatalf("session %s: initialize answered %s %+v", s.ID, m.Result, m.Error)
+		t.Fatalf("session %s: initialize answered %s %+v", s.ID, m.Result, m.Error)
 	}
-	s.mustPost(base, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	s.mustPost(t, base, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 }
 
 // echoRequest is a tools/call echo request with id and text.
@@ -350,10 +349,10 @@ func echoRequest(id, text string) string {
 
 // echo calls echo through base and waits for the answer, failing the
 // test unless it comes back with text.
-func (s *rawSession) echo(base, id, text string) {
-	s.t.Helper()
-	s.mustPost(base, echoRequest(id, text))
-	if m := s.waitAnswer(15*time.Second, id); m.text() != text {
-		s.t.Fatalf("session %s: echo %s answered %s %+v, want %q", s.ID, id, m.Result, m.Error, text)
+func (s *rawSession) echo(t testing.TB, base, id, text string) {
+	t.Helper()
+	s.mustPost(t, base, echoRequest(id, text))
+	if m := s.waitAnswer(t, 15*time.Second, id); m.text() != text {
+		t.Fatalf("session %s: echo %s answered %s %+v, want %q", s.ID, id, m.Result, m.Error, text)
 	}
 }

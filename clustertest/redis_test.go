@@ -74,31 +74,31 @@ type redisFootprint struct {
 	clients int
 }
 
-func (c *cluster) redisFootprint() redisFootprint {
-	c.t.Helper()
+func (c *cluster) redisFootprint(t *testing.T) redisFootprint {
+	t.Helper()
 	f := redisFootprint{conns: map[string]int{}}
 	for _, in := range c.inst {
 		n, err := in.proc.ConnsTo(c.redis.Addr())
 		if err != nil {
-			c.t.Fatalf("instance %s: connections to redis: %v", in.name, err)
+			t.Fatalf("instance %s: connections to redis: %v", in.name, err)
 		}
 		f.conns[in.name] = n
 	}
 	clients, err := c.redis.Clients()
 	if err != nil {
-		c.t.Fatalf("redis CLIENT LIST: %v", err)
+		t.Fatalf("redis CLIENT LIST: %v", err)
 	}
 	f.clients = len(clients)
 	return f
 }
 
-func (c *cluster) goroutines() map[string]int {
-	c.t.Helper()
+func (c *cluster) goroutines(t *testing.T) map[string]int {
+	t.Helper()
 	g := map[string]int{}
 	for _, in := range c.inst {
 		n, err := in.proc.Goroutines()
 		if err != nil {
-			c.t.Fatalf("instance %s: %v", in.name, err)
+			t.Fatalf("instance %s: %v", in.name, err)
 		}
 		g[in.name] = n
 	}
@@ -123,7 +123,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	for _, in := range c.inst {
 		for range 2 {
 			s := openRaw(t, in.base(), nil)
-			s.initialize(c.base())
+			s.initialize(t, c.base())
 			owned[s.ID] = in
 			all = append(all, s)
 		}
@@ -132,11 +132,11 @@ func TestClusterRedisRestart(t *testing.T) {
 	// through each instance.
 	for i, s := range all {
 		for _, in := range c.inst {
-			s.echo(in.base(), fmt.Sprintf("warm-%d-%s", i, in.name), "warm")
+			s.echo(t, in.base(), fmt.Sprintf("warm-%d-%s", i, in.name), "warm")
 		}
 	}
 	time.Sleep(time.Second)
-	goroutinesBefore := c.goroutines()
+	goroutinesBefore := c.goroutines(t)
 
 	tr := startTraffic(c.base(), all, 100*time.Millisecond)
 	defer func() {
@@ -147,7 +147,7 @@ func TestClusterRedisRestart(t *testing.T) {
 		}
 	}()
 	time.Sleep(2 * time.Second)
-	footprintBefore := c.redisFootprint()
+	footprintBefore := c.redisFootprint(t)
 	t.Logf("before: redis connections %v (redis counts %d clients), goroutines %v", footprintBefore.conns, footprintBefore.clients, goroutinesBefore)
 
 	c.redis.Stop()
@@ -188,7 +188,7 @@ func TestClusterRedisRestart(t *testing.T) {
 					t.Errorf("session %s: POST on its owner %s with redis down: %d %s %v, want 202", s.ID, owner.name, code, body, err)
 				}
 			})
-			if m := s.waitAnswer(10*time.Second, id); m.text() != id {
+			if m := s.waitAnswer(t, 10*time.Second, id); m.text() != id {
 				t.Errorf("session %s: answer to %s with redis down: %s %+v", s.ID, id, m.Result, m.Error)
 			}
 			other := c.inst[(indexOf(c, owner)+1)%len(c.inst)]
@@ -223,7 +223,7 @@ func TestClusterRedisRestart(t *testing.T) {
 					id := fmt.Sprintf("up-%d-%s-%d", i, in.name, attempt)
 					code, body, err := s.post(in.base(), echoRequest(id, id))
 					if err == nil && code == http.StatusAccepted {
-						if m := s.waitAnswer(10*time.Second, id); m.text() != id {
+						if m := s.waitAnswer(t, 10*time.Second, id); m.text() != id {
 							t.Errorf("session %s: answer to %s: %s %+v", s.ID, id, m.Result, m.Error)
 						}
 						break
@@ -249,18 +249,18 @@ func TestClusterRedisRestart(t *testing.T) {
 			fresh = s
 			return s != nil
 		})
-		fresh.initialize(c.base())
-		fresh.echo(c.base(), "fresh", "fresh")
-		owner := c.ownerOf(c.inst[0], fresh.ID)
+		fresh.initialize(t, c.base())
+		fresh.echo(t, c.base(), "fresh", "fresh")
+		owner := c.ownerOf(t, c.inst[0], fresh.ID)
 		if code, body, err := owner.proc.AdminDo(http.MethodDelete, "/mcp_sse/sessions/"+fresh.ID, ""); err != nil || code != http.StatusOK {
 			t.Fatalf("DELETE the fresh session: %d %s %v", code, body, err)
 		}
-		fresh.waitEnd(5 * time.Second)
+		fresh.waitEnd(t, 5*time.Second)
 	})
 
 	// The same load as before the stop, to compare Redis connections.
 	time.Sleep(2 * time.Second)
-	footprintAfter := c.redisFootprint()
+	footprintAfter := c.redisFootprint(t)
 	tr.halt()
 
 	t.Run("traffic", func(t *testing.T) {
@@ -341,7 +341,7 @@ func TestClusterRedisRestart(t *testing.T) {
 		limit := func(before int) int { return before + max(20, before/10) }
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			after = c.goroutines()
+			after = c.goroutines(t)
 			settled := true
 			for name, before := range goroutinesBefore {
 				settled = settled && after[name] <= limit(before)
