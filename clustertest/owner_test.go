@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,11 +25,32 @@ func TestClusterOwnerKilled(t *testing.T) {
 	auth.SetBasicAuth("alice", "alice-pw")
 	node := startNode(t, "cluster_reconnect.mjs", c.base()+"/sse", auth.Header.Get("Authorization"))
 
+	// The SDK reports errors it goes on from as ERROR lines: the cut
+	// stream's are expected, any other (an answer to a request it no
+	// longer waits for: a duplicate) is not.
+	var sdkErrors []string
+	next := func(within time.Duration) (string, []byte) {
+		t.Helper()
+		for {
+			tag, data := node.next(within)
+			if tag != "ERROR" {
+				return tag, data
+			}
+			var e struct {
+				Message string `json:"message"`
+			}
+			json.Unmarshal(data, &e)
+			sdkErrors = append(sdkErrors, e.Message)
+		}
+	}
+
 	var ready struct {
 		Endpoint string `json:"endpoint"`
 		Tools    int    `json:"tools"`
 	}
-	node.expect("READY", 30*time.Second, &ready)
+	if tag, data := next(30 * time.Second); tag != "READY" || json.Unmarshal(data, &ready) != nil {
+		t.Fatalf("node printed %s %s, want READY", tag, data)
+	}
 	if ready.Tools != len(demoTools) {
 		t.Fatalf("listed %d tools, want %d", ready.Tools, len(demoTools))
 	}
@@ -46,7 +68,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 	const steps = 10
 	node.say(fmt.Sprintf("slow %d 400", steps))
 	for progressed := false; !progressed; {
-		tag, data := node.next(20 * time.Second)
+		tag, data := next(20 * time.Second)
 		switch tag {
 		case "SENT":
 		case "PROGRESS":
@@ -65,7 +87,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 		Endpoint string `json:"endpoint"`
 	}
 	for done := false; !done; {
-		tag, data := node.next(45 * time.Second)
+		tag, data := next(45 * time.Second)
 		switch tag {
 		case "PROGRESS", "SENT":
 		case "ENDPOINT":
@@ -105,6 +127,11 @@ func TestClusterOwnerKilled(t *testing.T) {
 		if o := c.ownerOf(t, in, id); o == owner {
 			t.Errorf("instance %s still names the killed instance %s as the owner of session %s", in.name, owner.name, id)
 		}
+		for _, s := range c.sessions(t, in) {
+			if s.ID == id && (s.State != "streaming" || s.Identity != "alice") {
+				t.Errorf("instance %s lists the session taken over as %+v, want alice's, streaming", in.name, s)
+			}
+		}
 	}
 
 	node.say("call after the takeover")
@@ -113,7 +140,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 		Endpoint string `json:"endpoint"`
 	}
 	for {
-		tag, data := node.next(20 * time.Second)
+		tag, data := next(20 * time.Second)
 		if tag == "SENT" || tag == "PROGRESS" {
 			continue
 		}
@@ -126,6 +153,12 @@ func TestClusterOwnerKilled(t *testing.T) {
 		t.Errorf("echo after the takeover: %+v, want its text on session %s", called, id)
 	}
 	node.quit()
+	for _, e := range sdkErrors {
+		if !strings.HasPrefix(e, "SSE error") {
+			t.Errorf("the TypeScript SDK reported %q", e)
+		}
+	}
+	t.Logf("the SDK reported %d errors of the cut stream: %q", len(sdkErrors), sdkErrors)
 }
 
 // sessionOf is the session id an endpoint URL names.

@@ -75,8 +75,11 @@ type rawSession struct {
 	header   http.Header
 	cancel   context.CancelFunc
 
+	cookies []*http.Cookie // what the GET's response set
+
 	mu      sync.Mutex
 	msgs    []rpcMessage
+	lastID  string // the last frame id the stream carried
 	ended   bool
 	endErr  error
 	changed chan struct{} // closed, and replaced, at each new message and at the end
@@ -141,7 +144,7 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 		cancel()
 		t.Fatalf("GET %s/sse: 200 with Content-Type %q", base, ct)
 	}
-	s := &rawSession{header: header, cancel: cancel, changed: make(chan struct{})}
+	s := &rawSession{header: header, cancel: cancel, changed: make(chan struct{}), cookies: resp.Cookies()}
 	endpoint := make(chan string, 1)
 	go s.read(resp.Body, endpoint)
 	t.Cleanup(s.close)
@@ -170,6 +173,11 @@ func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
 	for {
 		n, err := body.Read(buf)
 		perr := p.Feed(buf[:n], func(ev sse.Event) error {
+			if ev.ID != "" {
+				s.mu.Lock()
+				s.lastID = ev.ID
+				s.mu.Unlock()
+			}
 			switch ev.Name {
 			case sse.EventEndpoint:
 				if !sentEndpoint {
@@ -199,6 +207,24 @@ func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
 			return
 		}
 	}
+}
+
+// lastEventID is the id of the last frame the stream carried: what an
+// EventSource sends back as Last-Event-ID.
+func (s *rawSession) lastEventID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastID
+}
+
+// cookie is the value of the cookie name the GET's response set, or "".
+func (s *rawSession) cookie(name string) string {
+	for _, c := range s.cookies {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 // notify wakes the waiters; s.mu is held.

@@ -174,6 +174,7 @@ func TestClusterRedisRestart(t *testing.T) {
 				if code != http.StatusServiceUnavailable {
 					t.Errorf("GET %s/sse with redis down: %d %s, want 503", base, code, body)
 				}
+				t.Logf("GET %s/sse with redis down: %d %s", base, code, strings.TrimSpace(body))
 				if lower := strings.ToLower(body); !strings.Contains(lower, "redis") && !strings.Contains(lower, "cluster") {
 					t.Errorf("GET %s/sse with redis down: 503 %q, which does not say the cluster's store is unreachable", base, body)
 				}

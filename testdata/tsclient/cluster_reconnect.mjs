@@ -13,6 +13,9 @@
 //                                throws on any other status)
 //   SLOW {text, endpoint}        the slow call's answer
 //   CALLED {text, endpoint}      an echo call's answer
+//   ERROR {message}              an error the SDK reported and went on
+//                                from (the stream's cut, an answer to no
+//                                request it has in flight: a duplicate)
 //
 // and runs the commands it reads on stdin:
 //
@@ -49,7 +52,7 @@ transport.send = async (message, options) => {
   if (message.method === "tools/call") say("SENT", { tool: message.params.name });
 };
 const client = new Client({ name: "ts-cluster-reconnect", version: "1.0.0" });
-client.onerror = (err) => process.stderr.write(`client error (the SDK goes on): ${err?.message ?? err}\n`);
+client.onerror = (err) => say("ERROR", { message: `${err?.message ?? err}` });
 
 try {
   await within(15000, "connect", client.connect(transport));

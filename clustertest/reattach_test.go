@@ -1,0 +1,119 @@
+package clustertest
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// answers counts the responses to request id on s's stream.
+func answers(s *rawSession, id string) int {
+	return count(s, func(m rpcMessage) bool { return m.Method == "" && m.id() == id })
+}
+
+// waitState waits until the cluster lists session id in state, through
+// in's admin endpoint.
+func waitState(t *testing.T, c *cluster, in *instance, id, state string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "session "+id+" "+state, func() bool {
+		for _, s := range c.sessions(t, in) {
+			if s.ID == id {
+				return s.State == state
+			}
+		}
+		return false
+	})
+}
+
+// TestClusterReattach: plain SSE clients re-attach on an instance other
+// than the one that held their stream. By the resume cookie, after their
+// stream was cut: a call posted while the session had no stream is
+// answered once on the new stream, the new instance owns the session,
+// and calls go on. By Last-Event-ID, after the owner was killed: a call
+// posted meanwhile is refused (404) or, if accepted, answered once after
+// the re-attach; frames the client had seen are not sent again.
+func TestClusterReattach(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	a, b, cc := c.byName(t, "a"), c.byName(t, "b"), c.byName(t, "c")
+
+	t.Run("cookie after a cut", func(t *testing.T) {
+		s := openRaw(t, a.base(), nil)
+		s.initialize(t, c.base())
+		s.echo(t, c.base(), "before", "before")
+		cookie := s.cookie("mcp_sse_resume")
+		if cookie == "" {
+			t.Fatalf("the stream set no mcp_sse_resume cookie: %v", s.cookies)
+		}
+		s.close()
+		waitState(t, c, b, s.ID, "detached")
+		s.mustPost(t, c.base(), echoRequest("while-detached", "while detached"))
+
+		h := http.Header{}
+		h.Set("Cookie", "mcp_sse_resume="+cookie)
+		s2 := openRaw(t, b.base(), h)
+		if s2.ID != s.ID {
+			t.Fatalf("re-attached by cookie on instance b to session %s, want the same %s", s2.ID, s.ID)
+		}
+		if m := s2.waitAnswer(t, 10*time.Second, "while-detached"); m.text() != "while detached" {
+			t.Errorf("answer to the call posted while detached: %s %+v", m.Result, m.Error)
+		}
+		if o := c.ownerOf(t, cc, s.ID); o != b {
+			t.Errorf("after the re-attach on b, instance c names %s as the owner", o.name)
+		}
+		waitState(t, c, a, s.ID, "streaming")
+		s2.echo(t, c.base(), "after", "after the re-attach")
+		time.Sleep(300 * time.Millisecond) // a duplicate would come now
+		if n := answers(s2, "while-detached"); n != 1 {
+			t.Errorf("the call posted while detached was answered %d times on the new stream", n)
+		}
+		if n := answers(s2, "before"); n != 0 {
+			t.Errorf("the answer the client had read on its first stream came again (%d times)", n)
+		}
+	})
+
+	t.Run("last-event-id after the owner is killed", func(t *testing.T) {
+		s := openRaw(t, cc.base(), nil)
+		s.initialize(t, c.base())
+		s.echo(t, c.base(), "before", "before")
+		seen := s.lastEventID()
+		if seen == "" {
+			t.Fatal("the stream's frames carry no id")
+		}
+		cc.proc.Kill9()
+		// The owner is gone and nobody holds the stream: a POST is
+		// refused or held for the takeover, never accepted and dropped.
+		code, body, err := s.post(a.base(), echoRequest("while-ownerless", "while ownerless"))
+		if err != nil || code != http.StatusAccepted && code != http.StatusNotFound {
+			t.Fatalf("POST on instance a to the session of the killed instance: %d %s %v, want 202 or 404", code, body, err)
+		}
+		held := code == http.StatusAccepted
+		t.Logf("a POST while the session had no owner: %d %s", code, body)
+
+		h := http.Header{}
+		h.Set("Last-Event-ID", seen)
+		s2 := openRaw(t, c.base(), h)
+		if s2.ID != s.ID {
+			t.Fatalf("re-attached by Last-Event-ID through the balancer to session %s, want the same %s", s2.ID, s.ID)
+		}
+		owner := c.ownerOf(t, a, s.ID)
+		if owner == cc {
+			t.Errorf("the killed instance still owns the session after the re-attach")
+		}
+		if held {
+			if m := s2.waitAnswer(t, 15*time.Second, "while-ownerless"); m.text() != "while ownerless" {
+				t.Errorf("answer to the call held for the takeover: %s %+v", m.Result, m.Error)
+			}
+		}
+		s2.echo(t, c.base(), "after", "after the takeover")
+		time.Sleep(300 * time.Millisecond)
+		if n := answers(s2, "while-ownerless"); held && n != 1 {
+			t.Errorf("the call held for the takeover was answered %d times", n)
+		}
+		if n := answers(s2, "before"); n != 0 {
+			t.Errorf("a frame before the Last-Event-ID came again (%d times)", n)
+		}
+		if n := answers(s2, "init"); n != 0 {
+			t.Errorf("the initialize answer, before the Last-Event-ID, came again (%d times)", n)
+		}
+	})
+}
