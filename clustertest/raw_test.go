@@ -96,10 +96,13 @@ func openRaw(t testing.TB, base string, header http.Header) *rawSession {
 	return s
 }
 
+// openWait bounds the wait for a stream's response and its endpoint event.
+const openWait = 20 * time.Second
+
 // tryOpenRaw is openRaw that returns the status and body of a GET that
 // did not open a stream (nil session) instead of failing on it. A
-// transport error or a stream without an endpoint event within 10 s fails
-// the test.
+// transport error or a stream without an endpoint event within openWait
+// fails the test.
 func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -129,9 +132,9 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 			t.Fatalf("GET %s/sse: %v", base, r.err)
 		}
 		resp = r.resp
-	case <-time.After(10 * time.Second):
+	case <-time.After(openWait):
 		cancel()
-		t.Fatalf("GET %s/sse: no response headers within 10s", base)
+		t.Fatalf("GET %s/sse: no response headers within %s", base, openWait)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -157,9 +160,9 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 			t.Fatalf("endpoint event %q names no session: %v", e, err)
 		}
 		s.endpoint, s.ID = u, u.Query().Get("session_id")
-	case <-time.After(10 * time.Second):
+	case <-time.After(openWait):
 		s.close()
-		t.Fatalf("GET %s/sse: no endpoint event within 10s", base)
+		t.Fatalf("GET %s/sse: no endpoint event within %s", base, openWait)
 	}
 	return s, http.StatusOK, ""
 }

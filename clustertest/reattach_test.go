@@ -117,3 +117,68 @@ func TestClusterReattach(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterFencing: the owner of a session is frozen (SIGSTOP: cut
+// off, not dead; its connections stay open and its lease in Redis has not
+// run out) while its client re-attaches on another instance by
+// Last-Event-ID, the old stream still open. Once thawed, the old owner
+// writes nothing more to the session: its old stream carries no further
+// message and ends; a POST it receives, a push through its admin API, and
+// calls through the others all reach the client once, on the new stream.
+func TestClusterFencing(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	a, b, cc := c.byName(t, "a"), c.byName(t, "b"), c.byName(t, "c")
+	// Everything below goes to the instances directly: the balancer
+	// would wait on the frozen one.
+	s := openRaw(t, a.base(), nil)
+	s.initialize(t, b.base())
+	s.echo(t, cc.base(), "before", "before")
+	seen := s.lastEventID()
+
+	a.proc.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			a.proc.Thaw()
+		}
+	}()
+	h := http.Header{}
+	h.Set("Last-Event-ID", seen)
+	s2 := openRaw(t, b.base(), h)
+	if s2.ID != s.ID {
+		t.Fatalf("re-attached by Last-Event-ID on instance b to session %s, want the same %s", s2.ID, s.ID)
+	}
+	s2.echo(t, cc.base(), "taken-over", "while the old owner is frozen")
+	if o := c.ownerOf(t, cc, s.ID); o != b {
+		t.Errorf("after the takeover, instance c names %s as the owner", o.name)
+	}
+	before := len(s.messages())
+
+	a.proc.Thaw()
+	thawed = true
+	// The thawed owner's own POST path, and its admin API, reach the new
+	// owner.
+	s2.echo(t, a.base(), "via-old-owner", "posted on the old owner")
+	push := "pushed through the old owner"
+	if code, body, err := a.proc.AdminDo(http.MethodPost, "/mcp_sse/sessions/"+s.ID+"/messages", notification(push)); err != nil || code != http.StatusAccepted {
+		t.Fatalf("push through the old owner's admin API: %d %s %v", code, body, err)
+	}
+	s2.waitMessage(t, 5*time.Second, "the push through the old owner", isNotification(push))
+	s2.echo(t, cc.base(), "after", "after the thaw")
+	if o := c.ownerOf(t, a, s.ID); o != b {
+		t.Errorf("after the thaw, the old owner a names %s as the owner", o.name)
+	}
+	s.waitEnd(t, 15*time.Second)
+	if got := s.messages()[before:]; len(got) > 0 {
+		t.Errorf("the old owner wrote %d messages to its stream after the takeover: %+v", len(got), got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, id := range []string{"taken-over", "via-old-owner", "after"} {
+		if n := answers(s2, id); n != 1 {
+			t.Errorf("%s answered %d times on the new stream", id, n)
+		}
+	}
+	if n := count(s2, isNotification(push)); n != 1 {
+		t.Errorf("the push arrived %d times on the new stream", n)
+	}
+}

@@ -300,6 +300,30 @@ func (p *Proc) Stop() {
 	p.t.Fatalf("caddy %d did not exit within %s of SIGTERM", p.PID(), stopWait)
 }
 
+// Freeze stops the process where it stands (SIGSTOP): its connections
+// stay open, the kernel still accepts on its listeners, and nothing it
+// would send goes out: a Caddy cut off, not dead. Thaw lets it go on.
+func (p *Proc) Freeze() {
+	p.t.Helper()
+	p.signal(syscall.SIGSTOP, "SIGSTOP")
+}
+
+// Thaw lets a frozen process go on (SIGCONT).
+func (p *Proc) Thaw() {
+	p.t.Helper()
+	p.signal(syscall.SIGCONT, "SIGCONT")
+}
+
+func (p *Proc) signal(sig syscall.Signal, name string) {
+	p.t.Helper()
+	if p.Exited() {
+		p.t.Fatalf("caddy %d: %s after it exited", p.PID(), name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("caddy %d: %s: %v", p.PID(), name, err)
+	}
+}
+
 // AdminDo sends one request to the admin endpoint and returns the status
 // and body; it gives up after 10 s. Errors are the transport's.
 func (p *Proc) AdminDo(method, path, body string) (int, string, error) {

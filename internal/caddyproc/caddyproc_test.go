@@ -84,6 +84,43 @@ http://%s {
 	}
 }
 
+// TestFreeze: a frozen Caddy accepts connections (the kernel does) and
+// answers nothing; thawed, it answers what waited.
+func TestFreeze(t *testing.T) {
+	admin, port := "127.0.0.1:"+testport.Free(t), testport.Free(t)
+	site := "127.0.0.1:" + port
+	p := Start(t, admin, fmt.Sprintf("{\n\tadmin %s\n}\nhttp://%s {\n\trespond ok\n}\n", admin, site), site)
+	p.Freeze()
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + site + "/")
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- string(b)
+	}()
+	select {
+	case got := <-answered:
+		t.Fatalf("a frozen caddy answered %q", got)
+	case <-time.After(500 * time.Millisecond):
+	}
+	p.Thaw()
+	select {
+	case got := <-answered:
+		if got != "ok" {
+			t.Fatalf("after Thaw: %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer within 10s of Thaw")
+	}
+	if p.Exited() {
+		t.Fatal("Exited after Freeze and Thaw")
+	}
+}
+
 // TestKill9: SIGKILL ends a Caddy at once; its listener is gone.
 func TestKill9(t *testing.T) {
 	admin, port := "127.0.0.1:"+testport.Free(t), testport.Free(t)
