@@ -154,11 +154,32 @@ func TestClusterOwnerKilled(t *testing.T) {
 	}
 	node.quit()
 	for _, e := range sdkErrors {
-		if !strings.HasPrefix(e, "SSE error") {
+		if !strings.HasPrefix(e, "SSE error") && !lastProgressLate(e, steps) {
 			t.Errorf("the TypeScript SDK reported %q", e)
 		}
 	}
-	t.Logf("the SDK reported %d errors of the cut stream: %q", len(sdkErrors), sdkErrors)
+	t.Logf("the SDK reported %d errors it went on from: %q", len(sdkErrors), sdkErrors)
+}
+
+// lastProgressLate reports whether the SDK's error e is about the last
+// progress notification of a call of steps steps arriving after its
+// result. The SDK runs progress handlers a microtask late but drops a
+// request's handler as soon as its result is read: when mcp_sse writes the
+// last progress and the result in one flush, the last progress finds no
+// handler (see mcpstdio's TestTypeScriptClients). Any other progress
+// arriving so is an error.
+func lastProgressLate(e string, steps int) bool {
+	rest, ok := strings.CutPrefix(e, "Received a progress notification for an unknown token: ")
+	if !ok {
+		return false
+	}
+	var n struct {
+		Params struct {
+			Progress float64 `json:"progress"`
+			Total    float64 `json:"total"`
+		} `json:"params"`
+	}
+	return json.Unmarshal([]byte(rest), &n) == nil && n.Params.Progress == float64(steps) && n.Params.Total == float64(steps)
 }
 
 // sessionOf is the session id an endpoint URL names.
