@@ -79,7 +79,8 @@ type rawSession struct {
 
 	mu      sync.Mutex
 	msgs    []rpcMessage
-	lastID  string // the last frame id the stream carried
+	frames  []string // msgs[i]'s frame id
+	lastID  string   // the last frame id the stream carried
 	ended   bool
 	endErr  error
 	changed chan struct{} // closed, and replaced, at each new message and at the end
@@ -194,6 +195,7 @@ func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
 				}
 				s.mu.Lock()
 				s.msgs = append(s.msgs, m)
+				s.frames = append(s.frames, ev.ID)
 				s.notify()
 				s.mu.Unlock()
 			}
@@ -210,6 +212,19 @@ func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
 			return
 		}
 	}
+}
+
+// framesOf lists the frame ids of the messages match holds for.
+func (s *rawSession) framesOf(match func(rpcMessage) bool) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for i, m := range s.msgs {
+		if match(m) {
+			ids = append(ids, s.frames[i])
+		}
+	}
+	return ids
 }
 
 // lastEventID is the id of the last frame the stream carried: what an

@@ -6,10 +6,13 @@ import (
 	"time"
 )
 
-// answers counts the responses to request id on s's stream.
-func answers(s *rawSession, id string) int {
-	return count(s, func(m rpcMessage) bool { return m.Method == "" && m.id() == id })
+// isAnswer matches the response to request id.
+func isAnswer(id string) func(rpcMessage) bool {
+	return func(m rpcMessage) bool { return m.Method == "" && m.id() == id }
 }
+
+// answers counts the responses to request id on s's stream.
+func answers(s *rawSession, id string) int { return count(s, isAnswer(id)) }
 
 // waitState waits until the cluster lists session id in state, through
 // in's admin endpoint.
@@ -67,7 +70,8 @@ func TestClusterReattach(t *testing.T) {
 			t.Errorf("the call posted while detached was answered %d times on the new stream", n)
 		}
 		if n := answers(s2, "before"); n != 0 {
-			t.Errorf("the answer the client had read on its first stream came again (%d times)", n)
+			t.Errorf("the answer the client had read on its first stream came again %d time(s): frames %v (first stream: %v)",
+				n, s2.framesOf(isAnswer("before")), s.framesOf(isAnswer("before")))
 		}
 	})
 
@@ -109,11 +113,11 @@ func TestClusterReattach(t *testing.T) {
 		if n := answers(s2, "while-ownerless"); held && n != 1 {
 			t.Errorf("the call held for the takeover was answered %d times", n)
 		}
-		if n := answers(s2, "before"); n != 0 {
-			t.Errorf("a frame before the Last-Event-ID came again (%d times)", n)
-		}
-		if n := answers(s2, "init"); n != 0 {
-			t.Errorf("the initialize answer, before the Last-Event-ID, came again (%d times)", n)
+		for _, id := range []string{"init", "before"} {
+			if n := answers(s2, id); n != 0 {
+				t.Errorf("the answer to %s, read before the Last-Event-ID %s, came again on the new stream %d time(s): frames %v (first stream: %v)",
+					id, seen, n, s2.framesOf(isAnswer(id)), s.framesOf(isAnswer(id)))
+			}
 		}
 	})
 }
