@@ -238,6 +238,19 @@ func TestClusterRedisRestart(t *testing.T) {
 			}
 		}
 		t.Logf("every session took calls through every instance %s after the restart", time.Since(up).Round(time.Millisecond))
+		// Redis kept its data: every instance lists the same sessions,
+		// owned where their streams are.
+		for _, in := range c.inst {
+			list := c.sessions(t, in)
+			if len(list) != len(all) {
+				t.Errorf("instance %s lists %d sessions after the restart, want %d", in.name, len(list), len(all))
+			}
+			for _, s := range list {
+				if want, ok := owned[s.ID]; !ok || s.Owner != want.name {
+					t.Errorf("instance %s lists %+v after the restart, want one of the test's sessions, owned where its stream is", in.name, s)
+				}
+			}
+		}
 
 		// A new stream opens, works, and is closed again, so that the
 		// counts below compare the same sessions.
