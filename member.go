@@ -34,8 +34,8 @@ type clusterMember struct {
 	// instance's count, by id.
 	broadcasts sync.Map // string -> chan int
 	down       atomic.Bool
-	stop  chan struct{}
-	done  chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // knownSession is what a POST needs to check before reading its body.
