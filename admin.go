@@ -54,7 +54,7 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 type sessionInfo struct {
 	ID                string    `json:"id"`
 	OpenedAt          time.Time `json:"opened_at"`
-	LastActivity      time.Time `json:"last_activity"`
+	LastActivity      time.Time `json:"last_activity,omitzero"`
 	RemoteAddr        string    `json:"remote_addr"`
 	Identity          string    `json:"identity,omitempty"`
 	UpstreamSessionID string    `json:"upstream_session_id,omitempty"`
@@ -66,7 +66,7 @@ type sessionInfo struct {
 	// State is streaming (a stream holds the session) or detached (it
 	// waits for its client to re-attach), since StateSince.
 	State      string    `json:"state"`
-	StateSince time.Time `json:"state_since"`
+	StateSince time.Time `json:"state_since,omitzero"`
 	Reattaches int       `json:"reattaches"`
 	// Owner is the instance holding the session, in cluster mode.
 	Owner string `json:"owner,omitempty"`

@@ -114,15 +114,32 @@ func (m *clusterMember) remoteSession(w http.ResponseWriter, r *http.Request, id
 	}
 }
 
-// broadcast asks every instance to push msg to all its sessions.
+// broadcast asks every instance to push msg to all its sessions, and
+// waits (a while) for each to say how many it reached.
 func (m *clusterMember) broadcast(w http.ResponseWriter, r *http.Request, msg []byte) error {
 	metas, err := m.node.List(r.Context())
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
-	n, err := m.node.Broadcast(r.Context(), cluster.Control{Op: cluster.OpBroadcast, Data: msg})
+	id := session.NewToken()
+	counts := make(chan int, 64)
+	m.broadcasts.Store(id, counts)
+	defer m.broadcasts.Delete(id)
+	n, err := m.node.Broadcast(r.Context(), cluster.Control{Op: cluster.OpBroadcast, ID: id, Data: msg})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"instances": n, "sessions": len(metas)})
+	sent, answered := 0, int64(0)
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for answered < n {
+		select {
+		case c := <-counts:
+			sent += c
+			answered++
+		case <-timeout.C:
+			n = answered // the rest did not answer: their counts are unknown
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"sent": sent, "sessions": len(metas), "instances": answered})
 }

@@ -30,9 +30,12 @@ type clusterMember struct {
 	// known caches, for POSTs to sessions owned elsewhere, who owns each
 	// session and on which handler: both are fixed for a session's life.
 	known sync.Map // string -> knownSession
-	down  atomic.Bool
-	stop  chan struct{}
-	done  chan struct{}
+	// broadcasts are the admin API's broadcasts waiting for every
+	// instance's count, by id.
+	broadcasts sync.Map // string -> chan int
+	down       atomic.Bool
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // knownSession is what a POST needs to check before reading its body.
@@ -170,19 +173,27 @@ func (m *clusterMember) Control(c cluster.Control) {
 	switch c.Op {
 	case cluster.OpBroadcast:
 		go func() {
-			st, ok := currentStore()
-			if !ok {
-				return
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			st.Range(func(s *session.Session) bool {
-				if !s.Closed() {
-					_ = push(ctx, s, c.Data)
-				}
-				return true
-			})
+			sent := 0
+			if st, ok := currentStore(); ok {
+				st.Range(func(s *session.Session) bool {
+					if !s.Closed() && push(ctx, s, c.Data) == nil {
+						sent++
+					}
+					return true
+				})
+			}
+			_, _ = m.node.Send(ctx, c.From, cluster.Control{Op: cluster.OpBroadcastSent, ID: c.ID, Count: sent})
 		}()
+		return
+	case cluster.OpBroadcastSent:
+		if v, ok := m.broadcasts.Load(c.ID); ok {
+			select {
+			case v.(chan int) <- c.Count:
+			default:
+			}
+		}
 		return
 	}
 	o, ok := m.ownedSession(c.ID)

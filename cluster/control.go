@@ -11,8 +11,12 @@ const (
 	OpClose = "close"
 	// OpPush asks the owner to write Data onto the session's stream.
 	OpPush = "push"
-	// OpBroadcast asks every instance to write Data onto all its streams.
+	// OpBroadcast asks every instance to write Data onto all its streams
+	// and answer the sender with OpBroadcastSent under the same ID.
 	OpBroadcast = "broadcast"
+	// OpBroadcastSent answers OpBroadcast: Count sessions of the
+	// instance's were written to.
+	OpBroadcastSent = "broadcast_sent"
 	// OpReleased tells the former owner that another instance took the
 	// session over at Epoch: it lets go of its copy, without ending the
 	// upstream session.
@@ -29,6 +33,7 @@ type Control struct {
 	ID    string          `json:"id,omitempty"`
 	Epoch int64           `json:"epoch,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	Count int             `json:"count,omitempty"`
 	From  string          `json:"from,omitempty"`
 }
 

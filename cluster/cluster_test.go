@@ -1,0 +1,361 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
+	"github.com/mcpsse/caddy-mcp-sse/internal/redistest"
+)
+
+// events records what a node hands its instance.
+type events struct {
+	mu         sync.Mutex
+	doorbells  []string
+	controls   []cluster.Control
+	subscribed int
+	changed    chan struct{}
+}
+
+func newEvents() *events { return &events{changed: make(chan struct{}, 64)} }
+
+func (e *events) note(f func()) {
+	e.mu.Lock()
+	f()
+	e.mu.Unlock()
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (e *events) Doorbell(id string)        { e.note(func() { e.doorbells = append(e.doorbells, id) }) }
+func (e *events) Control(c cluster.Control) { e.note(func() { e.controls = append(e.controls, c) }) }
+func (e *events) Subscribed()               { e.note(func() { e.subscribed++ }) }
+
+// waitFor waits (with a deadline) until cond holds.
+func (e *events) waitFor(t *testing.T, what string, cond func(e *events) bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		e.mu.Lock()
+		ok := cond(e)
+		e.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-e.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func open(t *testing.T, r *redistest.Server, instance string) (*cluster.Node, *events) {
+	t.Helper()
+	ev := newEvents()
+	n, err := cluster.Open(cluster.Config{URL: r.URL(), Prefix: "t", Instance: instance, Lease: 3 * time.Second}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	ev.waitFor(t, instance+" subscribed", func(e *events) bool { return e.subscribed > 0 })
+	return n, ev
+}
+
+func owned(id, token string) cluster.Owned {
+	return cluster.Owned{
+		ID: id, Epoch: 1, TTL: 10 * time.Second, Identity: "alice", Scope: "s1", RemoteAddr: "127.0.0.1:1",
+		UpstreamID: "up-1", Protocol: "2025-06-18", Initialized: true, Token: token, Opened: time.Now(),
+	}
+}
+
+func TestRegisterLookupAndIndexes(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	ctx := context.Background()
+	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Lookup(ctx, "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Owner != "a" || m.Epoch != 1 || m.Identity != "alice" || m.Scope != "s1" || m.UpstreamID != "up-1" ||
+		m.Protocol != "2025-06-18" || !m.Initialized || m.Detached || m.TTL != 10*time.Second {
+		t.Errorf("lookup = %+v", m)
+	}
+	if m.LeaseLeft <= 0 || m.LeaseLeft > 3*time.Second {
+		t.Errorf("lease left %v, want within the 3s lease", m.LeaseLeft)
+	}
+	if m.TokenHash != cluster.Hash("tok-1") || strings.Contains(m.TokenHash, "tok-1") {
+		t.Errorf("token hash %q: Redis must hold the token's hash, not the token", m.TokenHash)
+	}
+	if id, err := a.ByToken(ctx, "tok-1"); err != nil || id != "s-1" {
+		t.Errorf("ByToken = %q, %v", id, err)
+	}
+	if _, err := a.ByToken(ctx, "tok-2"); !errors.Is(err, cluster.ErrGone) {
+		t.Errorf("ByToken of an unknown token: %v, want ErrGone", err)
+	}
+	if ids, err := a.ByIdentity(ctx, "s1", "alice"); err != nil || len(ids) != 1 || ids[0] != "s-1" {
+		t.Errorf("ByIdentity = %v, %v", ids, err)
+	}
+	if ids, _ := a.ByIdentity(ctx, "s2", "alice"); len(ids) != 0 {
+		t.Errorf("ByIdentity on another scope = %v, want none", ids)
+	}
+	if _, err := a.Lookup(ctx, "s-2"); !errors.Is(err, cluster.ErrGone) {
+		t.Errorf("Lookup of an unknown session: %v, want ErrGone", err)
+	}
+
+	// Nothing the cluster writes lives for ever, and a session's keys
+	// share its hash tag (Redis Cluster runs a script on one slot).
+	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := r.Keys("t:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 4 { // meta, inbox, token, identity
+		t.Errorf("keys %v, want 4", keys)
+	}
+	for _, k := range keys {
+		ttl, err := r.Do("PTTL", k)
+		if n, _ := strconv.Atoi(strings.TrimPrefix(ttl, ":")); err != nil || n <= 0 {
+			t.Errorf("key %s has PTTL %q (%v): every key needs a TTL", k, ttl, err)
+		}
+		if strings.HasPrefix(k, "t:s:") && !strings.Contains(k, "{s-1}") {
+			t.Errorf("session key %s is not hash-tagged by the session id", k)
+		}
+	}
+	if err := a.Remove(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := r.Keys("t:*"); len(keys) != 0 {
+		t.Errorf("after Remove, keys %v are left", keys)
+	}
+}
+
+func TestPostChecksAndRings(t *testing.T) {
+	r := redistest.Start(t)
+	a, aev := open(t, r, "a")
+	b, _ := open(t, r, "b")
+	ctx := context.Background()
+	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	post := func(n *cluster.Node, identity, scope string, limit int, responses bool) (cluster.PostResult, error) {
+		return n.Post(ctx, "s-1", identity, scope, &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, limit, responses)
+	}
+	if _, err := post(b, "mallory", "s1", 0, false); !errors.Is(err, cluster.ErrForbidden) {
+		t.Errorf("another identity: %v, want ErrForbidden", err)
+	}
+	if _, err := post(b, "alice", "s2", 0, false); !errors.Is(err, cluster.ErrGone) {
+		t.Errorf("another handler: %v, want ErrGone", err)
+	}
+	if _, err := b.Post(ctx, "nope", "alice", "s1", &cluster.Posted{}, 0, false); !errors.Is(err, cluster.ErrGone) {
+		t.Errorf("unknown session: %v, want ErrGone", err)
+	}
+	res, err := post(b, "alice", "s1", 2, false)
+	if err != nil || res.Owner != "a" || !res.Listening {
+		t.Fatalf("post from b: %+v %v", res, err)
+	}
+	aev.waitFor(t, "a's doorbell", func(e *events) bool { return len(e.doorbells) == 1 && e.doorbells[0] == "s-1" })
+	// The owner posting rings nobody: it drains itself.
+	if res, err := post(a, "alice", "s1", 2, false); err != nil || res.Owner != "a" {
+		t.Fatalf("post from a: %+v %v", res, err)
+	}
+	if _, err := post(b, "alice", "s1", 2, false); !errors.Is(err, cluster.ErrInboxFull) {
+		t.Errorf("third post with limit 2: %v, want ErrInboxFull", err)
+	}
+	if _, err := post(b, "alice", "s1", 2, true); err != nil {
+		t.Errorf("responses pass the limit: %v", err)
+	}
+	entries, err := a.Pending(ctx, "s-1", "", 10)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("pending: %d entries, %v; want 3", len(entries), err)
+	}
+	if entries[0].From != "b" || entries[1].From != "a" || string(entries[0].Body) != `{"jsonrpc":"2.0"}` {
+		t.Errorf("entries %+v", entries)
+	}
+	if after, _ := a.Pending(ctx, "s-1", entries[0].ID, 10); len(after) != 2 || after[0].ID != entries[1].ID {
+		t.Errorf("pending after the first: %+v", after)
+	}
+	aev.mu.Lock()
+	n := len(aev.doorbells)
+	aev.mu.Unlock()
+	if n != 2 {
+		t.Errorf("a heard %d doorbells, want 2 (b's posts only)", n)
+	}
+
+	// Acked entries leave the inbox, which makes room.
+	if err := a.Ack(ctx, "s-1", 1, cluster.Upstream{ID: "up-2", Protocol: "p", Initialized: true}, entries[0].ID, entries[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := a.Pending(ctx, "s-1", "", 10); len(left) != 1 {
+		t.Errorf("after ack, %d entries left, want 1", len(left))
+	}
+	if m, _ := a.Lookup(ctx, "s-1"); m.UpstreamID != "up-2" {
+		t.Errorf("ack did not record the upstream state: %+v", m)
+	}
+
+	// An owner that is gone has no listener: the post waits for a
+	// takeover, and the poster knows.
+	_ = a.Close()
+	if res, err := post(b, "alice", "s1", 0, false); err != nil || res.Listening {
+		t.Errorf("post to a gone owner: %+v %v, want accepted and not listening", res, err)
+	}
+	if alive, err := b.Listening(ctx, "a"); err != nil || alive {
+		t.Errorf("Listening(a) after a closed = %v %v", alive, err)
+	}
+}
+
+func TestTakeoverFencesTheOldOwner(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	b, _ := open(t, r, "b")
+	ctx := context.Background()
+	o := owned("s-1", "tok-1")
+	if err := a.Register(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := b.Lookup(ctx, "s-1")
+	if _, err := b.Takeover(ctx, m, "wrong-token", "tok-2"); !errors.Is(err, cluster.ErrFenced) {
+		t.Errorf("takeover with a token that is not the session's: %v, want ErrFenced", err)
+	}
+	epoch, err := b.Takeover(ctx, m, "tok-1", "tok-2")
+	if err != nil || epoch != 2 {
+		t.Fatalf("takeover: epoch %d, %v", epoch, err)
+	}
+	if _, err := b.Takeover(ctx, m, "tok-1", "tok-3"); !errors.Is(err, cluster.ErrFenced) {
+		t.Errorf("a second takeover from the same read: %v, want ErrFenced", err)
+	}
+	if id, err := b.ByToken(ctx, "tok-2"); err != nil || id != "s-1" {
+		t.Errorf("the new token finds the session: %q %v", id, err)
+	}
+	if _, err := b.ByToken(ctx, "tok-1"); !errors.Is(err, cluster.ErrGone) {
+		t.Errorf("the spent token still finds the session: %v", err)
+	}
+	// The old owner, cut off, comes back: every write is refused.
+	if err := a.Ack(ctx, "s-1", 1, cluster.Upstream{}); !errors.Is(err, cluster.ErrFenced) {
+		t.Errorf("old owner's ack: %v, want ErrFenced", err)
+	}
+	if fenced, err := a.Refresh(ctx, []cluster.Owned{o}); err != nil || len(fenced) != 1 {
+		t.Errorf("old owner's refresh: fenced %v, %v", fenced, err)
+	}
+	if err := a.Remove(ctx, o); !errors.Is(err, cluster.ErrFenced) {
+		t.Errorf("old owner's remove: %v, want ErrFenced", err)
+	}
+	if m, _ := b.Lookup(ctx, "s-1"); m.Owner != "b" || m.Epoch != 2 || m.Identity != "alice" || m.UpstreamID != "up-1" {
+		t.Errorf("after the old owner's writes: %+v", m)
+	}
+	mine := o
+	mine.Epoch, mine.Token = 2, "tok-2"
+	if err := b.Ack(ctx, "s-1", 2, cluster.Upstream{ID: "up-1"}); err != nil {
+		t.Errorf("new owner's ack: %v", err)
+	}
+	if fenced, err := b.Refresh(ctx, []cluster.Owned{mine}); err != nil || len(fenced) != 0 {
+		t.Errorf("new owner's refresh: fenced %v, %v", fenced, err)
+	}
+}
+
+func TestRefreshRegistersWhatRedisLost(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	ctx := context.Background()
+	o := owned("s-1", "tok-1")
+	if err := a.Register(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	if fenced, err := a.Refresh(ctx, []cluster.Owned{o}); err != nil || len(fenced) != 0 {
+		t.Fatalf("refresh: %v %v", fenced, err)
+	}
+	if m, err := a.Lookup(ctx, "s-1"); err != nil || m.Owner != "a" || m.Identity != "alice" {
+		t.Errorf("after a refresh, lookup = %+v %v", m, err)
+	}
+	if id, err := a.ByToken(ctx, "tok-1"); err != nil || id != "s-1" {
+		t.Errorf("after a refresh, ByToken = %q %v", id, err)
+	}
+}
+
+func TestResubscribesAfterRedisRestart(t *testing.T) {
+	r := redistest.Start(t)
+	a, aev := open(t, r, "a")
+	b, _ := open(t, r, "b")
+	ctx := context.Background()
+	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	if err := b.Ping(ctx); err == nil {
+		t.Fatal("ping answered with Redis stopped")
+	}
+	start := time.Now()
+	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, 0, false); err == nil {
+		t.Error("post succeeded with Redis stopped")
+	} else if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("post with Redis stopped took %v: it must fail fast", d)
+	}
+	r.Restart()
+	aev.waitFor(t, "a subscribed again", func(e *events) bool { return e.subscribed >= 2 })
+	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, 0, false); err != nil {
+		t.Fatalf("post after the restart: %v (the data must survive it)", err)
+	}
+	aev.waitFor(t, "a's doorbell after the restart", func(e *events) bool { return len(e.doorbells) == 1 })
+}
+
+func TestControlMessages(t *testing.T) {
+	r := redistest.Start(t)
+	a, aev := open(t, r, "a")
+	b, bev := open(t, r, "b")
+	ctx := context.Background()
+	if n, err := b.Send(ctx, "a", cluster.Control{Op: cluster.OpClose, ID: "s-1"}); err != nil || n != 1 {
+		t.Fatalf("send: %d %v", n, err)
+	}
+	aev.waitFor(t, "a's control", func(e *events) bool {
+		return len(e.controls) == 1 && e.controls[0].Op == cluster.OpClose && e.controls[0].From == "b"
+	})
+	if n, err := a.Broadcast(ctx, cluster.Control{Op: cluster.OpBroadcast, ID: "x"}); err != nil || n != 2 {
+		t.Fatalf("broadcast reached %d, %v; want both instances", n, err)
+	}
+	bev.waitFor(t, "b's broadcast", func(e *events) bool { return len(e.controls) == 1 })
+	if n, _ := a.Send(ctx, "gone", cluster.Control{Op: cluster.OpPush}); n != 0 {
+		t.Errorf("send to an instance that is not there reached %d", n)
+	}
+}
+
+func TestEntryBefore(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1-0", "1-0", true}, {"1-0", "1-1", true}, {"1-2", "1-1", false},
+		{"9-0", "10-0", true}, {"10-0", "9-5", false},
+	} {
+		if got := cluster.EntryBefore(c.a, c.b); got != c.want {
+			t.Errorf("EntryBefore(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "rediss://user:pw@h:6380/1"} {
+		if err := cluster.ParseURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"http://h:6379", "127.0.0.1:6379", "redis://h:6379/notadb"} {
+		if err := cluster.ParseURL(u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+}
