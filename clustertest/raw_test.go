@@ -76,6 +76,7 @@ type rawSession struct {
 	cancel   context.CancelFunc
 
 	cookies []*http.Cookie // what the GET's response set
+	opening string         // the endpoint frame's id
 
 	mu      sync.Mutex
 	msgs    []rpcMessage
@@ -149,11 +150,13 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 		t.Fatalf("GET %s/sse: 200 with Content-Type %q", base, ct)
 	}
 	s := &rawSession{header: header, cancel: cancel, changed: make(chan struct{}), cookies: resp.Cookies()}
-	endpoint := make(chan string, 1)
+	endpoint := make(chan sse.Event, 1)
 	go s.read(resp.Body, endpoint)
 	t.Cleanup(s.close)
 	select {
-	case e := <-endpoint:
+	case ev := <-endpoint:
+		e := string(ev.Data)
+		s.opening = ev.ID
 		sseURL, _ := url.Parse(base + "/sse")
 		u, err := sseURL.Parse(e)
 		if err != nil || u.Query().Get("session_id") == "" {
@@ -169,7 +172,7 @@ func tryOpenRaw(t testing.TB, base string, header http.Header) (*rawSession, int
 }
 
 // read parses the stream until it ends.
-func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
+func (s *rawSession) read(body io.ReadCloser, endpoint chan<- sse.Event) {
 	defer body.Close()
 	var p sse.Parser
 	buf := make([]byte, 32<<10)
@@ -186,7 +189,7 @@ func (s *rawSession) read(body io.ReadCloser, endpoint chan<- string) {
 			case sse.EventEndpoint:
 				if !sentEndpoint {
 					sentEndpoint = true
-					endpoint <- string(ev.Data)
+					endpoint <- ev
 				}
 			case sse.EventMessage, "":
 				var m rpcMessage

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,6 +100,11 @@ func TestClusterReattach(t *testing.T) {
 		if s2.ID != s.ID {
 			t.Fatalf("re-attached by Last-Event-ID through the balancer to session %s, want the same %s", s2.ID, s.ID)
 		}
+		oldToken, _, _ := strings.Cut(seen, ".")
+		if newToken, _, _ := strings.Cut(s2.opening, "."); newToken == oldToken || len(newToken) < 22 {
+			t.Errorf("the re-attached stream's opening frame id is %q, want a new token (the Last-Event-ID was %s)", s2.opening, seen)
+		}
+		t.Logf("re-attached with Last-Event-ID %s; the new stream opens with frame %s", seen, s2.opening)
 		owner := c.ownerOf(t, a, s.ID)
 		if owner == cc {
 			t.Errorf("the killed instance still owns the session after the re-attach")
