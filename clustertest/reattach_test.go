@@ -1,11 +1,23 @@
 package clustertest
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// isClosed reports whether ch is closed.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // isAnswer matches the response to request id.
 func isAnswer(id string) func(rpcMessage) bool {
@@ -76,54 +88,158 @@ func TestClusterReattach(t *testing.T) {
 		}
 	})
 
-	t.Run("last-event-id after the owner is killed", func(t *testing.T) {
-		s := openRaw(t, cc.base(), nil)
-		s.initialize(t, c.base())
-		s.echo(t, c.base(), "before", "before")
-		seen := s.lastEventID()
-		if seen == "" {
-			t.Fatal("the stream's frames carry no id")
+	t.Run("last-event-id after the owner is killed under traffic", func(t *testing.T) {
+		// Four sessions on c, echo calls running on each through a and b
+		// when c is killed: at that instant some answers have been flushed
+		// to their clients and not yet acknowledged in Redis, others not
+		// yet written, and POSTs keep coming.
+		var sessions []*rawSession
+		for range 4 {
+			s := openRaw(t, cc.base(), nil)
+			s.initialize(t, a.base())
+			sessions = append(sessions, s)
+		}
+		var mu sync.Mutex
+		accepted := map[string]int{} // call id → session
+		refused := map[string]int{}
+		killed := make(chan struct{})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, s := range sessions {
+			wg.Go(func() {
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					id := fmt.Sprintf("t-%d-%d", i, n)
+					via := []*instance{a, b}[n%2]
+					code, body, err := s.post(via.base(), echoRequest(id, id))
+					mu.Lock()
+					switch {
+					case err == nil && code == http.StatusAccepted:
+						accepted[id] = i
+					case err == nil && code == http.StatusNotFound && isClosed(killed):
+						refused[id] = i // the owner is gone: refused, not dropped
+					default:
+						t.Errorf("session %d: POST %s through %s: %d %s %v", i, id, via.name, code, body, err)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		defer func() {
+			select {
+			case <-stop:
+			default:
+				close(stop)
+				wg.Wait()
+			}
+		}()
+		time.Sleep(time.Second)
+		close(stop)
+		wg.Wait()
+		// A last call on each session at once, and the kill as soon as
+		// their answers are read: flushed, and maybe not yet acknowledged.
+		for i, s := range sessions {
+			id := fmt.Sprintf("last-%d", i)
+			wg.Go(func() {
+				code, body, err := s.post(b.base(), echoRequest(id, id))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || code != http.StatusAccepted {
+					t.Errorf("session %d: POST %s: %d %s %v", i, id, code, body, err)
+					return
+				}
+				accepted[id] = i
+			})
+		}
+		wg.Wait()
+		for i, s := range sessions {
+			s.waitAnswer(t, 10*time.Second, fmt.Sprintf("last-%d", i))
 		}
 		cc.proc.Kill9()
-		// The owner is gone and nobody holds the stream: a POST is
-		// refused or held for the takeover, never accepted and dropped.
-		code, body, err := s.post(a.base(), echoRequest("while-ownerless", "while ownerless"))
-		if err != nil || code != http.StatusAccepted && code != http.StatusNotFound {
-			t.Fatalf("POST on instance a to the session of the killed instance: %d %s %v, want 202 or 404", code, body, err)
+		close(killed)
+		for _, s := range sessions {
+			s.waitEnd(t, 10*time.Second)
 		}
-		held := code == http.StatusAccepted
-		t.Logf("a POST while the session had no owner: %d %s", code, body)
+		// A POST while the session has no owner is held for the takeover
+		// (202) or refused (404), never accepted and dropped.
+		for i, s := range sessions {
+			id := fmt.Sprintf("ownerless-%d", i)
+			code, body, err := s.post(a.base(), echoRequest(id, id))
+			switch {
+			case err == nil && code == http.StatusAccepted:
+				accepted[id] = i
+			case err == nil && code == http.StatusNotFound:
+				refused[id] = i
+			default:
+				t.Errorf("session %d: POST %s with the owner gone: %d %s %v, want 202 or 404", i, id, code, body, err)
+			}
+		}
 
-		h := http.Header{}
-		h.Set("Last-Event-ID", seen)
-		s2 := openRaw(t, c.base(), h)
-		if s2.ID != s.ID {
-			t.Fatalf("re-attached by Last-Event-ID through the balancer to session %s, want the same %s", s2.ID, s.ID)
+		var again []*rawSession
+		for i, s := range sessions {
+			seen := s.lastEventID()
+			h := http.Header{}
+			h.Set("Last-Event-ID", seen)
+			s2 := openRaw(t, c.base(), h)
+			if s2.ID != s.ID {
+				t.Fatalf("session %d re-attached by Last-Event-ID through the balancer to session %s, want the same %s", i, s2.ID, s.ID)
+			}
+			oldToken, _, _ := strings.Cut(seen, ".")
+			if newToken, _, _ := strings.Cut(s2.opening, "."); newToken == oldToken || len(newToken) < 22 {
+				t.Errorf("session %d: the re-attached stream's opening frame id is %q, want a new token (the Last-Event-ID was %s)", i, s2.opening, seen)
+			}
+			if o := c.ownerOf(t, a, s.ID); o == cc {
+				t.Errorf("session %d: the killed instance still owns it after the re-attach", i)
+			}
+			again = append(again, s2)
 		}
-		oldToken, _, _ := strings.Cut(seen, ".")
-		if newToken, _, _ := strings.Cut(s2.opening, "."); newToken == oldToken || len(newToken) < 22 {
-			t.Errorf("the re-attached stream's opening frame id is %q, want a new token (the Last-Event-ID was %s)", s2.opening, seen)
-		}
-		t.Logf("re-attached with Last-Event-ID %s; the new stream opens with frame %s", seen, s2.opening)
-		owner := c.ownerOf(t, a, s.ID)
-		if owner == cc {
-			t.Errorf("the killed instance still owns the session after the re-attach")
-		}
-		if held {
-			if m := s2.waitAnswer(t, 15*time.Second, "while-ownerless"); m.text() != "while ownerless" {
-				t.Errorf("answer to the call held for the takeover: %s %+v", m.Result, m.Error)
+
+		// Every call accepted is answered exactly once across the two
+		// streams; none refused is answered.
+		mu.Lock()
+		defer mu.Unlock()
+		answeredOn := func(s *rawSession, id string) int { return answers(s, id) }
+		deadline := time.Now().Add(15 * time.Second)
+		for id, i := range accepted {
+			for answeredOn(sessions[i], id)+answeredOn(again[i], id) == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		s2.echo(t, c.base(), "after", "after the takeover")
-		time.Sleep(300 * time.Millisecond)
-		if n := answers(s2, "while-ownerless"); held && n != 1 {
-			t.Errorf("the call held for the takeover was answered %d times", n)
-		}
-		for _, id := range []string{"init", "before"} {
-			if n := answers(s2, id); n != 0 {
-				t.Errorf("the answer to %s, read before the Last-Event-ID %s, came again on the new stream %d time(s): frames %v (first stream: %v)",
-					id, seen, n, s2.framesOf(isAnswer(id)), s.framesOf(isAnswer(id)))
+		time.Sleep(500 * time.Millisecond) // late repeats would come now
+		var lost, twice, onBoth int
+		for id, i := range accepted {
+			before, after := answeredOn(sessions[i], id), answeredOn(again[i], id)
+			switch {
+			case before+after == 0:
+				lost++
+				t.Errorf("session %d: %s got 202 and no answer", i, id)
+			case before > 0 && after > 0:
+				onBoth++
+				t.Errorf("session %d: %s answered before the kill (frames %v) and again after the re-attach by Last-Event-ID %s (frames %v)",
+					i, id, sessions[i].framesOf(isAnswer(id)), sessions[i].lastEventID(), again[i].framesOf(isAnswer(id)))
+			case before+after > 1:
+				twice++
+				t.Errorf("session %d: %s answered %d times", i, id, before+after)
 			}
+		}
+		for id, i := range refused {
+			if n := answeredOn(sessions[i], id) + answeredOn(again[i], id); n != 0 {
+				t.Errorf("session %d: %s was refused (404) but answered %d time(s)", i, id, n)
+			}
+		}
+		for i := range sessions {
+			if n := answeredOn(again[i], "init"); n != 0 {
+				t.Errorf("session %d: the initialize answer, before the Last-Event-ID, came again", i)
+			}
+		}
+		t.Logf("%d calls accepted, %d refused with the owner gone; %d lost, %d answered on both streams, %d answered twice on one",
+			len(accepted), len(refused), lost, onBoth, twice)
+		for i, s2 := range again {
+			s2.echo(t, c.base(), fmt.Sprintf("after-%d", i), "after the takeover")
 		}
 	})
 }
