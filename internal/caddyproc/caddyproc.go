@@ -306,12 +306,49 @@ func (p *Proc) Stop() {
 func (p *Proc) Freeze() {
 	p.t.Helper()
 	p.signal(syscall.SIGSTOP, "SIGSTOP")
+	// The signal is delivered to each thread as it next enters the
+	// kernel: wait until every one has stopped.
+	p.waitThreads("stopped", func(state byte) bool { return state == 'T' })
 }
 
 // Thaw lets a frozen process go on (SIGCONT).
 func (p *Proc) Thaw() {
 	p.t.Helper()
 	p.signal(syscall.SIGCONT, "SIGCONT")
+	p.waitThreads("running again", func(state byte) bool { return state != 'T' })
+}
+
+// waitThreads waits until every thread of the process is in a state for
+// which ok holds, as /proc shows it (Linux).
+func (p *Proc) waitThreads(what string, ok func(state byte) bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(killWait)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.PID()))
+		if err != nil {
+			p.t.Fatalf("caddy %d: %v", p.PID(), err)
+		}
+		all := len(tasks) > 0
+		for _, task := range tasks {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p.PID(), task.Name()))
+			if err != nil {
+				continue // the thread is gone
+			}
+			// pid (comm) state …; comm may hold spaces.
+			i := strings.LastIndexByte(string(stat), ')')
+			if i < 0 || i+2 >= len(stat) || !ok(stat[i+2]) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("caddy %d: not every thread %s within %s", p.PID(), what, killWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (p *Proc) signal(sig syscall.Signal, name string) {
