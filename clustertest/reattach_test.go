@@ -217,9 +217,13 @@ func TestClusterReattach(t *testing.T) {
 			case before+after == 0:
 				lost++
 				t.Errorf("session %d: %s got 202 and no answer", i, id)
-			case before > 0 && after > 0:
+			case before == 1 && after == 1:
+				// The documented at-least-once window (README, "What it
+				// guarantees"): the killed owner flushed the answer and
+				// died before deleting its inbox entry, so the new owner
+				// ran the request again.
 				onBoth++
-				t.Errorf("session %d: %s answered before the kill (frames %v) and again after the re-attach by Last-Event-ID %s (frames %v)",
+				t.Logf("session %d: %s answered before the kill (frames %v) and again after the re-attach by Last-Event-ID %s (frames %v)",
 					i, id, sessions[i].framesOf(isAnswer(id)), sessions[i].lastEventID(), again[i].framesOf(isAnswer(id)))
 			case before+after > 1:
 				twice++

@@ -281,6 +281,11 @@ func TestClusterRedisRestart(t *testing.T) {
 		results := tr.snapshot()
 		accepted := map[string]int{} // id → session
 		refused := map[string]int{}
+		// A POST sent before Redis had finished stopping may have been
+		// taken by Redis whose reply never came: its 503 is ambiguous
+		// (README, "What it guarantees"), and its answer may still come.
+		// One sent once Redis was down cannot have been taken.
+		ambiguous := map[string]bool{}
 		var codes = map[int]int{}
 		for _, r := range results {
 			codes[r.code]++
@@ -291,6 +296,7 @@ func TestClusterRedisRestart(t *testing.T) {
 				accepted[r.id] = r.session
 			case r.code == http.StatusServiceUnavailable:
 				refused[r.id] = r.session
+				ambiguous[r.id] = r.at.Before(down)
 			default:
 				t.Errorf("background POST %s at %s: %d", r.id, r.at.Format("15:04:05.000"), r.code)
 			}
@@ -326,7 +332,11 @@ func TestClusterRedisRestart(t *testing.T) {
 					t.Errorf("session %s: %s answered %d times", s.ID, id, n)
 				}
 				if j, ok := refused[id]; ok && j == i {
-					t.Errorf("session %s: %s was refused with 503 but answered all the same", s.ID, id)
+					if ambiguous[id] {
+						t.Logf("session %s: %s, in flight as Redis stopped, was refused with 503 and answered all the same (its write reached Redis, the reply did not)", s.ID, id)
+					} else {
+						t.Errorf("session %s: %s was refused with 503, sent with Redis down, but answered all the same", s.ID, id)
+					}
 				}
 			}
 			for id, j := range accepted {
