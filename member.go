@@ -56,7 +56,7 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 		}
 		m.node = node
 		go m.renew()
-		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()), zap.String("prefix", cfg.Prefix))
+		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()))
 		return m, nil
 	})
 	if err != nil {
@@ -81,7 +81,9 @@ func (m *clusterMember) Destruct() error {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _ = m.node.Refresh(ctx, owned)
+	_, err := m.node.Refresh(ctx, owned)
+	m.logger.Info("left the cluster; its sessions wait there, detached, for their clients to re-attach elsewhere",
+		zap.String("instance", m.node.Instance()), zap.Int("sessions", len(owned)), zap.Error(err))
 	return m.node.Close()
 }
 
