@@ -46,18 +46,15 @@ func decodeControl(s string) (Control, error) {
 // Send publishes c to instance and reports how many listened: 0 means the
 // instance is gone (its subscription ended with its connection).
 func (n *Node) Send(ctx context.Context, instance string, c Control) (int64, error) {
-	c.From = n.cfg.Instance
-	b, err := json.Marshal(c)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := n.bound(ctx)
-	defer cancel()
-	return n.rdb.Publish(ctx, n.keys.node(instance), b).Result()
+	return n.publish(ctx, n.keys.node(instance), c)
 }
 
 // Broadcast publishes c to every instance, this one included.
 func (n *Node) Broadcast(ctx context.Context, c Control) (int64, error) {
+	return n.publish(ctx, n.keys.all(), c)
+}
+
+func (n *Node) publish(ctx context.Context, channel string, c Control) (int64, error) {
 	c.From = n.cfg.Instance
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -65,7 +62,7 @@ func (n *Node) Broadcast(ctx context.Context, c Control) (int64, error) {
 	}
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
-	return n.rdb.Publish(ctx, n.keys.all(), b).Result()
+	return n.rdb.Publish(ctx, channel, b).Result()
 }
 
 // Listening reports whether instance is subscribed to its channel: a
