@@ -109,7 +109,7 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	release() // the body is in the inbox now
 	if res.Owner == m.node.Instance() {
 		if o, ok := m.ownedSession(id); ok {
-			go o.drain()
+			o.offer(res.Prev, res.Entry, p)
 		}
 	} else {
 		metrics.clusterMessages.WithLabelValues("sent").Add(float64(len(msgs)))

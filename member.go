@@ -149,11 +149,11 @@ func (m *clusterMember) ownedSession(id string) (*ownedSession, bool) {
 	return v.(*ownedSession), true
 }
 
-// Doorbell implements cluster.Events: messages wait in the inbox of a
+// Doorbell implements cluster.Events: a message waits in the inbox of a
 // session this instance owns.
-func (m *clusterMember) Doorbell(id string) {
-	if o, ok := m.ownedSession(id); ok {
-		go o.drain()
+func (m *clusterMember) Doorbell(d cluster.Doorbell) {
+	if o, ok := m.ownedSession(d.Session); ok {
+		o.offer(d.Prev, d.ID, d.Posted)
 	}
 }
 

@@ -161,6 +161,28 @@ func (o *ownedSession) drain() {
 	}
 }
 
+// offer dispatches the inbox entry id, posted after prev, straight from
+// its doorbell (or its local POST) when it is next in order and no drain
+// runs; otherwise the inbox is read. Entries already dispatched are
+// skipped by the drain, which reads after the cursor.
+func (o *ownedSession) offer(prev, id string, p *cluster.Posted) {
+	o.mu.Lock()
+	if o.released {
+		o.mu.Unlock()
+		return
+	}
+	if p == nil || o.draining || prev != o.cursor {
+		o.mu.Unlock()
+		go o.drain() // it reads Redis: not on the subscription's goroutine
+		return
+	}
+	o.cursor = id
+	// Under the lock, so that offers and drains hand entries to the
+	// dispatcher in inbox order; dispatching does not block.
+	o.dispatch(cluster.Entry{ID: id, Posted: *p})
+	o.mu.Unlock()
+}
+
 // dispatch hands one inbox entry's messages to the upstream, as the POST
 // that carried them would have on the instance that received it.
 func (o *ownedSession) dispatch(e cluster.Entry) {

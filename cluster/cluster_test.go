@@ -16,7 +16,7 @@ import (
 // events records what a node hands its instance.
 type events struct {
 	mu         sync.Mutex
-	doorbells  []string
+	doorbells  []cluster.Doorbell
 	controls   []cluster.Control
 	subscribed int
 	changed    chan struct{}
@@ -34,7 +34,9 @@ func (e *events) note(f func()) {
 	}
 }
 
-func (e *events) Doorbell(id string)        { e.note(func() { e.doorbells = append(e.doorbells, id) }) }
+func (e *events) Doorbell(d cluster.Doorbell) {
+	e.note(func() { e.doorbells = append(e.doorbells, d) })
+}
 func (e *events) Control(c cluster.Control) { e.note(func() { e.controls = append(e.controls, c) }) }
 func (e *events) Subscribed()               { e.note(func() { e.subscribed++ }) }
 
@@ -166,10 +168,19 @@ func TestPostChecksAndRings(t *testing.T) {
 	if err != nil || res.Owner != "a" || !res.Listening {
 		t.Fatalf("post from b: %+v %v", res, err)
 	}
-	aev.waitFor(t, "a's doorbell", func(e *events) bool { return len(e.doorbells) == 1 && e.doorbells[0] == "s-1" })
-	// The owner posting rings nobody: it drains itself.
-	if res, err := post(a, "alice", "s1", 2, false); err != nil || res.Owner != "a" {
-		t.Fatalf("post from a: %+v %v", res, err)
+	aev.waitFor(t, "a's doorbell", func(e *events) bool { return len(e.doorbells) == 1 && e.doorbells[0].Session == "s-1" })
+	// The doorbell carries the entry and the one before it, so the owner
+	// can dispatch it without reading the inbox.
+	aev.mu.Lock()
+	d := aev.doorbells[0]
+	aev.mu.Unlock()
+	if res.Entry == "" || res.Prev != "" || d.ID != res.Entry || d.Prev != "" || d.Posted == nil || string(d.Posted.Body) != `{"jsonrpc":"2.0"}` || d.Posted.From != "b" {
+		t.Errorf("first post: result %+v, doorbell %+v", res, d)
+	}
+	// The owner posting rings nobody: it dispatches itself.
+	first := res.Entry
+	if res, err := post(a, "alice", "s1", 2, false); err != nil || res.Owner != "a" || res.Prev != first {
+		t.Fatalf("post from a: %+v %v, want the first entry %s before it", res, err, first)
 	}
 	if _, err := post(b, "alice", "s1", 2, false); !errors.Is(err, cluster.ErrInboxFull) {
 		t.Errorf("third post with limit 2: %v, want ErrInboxFull", err)

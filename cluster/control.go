@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"strings"
 )
 
 // Operations of control messages.
@@ -23,9 +24,33 @@ const (
 	OpReleased = "released"
 )
 
-// doorbellPrefix starts the message that says a session's inbox has new
-// messages; it is the most frequent one, so it is not JSON.
+// doorbellPrefix starts the message that says a session's inbox has a
+// new entry: "m <session> <previous entry> <entry> <posted JSON>". It is
+// the most frequent message, so its frame is not JSON.
 const doorbellPrefix = "m "
+
+// Doorbell says that session Session's inbox has a new entry, ID, posted
+// after entry Prev ("" for the first). Posted is the entry itself, nil if
+// it could not be read (the owner then reads the inbox).
+type Doorbell struct {
+	Session, Prev, ID string
+	Posted            *Posted
+}
+
+func parseDoorbell(s string) Doorbell {
+	var d Doorbell
+	var rest string
+	d.Session, rest, _ = strings.Cut(s, " ")
+	d.Prev, rest, _ = strings.Cut(rest, " ")
+	d.ID, rest, _ = strings.Cut(rest, " ")
+	if rest != "" {
+		var p Posted
+		if json.Unmarshal([]byte(rest), &p) == nil {
+			d.Posted = &p
+		}
+	}
+	return d
+}
 
 // Control is a message from one instance to another.
 type Control struct {

@@ -49,6 +49,9 @@ type PostResult struct {
 	// Listening is false when the owner's doorbell had no listener: the
 	// owner is gone, and the message waits for a takeover.
 	Listening bool
+	// Entry is the message's inbox entry id, Prev that of the entry
+	// posted before it ("" for the first).
+	Entry, Prev string
 }
 
 // Post appends p to the inbox of session id, after checking that it
@@ -78,8 +81,10 @@ func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, 
 		return PostResult{}, ErrInboxFull
 	}
 	owner, _ := v[1].(string)
+	entry, _ := v[2].(string)
 	listeners, _ := v[3].(int64)
-	return PostResult{Owner: owner, Listening: listeners > 0}, nil
+	prev, _ := v[4].(string)
+	return PostResult{Owner: owner, Listening: listeners > 0, Entry: entry, Prev: prev}, nil
 }
 
 // Pending returns up to count entries of session id's inbox after the

@@ -51,7 +51,7 @@ const (
 // inboxes, control messages, and the news that it (re)subscribed, after
 // which doorbells rung while it was not listening must be looked for.
 type Events interface {
-	Doorbell(id string)
+	Doorbell(d Doorbell)
 	Control(c Control)
 	Subscribed()
 }
@@ -180,8 +180,8 @@ func (n *Node) receive() {
 				n.events.Subscribed()
 			}
 		case *redis.Message:
-			if id, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
-				n.events.Doorbell(id)
+			if rest, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
+				n.events.Doorbell(parseDoorbell(rest))
 				continue
 			}
 			if c, err := decodeControl(m.Payload); err == nil {

@@ -27,10 +27,13 @@ return {now, redis.call('HGETALL', KEYS[1])}
 
 // post appends a message to the inbox of a session it checks belongs to
 // the poster's identity and handler, and rings the owner's doorbell
-// unless the poster is the owner. ARGV: identity, scope, inbox limit
-// (0: none; ignored when ARGV[5] is 1), the entry, responses only (1/0),
-// channel prefix, poster, session id. Returns {0} unknown, {1} another identity's,
-// {2} inbox full, or {3, owner, entry id, listeners}.
+// unless the poster is the owner. The doorbell carries the entry itself,
+// with the id of the entry before it, so that an owner that has
+// dispatched that one dispatches this one without reading the inbox.
+// ARGV: identity, scope, inbox limit (0: none; ignored when ARGV[5] is
+// 1), the entry, responses only (1/0), channel prefix, poster, session
+// id. Returns {0} unknown, {1} another identity's, {2} inbox full, or
+// {3, owner, entry id, listeners, previous entry id}.
 var postScript = redis.NewScript(`
 local m = redis.call('HMGET', KEYS[1], 'owner', 'identity', 'scope')
 if not m[1] or m[3] ~= ARGV[2] then return {0} end
@@ -38,11 +41,13 @@ if m[2] ~= ARGV[1] then return {1} end
 local limit = tonumber(ARGV[3])
 if ARGV[5] ~= '1' and limit > 0 and redis.call('XLEN', KEYS[2]) >= limit then return {2} end
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[4])
+local prev = redis.call('HGET', KEYS[1], 'last') or ''
+redis.call('HSET', KEYS[1], 'last', id)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 local n = 1
-if m[1] ~= ARGV[7] then n = redis.call('PUBLISH', ARGV[6] .. m[1], 'm ' .. ARGV[8]) end
-return {3, m[1], id, n}
+if m[1] ~= ARGV[7] then n = redis.call('PUBLISH', ARGV[6] .. m[1], 'm ' .. ARGV[8] .. ' ' .. prev .. ' ' .. id .. ' ' .. ARGV[4]) end
+return {3, m[1], id, n, prev}
 `)
 
 // ack deletes inbox entries whose answers reached the client, and records
