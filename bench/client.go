@@ -79,7 +79,10 @@ type sseSession struct {
 	done     chan struct{}
 }
 
-func openSSE(sseURL string, errs *counters) (*sseSession, error) {
+// openSSE opens a stream at sseURL. If postHost is set, the session's
+// POSTs go there (another instance of a cluster) instead of to the host
+// the endpoint event names.
+func openSSE(sseURL, postHost string, errs *counters) (*sseSession, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sseURL, nil)
 	req.Header.Set("Accept", "text/event-stream")
@@ -104,6 +107,9 @@ func openSSE(sseURL string, errs *counters) (*sseSession, error) {
 		if err != nil {
 			s.close()
 			return nil, err
+		}
+		if postHost != "" {
+			ref.Host = postHost
 		}
 		s.endpoint = ref.String()
 		return s, nil

@@ -20,6 +20,15 @@ type contender struct {
 	// spawns: the bridge's children are the servers it runs (ours/stdio),
 	// so the bridge's own figures are of its process alone.
 	spawns bool
+	// Cluster mode (ours/cluster): the streams open on url's instance and
+	// every POST goes to postHost, the other instance; bridges are both
+	// Caddys (the "bridge" figures), admins their admin addresses (for
+	// -profile), redis the server they share.
+	postHost string
+	bridges  []*proc
+	admins   []string
+	redis    *proc
+	redisAt  string
 }
 
 func (c *contender) treePIDs() []int {
@@ -31,6 +40,13 @@ func (c *contender) treePIDs() []int {
 }
 
 func (c *contender) mainPIDs() []int {
+	if len(c.bridges) > 0 {
+		var pids []int
+		for _, p := range c.bridges {
+			pids = append(pids, tree(p.pid())...)
+		}
+		return pids
+	}
 	if c.spawns {
 		return []int{c.main.pid()}
 	}
@@ -51,9 +67,13 @@ type env struct {
 	nodeDir string // where supergateway is installed
 	admin   string // Caddy's admin address; empty turns the admin API off
 	extra   string // more mcp_sse subdirectives, one per line
+	// profile, if set, is where the throughput scenario of ours/cluster
+	// writes a CPU profile of each instance, profileFor long.
+	profile    string
+	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/lean", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -61,6 +81,10 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "streamable", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
+	case "ours/cluster":
+		return e.startCluster(name, "lean", "/mcp")
+	case "ours/cluster/go-sdk":
+		return e.startCluster(name, "streamable", "/mcp")
 	case "ours/stdio":
 		return e.startOursStdio(name)
 	case "direct":
@@ -107,6 +131,8 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 	admin := "off"
 	if e.admin != "" {
 		admin = e.admin
+	} else if e.profile != "" {
+		admin = "127.0.0.1:" + freePort()
 	}
 	cfg := fmt.Sprintf(`{
 	admin %s
@@ -144,7 +170,11 @@ http://127.0.0.1:%s {
 		up.stop()
 		return nil, err
 	}
-	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}, nil
+	c := &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}
+	if admin != "off" {
+		c.admins = []string{admin}
+	}
+	return c, nil
 }
 
 // startOursStdio runs Caddy with mcp_sse and mcp_stdio around the same Go

@@ -45,6 +45,8 @@ func main() {
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	godebug := flag.String("godebug", "", "GODEBUG for every server process (default: the runtime's defaults), e.g. adaptivestackstart=0")
+	profile := flag.String("profile", "", "write CPU profiles of the Caddys of ours/* (through their admin endpoints) taken during the throughput run into this directory")
+	profileFor := flag.Duration("profile-for", 5*time.Second, "length of each -profile profile (make the throughput run at least this long with -calls)")
 	repeat := flag.Int("repeat", 1, "run everything this many times; with more than one, a table per run and then every ratio across the runs with its median")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -74,6 +76,7 @@ func main() {
 		log.Fatal(err)
 	}
 	e.admin = *admin
+	e.profile, e.profileFor = *profile, max(*profileFor, time.Second)
 	e.extra = strings.ReplaceAll(*settings, ";", "\n\t\t")
 	log.Printf("open-file limit %d; building in %s", limit, e.dir)
 
@@ -134,7 +137,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 				return fmt.Errorf("latency: %w", err)
 			}
 			r.lat = &lat
-			thr, err := runThroughput(c, sc.sessions, sc.calls)
+			thr, err := runThroughput(e, c, sc.sessions, sc.calls)
 			if err != nil {
 				return fmt.Errorf("throughput: %w", err)
 			}
@@ -154,6 +157,9 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 		for _, n := range sc.idleCounts {
 			if name == "direct" {
 				break // no streams to hold open
+			}
+			if clusterBaseline[name] != "" {
+				break // the targets of cluster mode are about calls
 			}
 			log.Printf("%s: %d idle streams", name, n)
 			phase(fmt.Sprintf("idle %d", n), func(c *contender) error {
@@ -269,6 +275,19 @@ func report(w io.Writer, results []*result, sc scenarios) {
 				r.name, r.setup.n, ms(r.setup.p50), ms(r.setup.p99), r.setup.kibSession)
 		}
 	}
+	for _, r := range results {
+		if r.thr == nil || r.thr.redis == nil {
+			continue
+		}
+		rr := r.thr.redis
+		fmt.Fprintf(w, "\nCluster, %s: streams on instance a, every POST to instance b. Throughput p50 %s ms",
+			r.name, ms(r.thr.p50))
+		if b := find(results, clusterBaseline[r.name]); b != nil && b.thr != nil {
+			fmt.Fprintf(w, " (%s: %s ms)", b.name, ms(b.thr.p50))
+		}
+		fmt.Fprintf(w, ". Redis per call: %.2f commands sent by the instances, %.2f run in all (scripts' commands included), net of the lease renewals (%.0f commands/s with the sessions open and idle; before taking them off: %.2f sent, %.2f run); by command: %s. Redis CPU-s/1k calls: %.3f.\n",
+			rr.sent, rr.executed, rr.background, rr.rawSent, rr.rawExecuted, rr.byCommand(), rr.cpu)
+	}
 	ratios(w, results)
 	for _, r := range results {
 		for _, e := range r.errors {
@@ -327,6 +346,25 @@ func ratiosOf(results []*result) []ratio {
 			ratio{"p99 added over direct at 1 session", " ms", "≤ 1 ms", float64((o.lat.p99 - d.lat.p99).Microseconds()) / 1000},
 			ratio{"p50 added over direct at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
 	}
+	for _, name := range []string{"ours/cluster", "ours/cluster/go-sdk"} {
+		c, b := find(results, name), find(results, clusterBaseline[name])
+		if c == nil || b == nil {
+			continue
+		}
+		times(name+" ÷ "+b.name+", calls/s", thr(name), thr(b.name), "≥ 0.7")
+		if c.lat != nil && b.lat != nil {
+			out = append(out, ratio{"p50 added by " + name + " over " + b.name + " at 1 session", " ms", "≤ 0.5 ms",
+				float64((c.lat.p50 - b.lat.p50).Microseconds()) / 1000})
+		}
+		if c.thr != nil && b.thr != nil {
+			out = append(out, ratio{"p50 added by " + name + " over " + b.name + " under load (throughput run)", " ms", "for orientation",
+				float64((c.thr.p50 - b.thr.p50).Microseconds()) / 1000})
+			out = append(out, ratio{"errors, " + name, "count", "0", float64(c.thr.errors)})
+		}
+		if c.thr != nil && c.thr.redis != nil {
+			out = append(out, ratio{"Redis commands sent per call, " + name, " per call", "for orientation", c.thr.redis.sent})
+		}
+	}
 	if o := find(results, "ours/lean"); o != nil && o.thr != nil {
 		out = append(out, ratio{"Caddy CPU-s per 1,000 calls, ours/lean", "", "≤ 0.1", o.thr.cpuMain})
 	}
@@ -345,6 +383,8 @@ func (r ratio) format(v float64) string {
 		return fmt.Sprintf("%.2f×", v)
 	case "":
 		return fmt.Sprintf("%.3f", v)
+	case "count":
+		return fmt.Sprintf("%.0f", v)
 	case " KiB":
 		return fmt.Sprintf("%.1f KiB", v)
 	default:

@@ -33,7 +33,7 @@ func openSession(c *contender, errs *counters) (session, error) {
 	if !c.sse {
 		return &streamableSession{url: c.url}, nil
 	}
-	return openSSE(c.url, errs)
+	return openSSE(c.url, c.postHost, errs)
 }
 
 // echo calls the echo tool with a token only this call uses and checks
@@ -92,16 +92,17 @@ func runLatency(c *contender, n int) (latencyResult, error) {
 
 type throughputResult struct {
 	callsPerSec       float64
-	p99               time.Duration
+	p50, p99          time.Duration
 	errors            int64
 	missing, dup, mis int64
 	cpuTree, cpuMain  float64 // CPU-seconds per 1,000 calls
+	redis             *redisResult
 }
 
 // runThroughput: sessions in parallel, each making calls sequential echo
 // calls; ids are unique across sessions, so an answer in the wrong
 // session is seen.
-func runThroughput(c *contender, sessions, calls int) (throughputResult, error) {
+func runThroughput(e *env, c *contender, sessions, calls int) (throughputResult, error) {
 	var errs counters
 	ctx := context.Background()
 	ss := make([]session, sessions)
@@ -116,7 +117,15 @@ func runThroughput(c *contender, sessions, calls int) (throughputResult, error) 
 		}
 		ss[i] = s
 	}
+	var probe *redisProbe
+	if c.redisAt != "" {
+		var err error
+		if probe, err = startRedisProbe(c); err != nil {
+			return throughputResult{}, fmt.Errorf("redis: %w", err)
+		}
+	}
 	treeBefore, mainBefore := cpuSeconds(c.treePIDs()), cpuSeconds(c.mainPIDs())
+	profiled := startProfiles(e, c)
 	var mu sync.Mutex
 	all := make(latencies, 0, sessions*calls)
 	var wg sync.WaitGroup
@@ -137,11 +146,22 @@ func runThroughput(c *contender, sessions, calls int) (throughputResult, error) 
 	wg.Wait()
 	elapsed := time.Since(start)
 	treeAfter, mainAfter := cpuSeconds(c.treePIDs()), cpuSeconds(c.mainPIDs())
+	var rr *redisResult
+	if probe != nil {
+		r, err := probe.finish(sessions * calls)
+		if err != nil {
+			return throughputResult{}, fmt.Errorf("redis: %w", err)
+		}
+		rr = &r
+	}
+	profiled()
 	time.Sleep(500 * time.Millisecond) // let late duplicates or strays arrive and be counted
 	total := float64(sessions * calls)
 	return throughputResult{
 		callsPerSec: float64(len(all)) / elapsed.Seconds(),
+		p50:         all.pct(0.5),
 		p99:         all.pct(0.99),
+		redis:       rr,
 		errors:      errs.total(),
 		missing:     errs.missing.Load(),
 		dup:         errs.duplicated.Load(),
@@ -307,7 +327,7 @@ type burstResult struct {
 // notifications through the stream before its result.
 func runBurst(c *contender, n int) (burstResult, error) {
 	var errs counters
-	s, err := openSSE(c.url, &errs)
+	s, err := openSSE(c.url, c.postHost, &errs)
 	if err != nil {
 		return burstResult{}, err
 	}
