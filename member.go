@@ -34,8 +34,10 @@ type clusterMember struct {
 	// instance's count, by id.
 	broadcasts sync.Map // string -> chan int
 	down       atomic.Bool
+	acks       *acker
 	stop       chan struct{}
-	done       chan struct{}
+	done       chan struct{} // renew has returned
+	ackDone    chan struct{} // ackLoop has returned
 }
 
 // knownSession is what a POST needs to check before reading its body.
@@ -49,13 +51,15 @@ const knownFor = 30 * time.Second
 
 func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMember, error) {
 	v, _, err := members.LoadOrNew(key, func() (caddy.Destructor, error) {
-		m := &clusterMember{logger: logger.Named("cluster"), stop: make(chan struct{}), done: make(chan struct{})}
+		m := &clusterMember{logger: logger.Named("cluster"), acks: newAcker(),
+			stop: make(chan struct{}), done: make(chan struct{}), ackDone: make(chan struct{})}
 		node, err := cluster.Open(cfg, m)
 		if err != nil {
 			return nil, err
 		}
 		m.node = node
 		go m.renew()
+		go m.ackLoop()
 		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()))
 		return m, nil
 	})
@@ -71,6 +75,7 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 func (m *clusterMember) Destruct() error {
 	close(m.stop)
 	<-m.done
+	<-m.ackDone
 	var owned []cluster.Owned
 	m.owned.Range(func(_, v any) bool {
 		o := v.(*ownedSession)

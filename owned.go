@@ -8,7 +8,6 @@ package mcpsse
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -226,7 +225,7 @@ func (o *ownedSession) entryDone(entry string) {
 	start := o.startAck()
 	o.mu.Unlock()
 	if start {
-		go o.ack()
+		o.m.acks.add(o)
 	}
 }
 
@@ -249,59 +248,18 @@ func (o *ownedSession) flushed(seq uint64) {
 	start := o.startAck()
 	o.mu.Unlock()
 	if start {
-		go o.ack()
+		o.m.acks.add(o)
 	}
 }
 
-// startAck reports whether the caller is to start acking; o.mu is held.
+// startAck reports whether the caller is to hand the session to the
+// acker (see acker.go); o.mu is held.
 func (o *ownedSession) startAck() bool {
 	if len(o.ready) == 0 || o.acking || o.released {
 		return false
 	}
 	o.acking = true
 	return true
-}
-
-// ack deletes the ready entries from the inbox, as many per round trip
-// as have gathered.
-func (o *ownedSession) ack() {
-	for {
-		o.mu.Lock()
-		ids := o.ready
-		o.ready = nil
-		if len(ids) == 0 || o.released {
-			o.acking = false
-			o.mu.Unlock()
-			return
-		}
-		o.mu.Unlock()
-		up, proto := o.sess.Upstream()
-		ctx, cancel := context.WithTimeout(context.Background(), o.m.node.Lease()/3)
-		err := o.m.node.Ack(ctx, o.sess.ID, o.epoch.Load(), cluster.Upstream{ID: up, Protocol: proto, Initialized: o.sess.Initialized()}, ids...)
-		cancel()
-		switch {
-		case errors.Is(err, cluster.ErrFenced):
-			o.release("fenced: another instance owns the session now")
-			return
-		case err != nil:
-			o.m.noteRedis(err)
-			o.mu.Lock()
-			o.ready = append(ids, o.ready...)
-			o.acking = false
-			o.mu.Unlock()
-			if !o.sess.Closed() {
-				time.AfterFunc(time.Second, func() {
-					o.mu.Lock()
-					start := o.startAck()
-					o.mu.Unlock()
-					if start {
-						o.ack()
-					}
-				})
-			}
-			return
-		}
-	}
 }
 
 // release lets go of the session: another instance owns it now. The

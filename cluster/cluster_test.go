@@ -370,3 +370,47 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestAckAll(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	b, _ := open(t, r, "b")
+	ctx := context.Background()
+	for _, id := range []string{"s-1", "s-2"} {
+		if err := a.Register(ctx, owned(id, "tok-"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var entries []string
+	for _, id := range []string{"s-1", "s-2"} {
+		res, err := b.Post(ctx, id, "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, res.Entry)
+	}
+	m, _ := b.Lookup(ctx, "s-2")
+	if _, err := b.Takeover(ctx, m, "tok-s-2", "tok-new"); err != nil {
+		t.Fatal(err)
+	}
+	// Redis forgot its scripts (a restart does): AckAll sends them again.
+	if _, err := r.Do("SCRIPT", "FLUSH"); err != nil {
+		t.Fatal(err)
+	}
+	errs := a.AckAll(ctx, []cluster.AckRequest{
+		{Session: "s-1", Epoch: 1, Upstream: cluster.Upstream{ID: "up-9"}, Entries: []string{entries[0]}},
+		{Session: "s-2", Epoch: 1, Entries: []string{entries[1]}},
+	})
+	if errs[0] != nil || !errors.Is(errs[1], cluster.ErrFenced) {
+		t.Fatalf("AckAll errors %v, want nil and ErrFenced", errs)
+	}
+	if left, _ := a.Pending(ctx, "s-1", "", 10); len(left) != 0 {
+		t.Errorf("s-1's acked entry is still there: %+v", left)
+	}
+	if left, _ := a.Pending(ctx, "s-2", "", 10); len(left) != 1 {
+		t.Errorf("the fenced ack deleted s-2's entry: %d left", len(left))
+	}
+	if m, _ := a.Lookup(ctx, "s-1"); m.UpstreamID != "up-9" {
+		t.Errorf("AckAll did not record the upstream state: %+v", m)
+	}
+}

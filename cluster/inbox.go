@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Posted is one POST as it waits in a session's inbox: the body and what
@@ -169,4 +171,54 @@ func splitEntryID(id string) (ms, seq uint64) {
 	ms, _ = strconv.ParseUint(m, 10, 64)
 	seq, _ = strconv.ParseUint(s, 10, 64)
 	return ms, seq
+}
+
+// AckRequest is one session's Ack in AckAll.
+type AckRequest struct {
+	Session  string
+	Epoch    int64
+	Upstream Upstream
+	Entries  []string
+}
+
+// AckAll is Ack for several sessions in one round trip; errs[i] is
+// reqs[i]'s (ErrFenced when another instance owns it now).
+func (n *Node) AckAll(ctx context.Context, reqs []AckRequest) (errs []error) {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	run := func(eval func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd) []*redis.Cmd {
+		cmds := make([]*redis.Cmd, len(reqs))
+		_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, r := range reqs {
+				args := make([]any, 0, 5+len(r.Entries))
+				args = append(args, n.cfg.Instance, r.Epoch, r.Upstream.ID, r.Upstream.Protocol, flag(r.Upstream.Initialized))
+				for _, e := range r.Entries {
+					args = append(args, e)
+				}
+				cmds[i] = eval(p, []string{n.keys.meta(r.Session), n.keys.inbox(r.Session)}, args...)
+			}
+			return nil
+		})
+		return cmds
+	}
+	cmds := run(func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+		return ackScript.EvalSha(ctx, p, keys, args...)
+	})
+	if len(cmds) > 0 && redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+		// Redis restarted without its script cache: send the script itself.
+		cmds = run(func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+			return ackScript.Eval(ctx, p, keys, args...)
+		})
+	}
+	errs = make([]error, len(reqs))
+	for i, c := range cmds {
+		ok, err := c.Int64()
+		switch {
+		case err != nil:
+			errs[i] = err
+		case ok == 0:
+			errs[i] = ErrFenced
+		}
+	}
+	return errs
 }
