@@ -61,6 +61,8 @@ type clusterOptions struct {
 	users map[string]string
 	// clusterExtra are more lines of the global cluster block.
 	clusterExtra string
+	// handlerExtra are more lines of the mcp_sse handler's block.
+	handlerExtra string
 }
 
 // startCluster starts the whole topology and waits until every part
@@ -112,12 +114,12 @@ http://%s {
 %s	mcp_sse {
 		resume_window 30s
 		retry 500ms
-	}
+%s	}
 	reverse_proxy %s {
 		rewrite /mcp
 	}
 }
-`, in.admin, c.redis.URL(), c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, c.upAddr)
+`, in.admin, c.redis.URL(), c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
 		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)
