@@ -168,6 +168,11 @@ func (h *Handler) findInCluster(r *http.Request) (clusterProof, bool) {
 			return clusterProof{}, false // held here: findResumable's
 		}
 		meta, err := m.node.Lookup(ctx, id)
+		if errors.Is(err, cluster.ErrGone) && via == viaIdentity {
+			// Its owner died and its metadata lapsed: the identity's
+			// index forgets it, so that it does not grow with such ends.
+			_ = m.node.ForgetIdentity(ctx, scope, who, id)
+		}
 		if err != nil || meta.Scope != scope || meta.Identity != who {
 			return clusterProof{}, false
 		}

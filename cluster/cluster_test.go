@@ -414,3 +414,20 @@ func TestAckAll(t *testing.T) {
 		t.Errorf("AckAll did not record the upstream state: %+v", m)
 	}
 }
+
+func TestForgetIdentity(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	ctx := context.Background()
+	for _, id := range []string{"s-1", "s-2"} {
+		if err := a.Register(ctx, owned(id, "tok-"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.ForgetIdentity(ctx, "s1", "alice", "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := a.ByIdentity(ctx, "s1", "alice"); err != nil || len(ids) != 1 || ids[0] != "s-2" {
+		t.Errorf("after forgetting s-1: %v %v", ids, err)
+	}
+}

@@ -329,3 +329,11 @@ func (n *Node) RemoveStale(ctx context.Context, m Meta) error {
 	})
 	return err
 }
+
+// ForgetIdentity removes session id from the identity's index (a session
+// whose metadata lapsed with its owner).
+func (n *Node) ForgetIdentity(ctx context.Context, scope, identity, id string) error {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	return n.rdb.SRem(ctx, n.keys.identity(scope, identity), id).Err()
+}
