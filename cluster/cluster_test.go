@@ -198,6 +198,10 @@ func TestPostChecksAndRings(t *testing.T) {
 	if after, _ := a.Pending(ctx, "s-1", entries[0].ID, 10); len(after) != 2 || after[0].ID != entries[1].ID {
 		t.Errorf("pending after the first: %+v", after)
 	}
+	// b's fourth post rang too: wait for it (its doorbell may still be on
+	// its way), then check that a's own post added none.
+	aev.waitFor(t, "a's second doorbell", func(e *events) bool { return len(e.doorbells) >= 2 })
+	time.Sleep(100 * time.Millisecond)
 	aev.mu.Lock()
 	n := len(aev.doorbells)
 	aev.mu.Unlock()
