@@ -198,6 +198,10 @@ func TestPostChecksAndRings(t *testing.T) {
 	if after, _ := a.Pending(ctx, "s-1", entries[0].ID, 10); len(after) != 2 || after[0].ID != entries[1].ID {
 		t.Errorf("pending after the first: %+v", after)
 	}
+	// b's fourth post rang too: wait for it (its doorbell may still be on
+	// its way), then check that a's own post added none.
+	aev.waitFor(t, "a's second doorbell", func(e *events) bool { return len(e.doorbells) >= 2 })
+	time.Sleep(100 * time.Millisecond)
 	aev.mu.Lock()
 	n := len(aev.doorbells)
 	aev.mu.Unlock()
@@ -429,5 +433,64 @@ func TestForgetIdentity(t *testing.T) {
 	}
 	if ids, err := a.ByIdentity(ctx, "s1", "alice"); err != nil || len(ids) != 1 || ids[0] != "s-2" {
 		t.Errorf("after forgetting s-1: %v %v", ids, err)
+	}
+}
+
+// A takeover proved by the identity or the cookie (no token to check) is
+// fenced by the epoch alone: a second one from the same read fails.
+func TestTakeoverWithoutTokenFencedByEpoch(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	b, _ := open(t, r, "b")
+	c, _ := open(t, r, "c")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Lookup(ctx, "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch, err := b.Takeover(ctx, m, "", "tok-b"); err != nil || epoch != 2 {
+		t.Fatalf("b's takeover without a token: epoch %d, %v; want 2", epoch, err)
+	}
+	if epoch, err := c.Takeover(ctx, m, "", "tok-c"); !errors.Is(err, cluster.ErrFenced) {
+		t.Errorf("c's takeover from the same stale read: epoch %d, %v; want ErrFenced", epoch, err)
+	}
+	if m, err := a.Lookup(ctx, "s-1"); err != nil || m.Owner != "b" || m.Epoch != 2 || m.TokenHash != cluster.Hash("tok-b") {
+		t.Errorf("after the stale takeover: %+v %v, want owner b at epoch 2 with b's token", m, err)
+	}
+}
+
+// The owner's renewal keeps the inbox as long as the metadata: a message
+// waiting for the owner does not lapse before its session does.
+func TestRefreshRenewsTheInbox(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o := owned("s-1", "tok-1")
+	if err := a.Register(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	// Shorten both, as time would: the renewal must lengthen both again.
+	for _, key := range []string{"t:s:{s-1}", "t:s:{s-1}:in"} {
+		if got, err := r.Do("PEXPIRE", key, "500"); err != nil || got != "1" {
+			t.Fatalf("PEXPIRE %s: %q %v", key, got, err)
+		}
+	}
+	if fenced, err := a.Refresh(ctx, []cluster.Owned{o}); err != nil || len(fenced) != 0 {
+		t.Fatalf("refresh: fenced %v, %v", fenced, err)
+	}
+	for _, key := range []string{"t:s:{s-1}", "t:s:{s-1}:in"} {
+		got, err := r.Do("PTTL", key)
+		ms, _ := strconv.Atoi(got)
+		if err != nil || ms < 10000 {
+			t.Errorf("after the refresh, PTTL %s = %q %v; want the ttl plus the lease (13s)", key, got, err)
+		}
 	}
 }

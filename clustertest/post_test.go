@@ -47,6 +47,10 @@ func TestClusterPostChecks(t *testing.T) {
 	check("malformed session id", base+"not*valid", as("alice"), echoRequest("m", "x"), http.StatusBadRequest)
 	check("unknown session", base+"00000000-0000-4000-8000-000000000000", as("alice"), echoRequest("u", "x"), http.StatusNotFound)
 	check("another identity", onB, as("bob"), echoRequest("bob-1", "from bob"), http.StatusForbidden)
+	// As on one instance, the identity is checked before the body is
+	// read: another identity learns nothing from 413 or 400.
+	check("another identity, over max_message_size", onB, as("bob"), echoRequest("bob-big", strings.Repeat("x", 4096)), http.StatusForbidden)
+	check("another identity, malformed JSON", onB, as("bob"), `{"jsonrpc":`, http.StatusForbidden)
 	check("over max_message_size", onB, as("alice"), echoRequest("big", strings.Repeat("x", 4096)), http.StatusRequestEntityTooLarge)
 	check("malformed JSON", onB, as("alice"), `{"jsonrpc":`, http.StatusBadRequest)
 

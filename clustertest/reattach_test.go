@@ -312,3 +312,116 @@ func TestClusterFencing(t *testing.T) {
 		t.Errorf("the push arrived %d times on the new stream", n)
 	}
 }
+
+// TestClusterOwnerKeepsItsSession: what must not move a session or lose
+// its messages. A cookie presented on another instance while the
+// session's stream is live opens a new session; a notice of release at an
+// epoch not newer than the owner's is ignored; a message posted while the
+// owner's subscription is down is dispatched once it is back; and after a
+// takeover, a call the old owner had started and the call posted next are
+// each answered once.
+func TestClusterOwnerKeepsItsSession(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	a, b, cc := c.byName(t, "a"), c.byName(t, "b"), c.byName(t, "c")
+
+	t.Run("cookie while the stream lives", func(t *testing.T) {
+		s := openRaw(t, a.base(), nil)
+		defer s.close()
+		s.initialize(t, b.base())
+		cookie := s.cookie("mcp_sse_resume")
+		if cookie == "" {
+			t.Fatalf("the stream set no mcp_sse_resume cookie: %v", s.cookies)
+		}
+		h := http.Header{}
+		h.Set("Cookie", "mcp_sse_resume="+cookie)
+		s2 := openRaw(t, b.base(), h)
+		defer s2.close()
+		if s2.ID == s.ID {
+			t.Fatalf("a cookie on instance b took over session %s, whose stream on a is live", s.ID)
+		}
+		if o := c.ownerOf(t, cc, s.ID); o != a {
+			t.Errorf("after the cookie on b, instance c names %s as the owner, want a", o.name)
+		}
+		s.echo(t, cc.base(), "still-a", "still on a")
+		if s.hasEnded() {
+			t.Error("the live stream ended")
+		}
+	})
+
+	t.Run("stale release notice", func(t *testing.T) {
+		s := openRaw(t, a.base(), nil)
+		defer s.close()
+		s.initialize(t, b.base())
+		// As b would send after a takeover at epoch 1, which is a's own:
+		// no takeover happened after a's.
+		notice := fmt.Sprintf(`{"op":"released","id":%q,"epoch":1,"from":"b"}`, s.ID)
+		if n, err := c.redis.Do("PUBLISH", c.prefix+":n:a", notice); err != nil || n != "1" {
+			t.Fatalf("PUBLISH the notice to a: %q %v, want 1 listener", n, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		s.echo(t, cc.base(), "after-notice", "after a stale notice")
+		if s.hasEnded() {
+			t.Error("a stale release notice ended the stream")
+		}
+		if o := c.ownerOf(t, cc, s.ID); o != a {
+			t.Errorf("instance c names %s as the owner, want a", o.name)
+		}
+	})
+
+	t.Run("posted while the owner resubscribes", func(t *testing.T) {
+		s := openRaw(t, a.base(), nil)
+		defer s.close()
+		s.initialize(t, b.base())
+		// Cut every subscription; an instance subscribes again after a
+		// 50 ms pause. The doorbell of a POST in that window rings no one.
+		posted := false
+		for try := 0; try < 10 && !posted; try++ {
+			if _, err := c.redis.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.redis.Do("PUBSUB", "NUMSUB", c.prefix+":n:a"); err == nil && strings.HasSuffix(n, "\n0") {
+				s.mustPost(t, b.base(), echoRequest("unrung", "posted unrung"))
+				posted = true
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !posted {
+			t.Fatal("a subscribed again before every POST: the window was not hit")
+		}
+		if m := s.waitAnswer(t, 10*time.Second, "unrung"); m.text() != "posted unrung" {
+			t.Errorf("answer: %s %+v", m.Result, m.Error)
+		}
+	})
+
+	t.Run("retaken call and the next", func(t *testing.T) {
+		s := openRaw(t, a.base(), nil)
+		s.initialize(t, b.base())
+		cookie := s.cookie("mcp_sse_resume")
+		s.close()
+		waitState(t, c, b, s.ID, "detached")
+		// a dispatches the slow call, whose answer waits for a stream.
+		s.mustPost(t, cc.base(), `{"jsonrpc":"2.0","id":"retaken","method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":500}}}`)
+		time.Sleep(300 * time.Millisecond)
+		h := http.Header{}
+		h.Set("Cookie", "mcp_sse_resume="+cookie)
+		s2 := openRaw(t, b.base(), h)
+		defer s2.close()
+		if s2.ID != s.ID {
+			t.Fatalf("re-attached by cookie on instance b to session %s, want the same %s", s2.ID, s.ID)
+		}
+		// Posted while the slow call's entry is still in the inbox.
+		s2.mustPost(t, cc.base(), echoRequest("next", "after the retake"))
+		if m := s2.waitAnswer(t, 10*time.Second, "next"); m.text() != "after the retake" {
+			t.Errorf("answer to next: %s %+v", m.Result, m.Error)
+		}
+		if m := s2.waitAnswer(t, 10*time.Second, "retaken"); m.Error != nil {
+			t.Errorf("the retaken slow call failed: %+v", m.Error)
+		}
+		time.Sleep(time.Second) // a duplicate would come now
+		for _, id := range []string{"retaken", "next"} {
+			if n := answers(s2, id); n != 1 {
+				t.Errorf("%s answered %d times: %v", id, n, s2.framesOf(isAnswer(id)))
+			}
+		}
+	})
+}
