@@ -209,8 +209,10 @@ func (s *mcpSession) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
 // route delivers one message from the process. It runs on the process's
 // stdout reader, one message at a time, in the order they were written;
-// while a stream's buffer is full it waits, which holds the process's
-// output back until the client reads.
+// while a stream holds max_queued_bytes it waits, which holds the
+// process's output back until the client reads, for send_timeout at most:
+// then the stream is cut as a slow consumer and the message goes
+// elsewhere (a response is dropped with its stream).
 func (s *mcpSession) route(msg []byte) {
 	var env outEnvelope
 	if err := json.Unmarshal(msg, &env); err != nil {
