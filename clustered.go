@@ -63,7 +63,7 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		return true, writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	}
 
-	client := scope + " " + access.ClientIP(r)
+	client := scope + " " + access.ClientKey(r)
 	if local != nil {
 		client = local.ClientKey
 	}
@@ -235,7 +235,7 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request, next caddyhtt
 	m := h.cluster
 	meta := p.meta
 	scope := h.site(r).Scope
-	client := scope + " " + access.ClientIP(r)
+	client := scope + " " + access.ClientKey(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		return openedStream{}, false
 	}

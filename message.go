@@ -3,21 +3,17 @@ package mcpsse
 // The POST path: a client's message, checked, admitted and dispatched.
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -71,29 +67,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 // notifications (the rest are responses); nil messages mean the body was
 // refused and answered (refused is that write's error).
 func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch.Message, work int, refused error) {
-	msgs, err := dispatch.Parse(body)
-	if err != nil {
-		var pe *dispatch.ParseError
-		errors.As(err, &pe)
-		return nil, 0, writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
-	}
-	if len(msgs) > h.MaxBatchSize {
-		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
-	}
-	// Requests and notifications hold upstream work until answered and
-	// count against max_inflight; responses to the server's requests
-	// count apart, against a limit of their own of the same size, so a
-	// tool waiting on sampling can always be answered.
-	for i := range msgs {
-		if msgs[i].Method != "" {
-			work++
-		}
-	}
-	responses := len(msgs) - work
-	if h.MaxInflight > 0 && max(work, responses) > h.MaxInflight {
-		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("batch of %d requests and %d responses exceeds max_inflight (%d)", work, responses, h.MaxInflight))
+	msgs, work, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	if ref != nil {
+		return nil, 0, ref.Write(w)
 	}
 	return msgs, work, nil
 }
@@ -142,81 +118,20 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 // written (err is that write's) and nothing is held. client is what the
 // poster is counted under.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, release func(), err error) {
-	tooLarge := func() error {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	budget := postbody.Budget{Held: h.store.held, Clients: h.store.clientBytes}
+	body, release, ref := postbody.Read(w, r, budget, postbody.Limits{
+		MaxMessageSize: h.MaxMessageSize,
+		Timeout:        positive(h.BodyTimeout),
+		MaxPending:     h.MaxPendingBytes,
+	}, client)
+	if ref == nil {
+		return body, release, nil
 	}
-	if r.ContentLength > h.MaxMessageSize {
-		return nil, nil, tooLarge()
+	if ref.Reason == postbody.ReasonPending {
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
 	}
-	// Bytes are counted as they arrive, not as a body announces them: a
-	// client that announces large bodies and sends nothing holds nothing.
-	// One client may hold a quarter of the limit, so that it alone cannot
-	// take the whole of it from the others.
-	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, h.MaxMessageSize), h: h, client: client}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			h.store.held.Add(-hr.held)
-			h.store.clientBytes.ReleaseN(hr.client, int(hr.held))
-		})
-	}
-	rc := http.NewResponseController(w)
-	if h.BodyTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
-	}
-	body, err = io.ReadAll(hr)
-	if h.BodyTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		release()
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return nil, nil, tooLarge()
-		case errors.Is(err, errPendingBytes):
-			metrics.refused.WithLabelValues("max_pending_bytes").Inc()
-			h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
-			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Connection", "close") // the rest of the body is not read
-			return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
-				"the server holds too many messages in flight; retry later")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			w.Header().Set("Connection", "close")
-			return nil, nil, writeError(w, http.StatusRequestTimeout, dispatch.CodeParseError,
-				fmt.Sprintf("message body not received within body_timeout (%s)", time.Duration(h.BodyTimeout)))
-		}
-		return nil, nil, writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
-	}
-	return body, release, nil
-}
-
-var errPendingBytes = errors.New("max_pending_bytes reached")
-
-// heldReader counts the bytes of a POST body as they are read against
-// max_pending_bytes, for the process and for the client.
-type heldReader struct {
-	r      io.Reader
-	h      *Handler
-	client string
-	held   int64
-}
-
-func (hr *heldReader) Read(p []byte) (int, error) {
-	n, err := hr.r.Read(p)
-	if n > 0 {
-		limit := hr.h.MaxPendingBytes
-		if !hr.h.store.hold(int64(n), limit) {
-			return n, errPendingBytes
-		}
-		if limit > 0 && !hr.h.store.clientBytes.AcquireN(hr.client, n, int(max(limit/4, hr.h.MaxMessageSize))) {
-			hr.h.store.held.Add(-int64(n))
-			return n, errPendingBytes
-		}
-		hr.held += int64(n)
-	}
-	return n, err
+	return nil, nil, ref.Write(w)
 }
 
 // queryParam is url.Values.Get for one parameter of a raw query, without

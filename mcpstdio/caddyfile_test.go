@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -31,6 +33,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"max_message_size", "mcp_stdio s {\n max_message_size 1MiB\n}", Handler{Command: "s", MaxMessageSize: 1 << 20}},
 		{"identity", "mcp_stdio s {\n identity off\n}", Handler{Command: "s", Identity: "off"}},
 		{"allowed_origins", "mcp_stdio s {\n allowed_origins https://a.example *\n}", Handler{Command: "s", AllowedOrigins: []string{"https://a.example", "*"}}},
+		{"per client off", "mcp_stdio s {\n max_processes_per_client off\n}", Handler{Command: "s", MaxProcessesPerClient: -1}},
+		{"post limits", "mcp_stdio s {\n body_timeout 3s\n max_pending_bytes 8MiB\n max_batch_size 5\n max_inflight 4\n}", Handler{Command: "s",
+			BodyTimeout: caddy.Duration(3 * time.Second), MaxPendingBytes: 8 << 20, MaxBatchSize: 5, MaxInflight: 4}},
+		{"post limits off", "mcp_stdio s {\n body_timeout off\n max_pending_bytes off\n max_inflight off\n}", Handler{Command: "s",
+			BodyTimeout: -1, MaxPendingBytes: -1, MaxInflight: -1}},
+		{"stream bounds", "mcp_stdio s {\n max_queued_bytes 1MiB\n send_timeout 5s\n}", Handler{Command: "s",
+			MaxQueuedBytes: 1 << 20, SendTimeout: caddy.Duration(5 * time.Second)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +68,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"size", "mcp_stdio s {\n max_message_size lots\n}", "max_message_size: invalid size"},
 		{"origin", "mcp_stdio s {\n allowed_origins example.com\n}", `allowed_origins: "example.com" is not an origin`},
 		{"dir two args", "mcp_stdio s {\n dir a b\n}", "wrong argument count"},
+		{"body_timeout", "mcp_stdio s {\n body_timeout soon\n}", "body_timeout: invalid duration"},
+		{"max_pending_bytes", "mcp_stdio s {\n max_pending_bytes lots\n}", "max_pending_bytes: invalid size"},
+		{"max_batch_size off", "mcp_stdio s {\n max_batch_size off\n}", "max_batch_size must be a positive whole number"},
+		{"max_inflight 0", "mcp_stdio s {\n max_inflight 0\n}", "max_inflight must be a positive whole number"},
+		{"max_queued_bytes off", "mcp_stdio s {\n max_queued_bytes off\n}", "max_queued_bytes: invalid size"},
+		{"send_timeout off", "mcp_stdio s {\n send_timeout off\n}", "send_timeout: invalid duration"},
+		{"per client 0", "mcp_stdio s {\n max_processes_per_client 0\n}", "max_processes_per_client must be a positive whole number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +137,46 @@ func TestAcceptsSSE(t *testing.T) {
 func TestIDKey(t *testing.T) {
 	if idKey([]byte("1")) != idKey([]byte("1.0")) || idKey([]byte(`"1"`)) == idKey([]byte("1")) {
 		t.Error("ids: numbers must match by value, strings never match numbers")
+	}
+}
+
+// TestAbsoluteCommandNamesTheMatcherRule: Caddy reads a first argument
+// starting with "/" as a path matcher, which leaves mcp_stdio without a
+// command; the error says so and how to write it.
+func TestAbsoluteCommandNamesTheMatcherRule(t *testing.T) {
+	in := "http://127.0.0.1:1 {\n\tmcp_stdio /usr/bin/server\n}\n"
+	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+	if err == nil {
+		t.Fatal("adapted; want an error")
+	}
+	for _, want := range []string{"absolute path reads as a path matcher", "mcp_stdio * /usr/bin/server", ":2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to contain %q", err, want)
+		}
+	}
+	// Written as the error says, it adapts, with the command in place.
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://127.0.0.1:1 {\n\tmcp_stdio * /usr/bin/server\n}\n"), nil)
+	if err != nil || !strings.Contains(string(out), `"command":"/usr/bin/server"`) {
+		t.Fatalf("with a matcher: %v\n%s", err, out)
+	}
+}
+
+// TestDefaultsApplied: defaults are applied in Provision, so JSON and
+// Caddyfile users get the same.
+func TestDefaultsApplied(t *testing.T) {
+	h := Handler{Command: "s"}
+	h.applyDefaults()
+	want := Handler{Command: "s",
+		MaxProcesses: DefaultMaxProcesses, MaxProcessesPerClient: DefaultMaxProcessesPerClient,
+		IdleTimeout: caddy.Duration(DefaultIdleTimeout), StartupTimeout: caddy.Duration(DefaultStartupTimeout),
+		StopTimeout: caddy.Duration(DefaultStopTimeout), MaxMessageSize: DefaultMaxMessageSize,
+		BodyTimeout: caddy.Duration(DefaultBodyTimeout), MaxPendingBytes: DefaultMaxPendingBytes,
+		MaxBatchSize: DefaultMaxBatchSize, MaxInflight: DefaultMaxInflight, MaxQueuedBytes: DefaultMaxQueuedBytes,
+		SendTimeout: caddy.Duration(DefaultSendTimeout), Identity: "{http.auth.user.id}"}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("got %+v\nwant %+v", h, want)
+	}
+	if DefaultMaxProcessesPerClient*4 > DefaultMaxProcesses {
+		t.Errorf("max_processes_per_client's default (%d) must stay well below max_processes' (%d)", DefaultMaxProcessesPerClient, DefaultMaxProcesses)
 	}
 }

@@ -1,8 +1,9 @@
 // Command stdioserver is the demo MCP server (tools echo, add, slow,
 // sample) served over stdio, with tools and faults the tests of the stdio
 // and mcpstdio packages need: env and cwd report the process's
-// environment, crash exits in the middle of a call, and flags make it
-// misbehave the ways real servers do.
+// environment, crash exits in the middle of a call, flood sends
+// notifications of a chosen size, and flags make it misbehave the ways
+// real servers do.
 package main
 
 import (
@@ -75,6 +76,7 @@ func main() {
 	}
 
 	s := demo.NewServer()
+	addFlood(s)
 	mcp.AddTool(s, &mcp.Tool{Name: "env", Description: "Returns an environment variable."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in NameInput) (*mcp.CallToolResult, any, error) {
 			return text(os.Getenv(in.Name)), nil, nil
