@@ -48,19 +48,19 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		owner, err = m.lookupKnown(r.Context(), id)
 		switch {
 		case errors.Is(err, cluster.ErrGone):
-			return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+			return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 		case err != nil:
 			return true, h.clusterDown(w, err)
 		}
 	}
 	if owner.scope != scope {
-		return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who != owner.identity {
 		h.logger.Warn("refusing message: identity does not own the session",
 			zap.String("session", session.ShortID(id)), zap.String("identity", who),
 			zap.String("owner", owner.identity), zap.String("remote_addr", r.RemoteAddr))
-		return true, writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
+		return true, refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	}
 
 	client := scope + " " + access.ClientKey(r)

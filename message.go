@@ -23,9 +23,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	id := queryParam(r.URL.RawQuery, "session_id")
 	switch {
 	case id == "":
-		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
+		return refuseUnread(w, r, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
 	case !session.ValidID(id):
-		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
+		return refuseUnread(w, r, http.StatusBadRequest, dispatch.CodeInvalidRequest,
 			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
 	}
 	setSessionPlaceholder(r, id)
@@ -40,13 +40,13 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	// A session another handler opened is as unknown here as one that
 	// never was: its upstream is another site's.
 	if !ok || sess.Closed() || sess.Scope != h.site(r).Scope {
-		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who := h.identity(r); who != sess.Identity {
 		h.logger.Warn("refusing message: identity does not own the session",
 			zap.String("session", session.ShortID(sess.ID)), zap.String("identity", who),
 			zap.String("owner", sess.Identity), zap.String("remote_addr", r.RemoteAddr))
-		return writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest,
+		return refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest,
 			"this session belongs to another identity")
 	}
 
@@ -60,6 +60,13 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 		return refused
 	}
 	return h.dispatchHere(w, r, next, sess, msgs, work, release)
+}
+
+// refuseUnread answers a POST refused before its body was read, and has
+// the connection closed after the answer (postbody.CloseUnread).
+func refuseUnread(w http.ResponseWriter, r *http.Request, status, code int, msg string) error {
+	postbody.CloseUnread(w, r)
+	return writeError(w, status, code, msg)
 }
 
 // parseBody parses a POST's body within max_batch_size and max_inflight.

@@ -263,7 +263,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	if msg, ok := checkProtocolVersion(r); !ok {
-		closeIfUnread(w, r)
+		postbody.CloseUnread(w, r)
 		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, msg)
 	}
 	switch r.Method {
@@ -290,7 +290,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 	if decision == access.OriginForbidden {
 		h.logger.Warn("refusing request: origin not allowed",
 			zap.String("origin", r.Header.Get("Origin")), zap.String("remote_addr", r.RemoteAddr))
-		closeIfUnread(w, r)
+		postbody.CloseUnread(w, r)
 		_ = writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "origin not allowed: "+r.Header.Get("Origin"))
 		return false
 	}
@@ -313,7 +313,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 // or 403 itself when it cannot go on.
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*mcpSession, bool) {
 	refuse := func(status, code int, msg string) (*mcpSession, bool) {
-		closeIfUnread(w, r)
+		postbody.CloseUnread(w, r)
 		_ = writeError(w, status, code, msg)
 		return nil, false
 	}
@@ -816,15 +816,6 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// closeIfUnread asks for the connection to be closed after a refusal
-// written before the request's body was read: otherwise the server reads
-// (up to 256 KiB of) what remains of it before it sends the response, and
-// a client that never sends it never gets one.
-func closeIfUnread(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close")
-	}
-}
 
 // acceptsSSE reports whether the client takes an event stream. A request
 // without Accept takes anything.

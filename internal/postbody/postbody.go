@@ -84,6 +84,16 @@ func (r *Refusal) Write(w http.ResponseWriter) error {
 	return err
 }
 
+// CloseUnread asks for the connection to be closed after a refusal written
+// before the request's body was read: otherwise the server reads (up to
+// 256 KiB of) what remains of it before it sends the response, and a client
+// that never sends it never gets one.
+func CloseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
 // Read reads a POST's body within lim, counting its bytes in b under
 // client as they arrive: a client that announces large bodies and sends
 // nothing holds nothing. release gives the bytes back; it is to be called
