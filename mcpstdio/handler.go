@@ -816,7 +816,6 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-
 // acceptsSSE reports whether the client takes an event stream. A request
 // without Accept takes anything.
 func acceptsSSE(r *http.Request) bool {
