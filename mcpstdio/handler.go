@@ -435,9 +435,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		MaxMessageSize: int(h.MaxMessageSize),
 		StopTimeout:    time.Duration(h.StopTimeout),
 		OnMessage:      s.route,
-		OnSkipped: func(line []byte) {
-			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message",
-				zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line))
+		OnSkipped: func(line []byte, suppressed int) {
+			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line)}
+			if suppressed > 0 {
+				fields = append(fields, zap.Int("lines_suppressed", suppressed))
+			}
+			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message", fields...)
 		},
 		OnStderr: func(line string, suppressed int) {
 			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.String("line", line)}

@@ -25,6 +25,7 @@ const (
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultStderrMaxLine  = 1024
 	DefaultStderrRate     = 20
+	DefaultSkippedRate    = 20
 )
 
 // Config says what to run and how to talk to it.
@@ -49,14 +50,24 @@ type Config struct {
 	// order, from one goroutine. The slice is the receiver's to keep.
 	OnMessage func(msg []byte)
 	// OnSkipped receives the start (at most 256 bytes) of each stdout
-	// line that is not a JSON-RPC message; the line is otherwise ignored.
-	OnSkipped func(line []byte)
+	// line that is not a JSON-RPC message, at most SkippedRate a second
+	// (with as many in a burst), as OnStderr does; the line is otherwise
+	// ignored. suppressed is how many lines were dropped since the last
+	// one delivered.
+	OnSkipped   func(line []byte, suppressed int)
+	SkippedRate int
 	// OnStderr receives stderr lines, cut to StderrMaxLine bytes, at most
 	// StderrRate a second (with as many in a burst); suppressed is how
-	// many lines were dropped since the last one delivered.
+	// many lines were dropped since the last one delivered. When the
+	// stream ends, the last line dropped, if any, is delivered with the
+	// count of those dropped before it.
 	OnStderr      func(line string, suppressed int)
 	StderrMaxLine int
 	StderrRate    int
+
+	// clock is the time the rate limits read; time.Now if nil (tests
+	// set it).
+	clock func() time.Time
 }
 
 // ErrMessageTooLarge is the cause of an exit forced by a stdout line over
@@ -141,6 +152,12 @@ func Start(cfg Config) (*Process, error) {
 	if cfg.StderrRate <= 0 {
 		cfg.StderrRate = DefaultStderrRate
 	}
+	if cfg.SkippedRate <= 0 {
+		cfg.SkippedRate = DefaultSkippedRate
+	}
+	if cfg.clock == nil {
+		cfg.clock = time.Now
+	}
 	becomeSubreaper()
 	cmd := exec.Command(cfg.Command, cfg.Args...)
 	cmd.Env = cfg.Env
@@ -205,6 +222,8 @@ func Start(cfg Config) (*Process, error) {
 	go p.wait()
 	return p, nil
 }
+
+func (p *Process) now() time.Time { return p.cfg.clock() }
 
 // PID is the process id, which is also its process group id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }

@@ -28,6 +28,8 @@ type server struct {
 	mu       sync.Mutex
 	skipped  []string
 	stderr   []string
+	// how many lines the rate limits reported suppressed, in all
+	skippedSuppressed, stderrSuppressed int
 }
 
 func start(t *testing.T, cfg Config, flags ...string) *server {
@@ -37,14 +39,16 @@ func start(t *testing.T, cfg Config, flags ...string) *server {
 	cfg.Args = flags
 	cfg.Env = append(os.Environ(), s.marker)
 	cfg.OnMessage = func(m []byte) { s.messages <- m }
-	cfg.OnSkipped = func(l []byte) {
+	cfg.OnSkipped = func(l []byte, suppressed int) {
 		s.mu.Lock()
 		s.skipped = append(s.skipped, string(l))
+		s.skippedSuppressed += suppressed
 		s.mu.Unlock()
 	}
-	cfg.OnStderr = func(l string, _ int) {
+	cfg.OnStderr = func(l string, suppressed int) {
 		s.mu.Lock()
 		s.stderr = append(s.stderr, l)
+		s.stderrSuppressed += suppressed
 		s.mu.Unlock()
 	}
 	p, err := Start(cfg)
@@ -273,6 +277,10 @@ func TestReadLine(t *testing.T) {
 		{"exactly max", "abcd\n", 4, []string{"abcd"}, nil},
 		{"over max", "abcde\n", 4, nil, errLineTooLong},
 		{"over max unterminated", "abcdefgh", 4, nil, errLineTooLong},
+		// Longer than the reader's buffer (16): read in fragments, each
+		// under max; the line's length is what counts.
+		{"over max across fragments", strings.Repeat("a", 40) + "\n", 20, nil, errLineTooLong},
+		{"under max across fragments", strings.Repeat("a", 40) + "\n", 40, []string{strings.Repeat("a", 40)}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

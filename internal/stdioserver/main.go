@@ -28,6 +28,7 @@ var (
 	sleeper          = flag.Bool("sleeper", false, "only sleep (the child of -child)")
 	stderrLines      = flag.Int("stderr-lines", 0, "write this many lines to stderr at start")
 	bigLine          = flag.Int("big-line", 0, "write a stdout line of this many bytes at start")
+	stdoutLines      = flag.Int("stdout-lines", 0, "write this many lines that are not JSON-RPC to stdout at start")
 )
 
 // NameInput is the env tool's input.
@@ -65,6 +66,9 @@ func main() {
 	}
 	for i := range *stderrLines {
 		fmt.Fprintf(os.Stderr, "stderr line %d\n", i)
+	}
+	for i := range *stdoutLines {
+		fmt.Printf("stdout line %d\n", i)
 	}
 	if *bigLine > 0 {
 		b := make([]byte, *bigLine)
