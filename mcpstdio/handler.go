@@ -69,8 +69,13 @@ type Handler struct {
 	// environment variable: header name → variable name. For per-user
 	// tokens.
 	EnvFromHeader map[string]string `json:"env_from_header,omitempty"`
-	// Whether the process inherits Caddy's environment. Default: true.
-	InheritEnv *bool `json:"inherit_env,omitempty"`
+	// Which of Caddy's environment variables the process inherits: "on"
+	// (the default), a short list (PATH, HOME, USER, LANG, LC_*, TZ,
+	// TMPDIR, and on Windows what programs need there); "off", none;
+	// "all", every one; or an array of names (a trailing * makes a
+	// prefix) inherited besides the short list. true and false read as
+	// "on" and "off".
+	InheritEnv InheritEnv `json:"inherit_env,omitempty"`
 	// The working directory of the process. Default: Caddy's.
 	Dir string `json:"dir,omitempty"`
 	// Most processes running at once, across every mcp_stdio handler; an
@@ -190,6 +195,9 @@ func (h *Handler) Validate() error {
 		if hdr == "" || k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("env_from_header: invalid header %q or variable %q", hdr, k)
 		}
+	}
+	if err := h.InheritEnv.validate(); err != nil {
+		return err
 	}
 	return access.ValidOrigins(h.AllowedOrigins)
 }
@@ -473,10 +481,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 
 // environ is the environment of a new process.
 func (h *Handler) environ(r *http.Request) []string {
-	var env []string
-	if h.InheritEnv == nil || *h.InheritEnv {
-		env = os.Environ()
-	}
+	env := h.InheritEnv.environ(callerEnviron())
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for k, v := range h.Env {
 		if repl != nil {
