@@ -34,10 +34,20 @@ type server struct {
 
 func start(t *testing.T, cfg Config, flags ...string) *server {
 	t.Helper()
-	s := &server{marker: proctest.Marker(), messages: make(chan []byte, 100)}
 	cfg.Command = proctest.Server(t)
 	cfg.Args = flags
-	cfg.Env = append(os.Environ(), s.marker)
+	return startCommand(t, cfg, func(start func()) { start() })
+}
+
+// startCommand starts cfg's command, the Start call run by launch, with
+// the test's marker added to its environment.
+func startCommand(t *testing.T, cfg Config, launch func(start func())) *server {
+	t.Helper()
+	s := &server{marker: proctest.Marker(), messages: make(chan []byte, 100)}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	cfg.Env = append(cfg.Env, s.marker)
 	cfg.OnMessage = func(m []byte) { s.messages <- m }
 	cfg.OnSkipped = func(l []byte, suppressed int) {
 		s.mu.Lock()
@@ -51,7 +61,9 @@ func start(t *testing.T, cfg Config, flags ...string) *server {
 		s.stderrSuppressed += suppressed
 		s.mu.Unlock()
 	}
-	p, err := Start(cfg)
+	var p *Process
+	var err error
+	launch(func() { p, err = Start(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
