@@ -24,6 +24,7 @@ var (
 	banner           = flag.String("banner", "", "print this line on stdout before serving")
 	ignoreStdinClose = flag.Bool("ignore-stdin-close", false, "keep running after stdin closes")
 	ignoreSIGTERM    = flag.Bool("ignore-sigterm", false, "ignore SIGTERM")
+	ignoreSIGPIPE    = flag.Bool("ignore-sigpipe", false, "ignore SIGPIPE: keep running once stdout and stderr have no reader")
 	child            = flag.Bool("child", false, "start a child process of its own that outlives it")
 	sleeper          = flag.Bool("sleeper", false, "only sleep (the child of -child)")
 	stderrLines      = flag.Int("stderr-lines", 0, "write this many lines to stderr at start")
@@ -49,6 +50,9 @@ func main() {
 	}
 	if *ignoreSIGTERM {
 		signal.Ignore(syscall.SIGTERM)
+	}
+	if *ignoreSIGPIPE {
+		signal.Ignore(syscall.SIGPIPE)
 	}
 	if *child {
 		c := exec.Command(os.Args[0], "-sleeper")
