@@ -481,7 +481,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 
 // environ is the environment of a new process.
 func (h *Handler) environ(r *http.Request) []string {
-	env := h.InheritEnv.environ(callerEnviron())
+	env := h.InheritEnv.environ(os.Environ())
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for k, v := range h.Env {
 		if repl != nil {

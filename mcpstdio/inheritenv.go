@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -96,6 +95,3 @@ func (ie InheritEnv) environ(environ []string) []string {
 		return stdio.FilterEnv(environ, append(slices.Clone(stdio.DefaultInheritedEnv), ie...))
 	}
 }
-
-// callerEnviron is Caddy's environment; a variable for tests.
-var callerEnviron = os.Environ
