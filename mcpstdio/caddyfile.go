@@ -29,7 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	mcp_stdio [<matcher>] <command> [<args...>] {
 //		env              <KEY> <VALUE>        # repeatable; placeholders allowed
 //		env_from_header  <Header> <KEY>       # repeatable; read when the session starts
-//		inherit_env      on | off             # default on
+//		inherit_env      on | off | all | <KEY...>  # default on: PATH HOME USER LANG LC_* TZ TMPDIR
 //		dir              <path>               # default: Caddy's working directory
 //		max_processes    <n>                  # default 100
 //		max_processes_per_client <n> | off    # default 10
@@ -89,16 +89,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.EnvFromHeader[args[0]] = args[1]
 		case "inherit_env":
-			var arg string
-			if err = directive.OneArg(d, &arg); err == nil {
-				switch arg {
-				case "on":
-					h.InheritEnv = &[]bool{true}[0]
-				case "off":
-					h.InheritEnv = &[]bool{false}[0]
-				default:
-					err = d.Errf("inherit_env takes on or off, not %q", arg)
-				}
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0:
+				return d.Errf("inherit_env takes on, off, all, or variable names")
+			case h.InheritEnv != nil:
+				return d.Errf("inherit_env given twice")
+			}
+			h.InheritEnv = InheritEnv(args)
+			if verr := h.InheritEnv.validate(); verr != nil {
+				return d.Errf("%v", verr)
 			}
 		case "dir":
 			err = directive.OneArg(d, &h.Dir)

@@ -14,7 +14,6 @@ import (
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
-	off := false
 	tests := []struct {
 		name  string
 		input string
@@ -24,7 +23,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"command and args", `mcp_stdio npx -y @scope/server stdio`, Handler{Command: "npx", Args: []string{"-y", "@scope/server", "stdio"}}},
 		{"env", "mcp_stdio s {\n env A 1\n env B \"two words\"\n}", Handler{Command: "s", Env: map[string]string{"A": "1", "B": "two words"}}},
 		{"env_from_header", "mcp_stdio s {\n env_from_header X-Token TOKEN\n}", Handler{Command: "s", EnvFromHeader: map[string]string{"X-Token": "TOKEN"}}},
-		{"inherit_env off", "mcp_stdio s {\n inherit_env off\n}", Handler{Command: "s", InheritEnv: &off}},
+		{"inherit_env off", "mcp_stdio s {\n inherit_env off\n}", Handler{Command: "s", InheritEnv: InheritEnv{"off"}}},
+		{"inherit_env all", "mcp_stdio s {\n inherit_env all\n}", Handler{Command: "s", InheritEnv: InheritEnv{"all"}}},
+		{"inherit_env names", "mcp_stdio s {\n inherit_env GITHUB_TOKEN AWS_*\n}", Handler{Command: "s", InheritEnv: InheritEnv{"GITHUB_TOKEN", "AWS_*"}}},
 		{"dir", "mcp_stdio s {\n dir /srv\n}", Handler{Command: "s", Dir: "/srv"}},
 		{"limits", "mcp_stdio s {\n max_processes 7\n max_processes_per_client 2\n}", Handler{Command: "s", MaxProcesses: 7, MaxProcessesPerClient: 2}},
 		{"timeouts", "mcp_stdio s {\n idle_timeout 1m\n startup_timeout 90s\n stop_timeout 2s\n}", Handler{Command: "s",
@@ -61,7 +62,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"env one arg", "mcp_stdio s {\n env A\n}", "env takes <KEY> <VALUE>"},
 		{"env bad name", "mcp_stdio s {\n env A=B c\n}", "env: invalid variable name"},
 		{"env_from_header one arg", "mcp_stdio s {\n env_from_header X\n}", "env_from_header takes <Header> <KEY>"},
-		{"inherit_env maybe", "mcp_stdio s {\n inherit_env maybe\n}", "inherit_env takes on or off"},
+		{"inherit_env nothing", "mcp_stdio s {\n inherit_env\n}", "inherit_env takes on, off, all, or variable names"},
+		{"inherit_env word among names", "mcp_stdio s {\n inherit_env all HOME\n}", `inherit_env: "all" stands alone`},
+		{"inherit_env bad name", "mcp_stdio s {\n inherit_env A=B\n}", `inherit_env: invalid variable name "A=B"`},
+		{"inherit_env star inside", "mcp_stdio s {\n inherit_env A*B\n}", `inherit_env: invalid variable name "A*B"`},
 		{"max_processes 0", "mcp_stdio s {\n max_processes 0\n}", "max_processes must be a positive whole number"},
 		{"stop_timeout off", "mcp_stdio s {\n stop_timeout off\n}", "stop_timeout: invalid duration"},
 		{"startup_timeout negative", "mcp_stdio s {\n startup_timeout -1s\n}", "startup_timeout must be positive"},

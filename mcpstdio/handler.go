@@ -80,8 +80,13 @@ type Handler struct {
 	// environment variable: header name → variable name. For per-user
 	// tokens.
 	EnvFromHeader map[string]string `json:"env_from_header,omitempty"`
-	// Whether the process inherits Caddy's environment. Default: true.
-	InheritEnv *bool `json:"inherit_env,omitempty"`
+	// Which of Caddy's environment variables the process inherits: "on"
+	// (the default), a short list (PATH, HOME, USER, LANG, LC_*, TZ,
+	// TMPDIR, and on Windows what programs need there); "off", none;
+	// "all", every one; or an array of names (a trailing * makes a
+	// prefix) inherited besides the short list. true and false read as
+	// "on" and "off".
+	InheritEnv InheritEnv `json:"inherit_env,omitempty"`
 	// The working directory of the process. Default: Caddy's.
 	Dir string `json:"dir,omitempty"`
 	// Most processes running at once, across every mcp_stdio handler; an
@@ -246,6 +251,9 @@ func (h *Handler) Validate() error {
 		if hdr == "" || k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("env_from_header: invalid header %q or variable %q", hdr, k)
 		}
+	}
+	if err := h.InheritEnv.validate(); err != nil {
+		return err
 	}
 	return access.ValidOrigins(h.AllowedOrigins)
 }
@@ -513,9 +521,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		MaxMessageSize: int(h.MaxMessageSize),
 		StopTimeout:    time.Duration(h.StopTimeout),
 		OnMessage:      s.route,
-		OnSkipped: func(line []byte) {
-			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message",
-				zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line))
+		OnSkipped: func(line []byte, suppressed int) {
+			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line)}
+			if suppressed > 0 {
+				fields = append(fields, zap.Int("lines_suppressed", suppressed))
+			}
+			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message", fields...)
 		},
 		OnStderr: func(line string, suppressed int) {
 			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.String("line", line)}
@@ -548,10 +559,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 
 // environ is the environment of a new process.
 func (h *Handler) environ(r *http.Request) []string {
-	var env []string
-	if h.InheritEnv == nil || *h.InheritEnv {
-		env = os.Environ()
-	}
+	env := h.InheritEnv.environ(os.Environ())
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for k, v := range h.Env {
 		if repl != nil {
