@@ -35,9 +35,12 @@ type clusterMember struct {
 	broadcasts sync.Map // string -> chan int
 	down       atomic.Bool
 	acks       *acker
-	stop       chan struct{}
-	done       chan struct{} // renew has returned
-	ackDone    chan struct{} // ackLoop has returned
+	// ready is closed once node is set: the node delivers events from
+	// its own goroutine, which Open starts before it returns the node.
+	ready   chan struct{}
+	stop    chan struct{}
+	done    chan struct{} // renew has returned
+	ackDone chan struct{} // ackLoop has returned
 }
 
 // knownSession is what a POST needs to check before reading its body.
@@ -51,13 +54,18 @@ const knownFor = 30 * time.Second
 
 func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMember, error) {
 	v, _, err := members.LoadOrNew(key, func() (caddy.Destructor, error) {
-		m := &clusterMember{logger: logger.Named("cluster"), acks: newAcker(),
+		m := &clusterMember{logger: logger.Named("cluster"), acks: newAcker(), ready: make(chan struct{}),
 			stop: make(chan struct{}), done: make(chan struct{}), ackDone: make(chan struct{})}
+		// go-redis logs through one logger per process: the newest
+		// member's, in Caddy's logs rather than on stderr.
+		redisLogger := m.logger.Named("redis")
+		cluster.RouteRedisLogs(func(line string) { redisLogger.Warn(line) })
 		node, err := cluster.Open(cfg, m)
 		if err != nil {
 			return nil, err
 		}
 		m.node = node
+		close(m.ready)
 		go m.renew()
 		go m.ackLoop()
 		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()))
@@ -157,6 +165,7 @@ func (m *clusterMember) ownedSession(id string) (*ownedSession, bool) {
 // Doorbell implements cluster.Events: a message waits in the inbox of a
 // session this instance owns.
 func (m *clusterMember) Doorbell(d cluster.Doorbell) {
+	<-m.ready
 	if o, ok := m.ownedSession(d.Session); ok {
 		o.offer(d.Prev, d.ID, d.Posted)
 	}
@@ -166,6 +175,7 @@ func (m *clusterMember) Doorbell(d cluster.Doorbell) {
 // not subscribed are lost, so every inbox is looked at, and claims that
 // may have lapsed meanwhile are renewed.
 func (m *clusterMember) Subscribed() {
+	<-m.ready
 	go func() {
 		m.refresh()
 		m.owned.Range(func(_, v any) bool {
@@ -177,6 +187,7 @@ func (m *clusterMember) Subscribed() {
 
 // Control implements cluster.Events.
 func (m *clusterMember) Control(c cluster.Control) {
+	<-m.ready
 	switch c.Op {
 	case cluster.OpBroadcast:
 		go func() {
