@@ -5,6 +5,7 @@ package mcpsse
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,10 @@ type clusterMember struct {
 	// instance's count, by id.
 	broadcasts sync.Map // string -> chan int
 	down       atomic.Bool
-	acks       *acker
+	// evictionChecked: Redis was found to evict nothing, or the config
+	// accepts eviction.
+	evictionChecked atomic.Bool
+	acks            *acker
 	// ready is closed once node is set: the node delivers events from
 	// its own goroutine, which Open starts before it returns the node.
 	ready   chan struct{}
@@ -66,6 +70,10 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 		}
 		m.node = node
 		close(m.ready)
+		if err := m.checkEviction(cfg); err != nil {
+			_ = node.Close()
+			return nil, err
+		}
 		go m.renew()
 		go m.ackLoop()
 		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()))
@@ -75,6 +83,26 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 		return nil, err
 	}
 	return v.(*clusterMember), nil
+}
+
+// checkEviction refuses a Redis that may evict keys, unless the config
+// accepts it. A Redis that does not answer yet is checked again when the
+// node subscribes (see Subscribed).
+func (m *clusterMember) checkEviction(cfg cluster.Config) error {
+	if cfg.AllowEviction {
+		m.evictionChecked.Store(true)
+		return nil
+	}
+	err := m.node.CheckEviction(context.Background()) // bounded by the node's timeout
+	switch {
+	case err == nil:
+		m.evictionChecked.Store(true)
+		return nil
+	case errors.Is(err, cluster.ErrEvicting):
+		return err
+	}
+	m.logger.Warn("could not read Redis's maxmemory-policy at start; it is checked when Redis answers", zap.Error(err))
+	return nil
 }
 
 // Destruct leaves the cluster: the sessions still owned are marked
@@ -177,6 +205,20 @@ func (m *clusterMember) Doorbell(d cluster.Doorbell) {
 func (m *clusterMember) Subscribed() {
 	<-m.ready
 	go func() {
+		if !m.evictionChecked.Load() {
+			// Redis did not answer at start: its policy is read now. An
+			// evicting Redis cannot be refused any more (Caddy runs): it
+			// is logged as an error, every time the node subscribes.
+			ctx, cancel := context.WithTimeout(context.Background(), m.node.Lease())
+			err := m.node.CheckEviction(ctx)
+			cancel()
+			switch {
+			case err == nil:
+				m.evictionChecked.Store(true)
+			case errors.Is(err, cluster.ErrEvicting):
+				m.logger.Error("Redis may evict sessions", zap.Error(err))
+			}
+		}
 		m.refresh()
 		m.owned.Range(func(_, v any) bool {
 			go v.(*ownedSession).drain()

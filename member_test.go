@@ -2,6 +2,7 @@ package mcpsse
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,4 +89,46 @@ func TestMemberRoutesRedisLogs(t *testing.T) {
 	if got != 1 {
 		t.Fatalf("go-redis's line in the member's log %d times, want once; log: %v", got, logs.All())
 	}
+}
+
+// TestMemberRefusesEvictingRedis: an instance does not join a cluster
+// whose Redis may evict keys (the error says which policy and what to
+// do), unless its config accepts eviction; one whose Redis does not
+// answer yet joins (the policy is read once it answers).
+func TestMemberRefusesEvictingRedis(t *testing.T) {
+	r := redistest.Start(t)
+	if _, err := r.Do("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.Config{URL: r.URL(), Prefix: "evict", Instance: "evict-1", Lease: 3 * time.Second}
+	_, err := loadMember("evict-1", cfg, zap.NewNop())
+	if err == nil {
+		_, _ = members.Delete("evict-1")
+		t.Fatal("joined a cluster whose Redis evicts (allkeys-lru)")
+	}
+	if !strings.Contains(err.Error(), "allkeys-lru") || !strings.Contains(err.Error(), "noeviction") || !strings.Contains(err.Error(), "allow_eviction") {
+		t.Errorf("error %q does not name the policy, noeviction and allow_eviction", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		clients, err := r.Clients()
+		if err == nil && len(clients) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused member left connections to Redis: %v %v", clients, err)
+		}
+	}
+
+	cfg.Instance, cfg.AllowEviction = "evict-2", true
+	if _, err := loadMember("evict-2", cfg, zap.NewNop()); err != nil {
+		t.Fatalf("allow_eviction: %v", err)
+	}
+	_, _ = members.Delete("evict-2")
+
+	r.Stop()
+	cfg.Instance, cfg.AllowEviction = "evict-3", false
+	if _, err := loadMember("evict-3", cfg, zap.NewNop()); err != nil {
+		t.Fatalf("Redis down at start: %v", err)
+	}
+	_, _ = members.Delete("evict-3")
 }

@@ -494,3 +494,23 @@ func TestRefreshRenewsTheInbox(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEviction: a Redis that evicts nothing passes; one with an
+// evicting maxmemory-policy is named, policy and way out, in the error.
+func TestCheckEviction(t *testing.T) {
+	r := redistest.Start(t)
+	n, _ := open(t, r, "evict")
+	if err := n.CheckEviction(t.Context()); err != nil {
+		t.Fatalf("noeviction: %v", err)
+	}
+	for _, policy := range []string{"allkeys-lru", "volatile-ttl", "allkeys-random"} {
+		if _, err := r.Do("CONFIG", "SET", "maxmemory-policy", policy); err != nil {
+			t.Fatal(err)
+		}
+		err := n.CheckEviction(t.Context())
+		if !errors.Is(err, cluster.ErrEvicting) || !strings.Contains(err.Error(), policy) ||
+			!strings.Contains(err.Error(), "noeviction") || !strings.Contains(err.Error(), "allow_eviction") {
+			t.Errorf("%s: %v, want ErrEvicting naming the policy, noeviction and allow_eviction", policy, err)
+		}
+	}
+}
