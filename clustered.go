@@ -81,7 +81,9 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		Body: body, Header: dispatch.CarriedHeader(r, h.ForwardHeaders), Host: r.Host, RemoteAddr: r.RemoteAddr,
 		TLS: r.TLS != nil, Values: values, Vars: vars, At: time.Now().UnixNano(),
 	}
-	res, err := m.node.Post(r.Context(), id, who, scope, p, max(h.MaxInflight, 0), work == 0)
+	load := cluster.Load{Work: work, Responses: len(msgs) - work, Bytes: int64(len(body)),
+		MaxInflight: h.MaxInflight, MaxBytes: h.inboxBytes()}
+	res, err := m.node.Post(r.Context(), id, who, scope, p, load)
 	switch {
 	case err == nil:
 	case errors.Is(err, cluster.ErrGone):
@@ -96,7 +98,13 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
 		return true, writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
-			fmt.Sprintf("too many messages in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+	case errors.Is(err, cluster.ErrInboxBytes):
+		release()
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		w.Header().Set("Retry-After", "1")
+		return true, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+			"the session holds too many bytes of messages in flight; retry later")
 	default:
 		m.noteRedis(err)
 		if local != nil {
@@ -106,7 +114,9 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		release()
 		return true, h.clusterDown(w, err)
 	}
-	release() // the body is in the inbox now
+	// The body's bytes stay counted against max_pending_bytes until its
+	// inbox entry is done, on whichever instance owns the session.
+	m.hold(id, res.Entry, release)
 	if res.Owner == m.node.Instance() {
 		if o, ok := m.ownedSession(id); ok {
 			o.offer(res.Prev, res.Entry, p)
@@ -120,6 +130,15 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return true, nil
+}
+
+// inboxBytes bounds the bytes of bodies one session's inbox holds: what
+// one client may hold of max_pending_bytes on one instance.
+func (h *Handler) inboxBytes() int64 {
+	if h.MaxPendingBytes <= 0 {
+		return 0
+	}
+	return max(h.MaxPendingBytes/4, h.MaxMessageSize)
 }
 
 func (h *Handler) clusterDown(w http.ResponseWriter, err error) error {

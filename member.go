@@ -6,6 +6,7 @@ package mcpsse
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,11 @@ type clusterMember struct {
 	// broadcasts are the admin API's broadcasts waiting for every
 	// instance's count, by id.
 	broadcasts sync.Map // string -> chan int
-	down       atomic.Bool
+	// held are the POSTs this instance put in inboxes, their bodies'
+	// bytes still counted against max_pending_bytes until their entries
+	// are done, by "session entry".
+	held sync.Map // string -> *heldPost
+	down atomic.Bool
 	// evictionChecked: Redis was found to evict nothing, or the config
 	// accepts eviction.
 	evictionChecked atomic.Bool
@@ -45,6 +50,67 @@ type clusterMember struct {
 	stop    chan struct{}
 	done    chan struct{} // renew has returned
 	ackDone chan struct{} // ackLoop has returned
+}
+
+// heldPost is one POST whose inbox entry is not yet done.
+type heldPost struct {
+	release func() // gives back its bytes; idempotent
+	since   time.Time
+}
+
+// hold keeps a posted body's bytes counted until its inbox entry is
+// done: the owner's ack tells (Acked, or ackTurn here), and renew looks
+// in Redis for entries held longer than a renewal, for an ack whose
+// notice was lost.
+func (m *clusterMember) hold(session, entry string, release func()) {
+	m.held.Store(session+" "+entry, &heldPost{release: release, since: time.Now()})
+}
+
+// letGo gives back the bytes of a held POST whose entry is done.
+func (m *clusterMember) letGo(session, entry string) {
+	if v, ok := m.held.LoadAndDelete(session + " " + entry); ok {
+		v.(*heldPost).release()
+	}
+}
+
+// Acked implements cluster.Events: the owner deleted an entry this
+// instance posted.
+func (m *clusterMember) Acked(session, entry string) {
+	<-m.ready
+	m.letGo(session, entry)
+}
+
+// checkHeld gives back the bytes of held POSTs whose entries are no
+// longer in Redis (done, or their session ended) though no notice came.
+func (m *clusterMember) checkHeld() {
+	before := time.Now().Add(-m.node.Lease() / 3)
+	var refs []cluster.EntryRef
+	var keys []string
+	m.held.Range(func(k, v any) bool {
+		if v.(*heldPost).since.Before(before) {
+			session, entry, _ := strings.Cut(k.(string), " ")
+			refs = append(refs, cluster.EntryRef{Session: session, Entry: entry})
+			keys = append(keys, k.(string))
+		}
+		return len(refs) < 4096
+	})
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.node.Lease()/3)
+	defer cancel()
+	exists, err := m.node.Existing(ctx, refs)
+	if err != nil {
+		m.noteRedis(err)
+		return
+	}
+	for i, ok := range exists {
+		if !ok {
+			if v, found := m.held.LoadAndDelete(keys[i]); found {
+				v.(*heldPost).release()
+			}
+		}
+	}
 }
 
 // knownSession is what a POST needs to check before reading its body.
@@ -112,6 +178,13 @@ func (m *clusterMember) Destruct() error {
 	close(m.stop)
 	<-m.done
 	<-m.ackDone
+	// The store outlives the membership: what it held for entries of
+	// this membership is given back.
+	m.held.Range(func(k, v any) bool {
+		m.held.Delete(k)
+		v.(*heldPost).release()
+		return true
+	})
 	var owned []cluster.Owned
 	m.owned.Range(func(_, v any) bool {
 		o := v.(*ownedSession)
@@ -141,6 +214,7 @@ func (m *clusterMember) renew() {
 		case <-t.C:
 		}
 		m.refresh()
+		m.checkHeld()
 		now := time.Now()
 		m.known.Range(func(k, v any) bool {
 			if now.After(v.(knownSession).until) {

@@ -199,11 +199,23 @@ func (o *ownedSession) dispatch(e cluster.Entry) {
 	post := dispatch.CarriedPost(route.ctx, o.h.MessagePath, e.Header, e.Host, e.RemoteAddr, e.TLS, e.Values, e.Vars)
 	metrics.messagesIn.Add(float64(len(msgs)))
 	retry := o.retakeThrough != "" && cluster.EntryBefore(e.ID, o.retakeThrough)
+	// The inbox admitted the messages against max_inflight; they are
+	// counted here too while they run, as a POST's on one instance, so
+	// that a POST dispatched here while Redis is unreachable sees them.
+	work := 0
+	for i := range msgs {
+		if msgs[i].Method != "" {
+			work++
+		}
+	}
+	o.sess.Admit(work, len(msgs)-work, 0)
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, msg := range msgs {
 		o.sess.CountIn()
+		response := msg.Method == ""
 		done := func() {
+			o.sess.Finished(response)
 			if remaining.Add(-1) == 0 {
 				o.entryDone(e.ID)
 			}

@@ -46,6 +46,7 @@ func TestRedisLogsRouted(t *testing.T) {
 
 type nopEvents struct{}
 
-func (nopEvents) Doorbell(Doorbell) {}
-func (nopEvents) Control(Control)   {}
-func (nopEvents) Subscribed()       {}
+func (nopEvents) Doorbell(Doorbell)    {}
+func (nopEvents) Control(Control)      {}
+func (nopEvents) Subscribed()          {}
+func (nopEvents) Acked(string, string) {}

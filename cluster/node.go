@@ -57,6 +57,9 @@ type Events interface {
 	Doorbell(d Doorbell)
 	Control(c Control)
 	Subscribed()
+	// Acked says that the owner of session has deleted inbox entry,
+	// which this instance posted: it is done.
+	Acked(session, entry string)
 }
 
 // Node is one instance's membership of the cluster.
@@ -185,6 +188,11 @@ func (n *Node) receive() {
 		case *redis.Message:
 			if rest, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
 				n.events.Doorbell(parseDoorbell(rest))
+				continue
+			}
+			if rest, ok := strings.CutPrefix(m.Payload, ackedPrefix); ok {
+				session, entry, _ := strings.Cut(rest, " ")
+				n.events.Acked(session, entry)
 				continue
 			}
 			if c, err := decodeControl(m.Payload); err == nil {

@@ -1,0 +1,120 @@
+package clustertest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// slowCall is a tools/call of the demo's slow tool that runs for about
+// steps × delay, with pad bytes in its _meta (to make the body that
+// large; the tool ignores them).
+func slowCall(id string, steps, delayMS, pad int) map[string]any {
+	params := map[string]any{"name": "slow", "arguments": map[string]any{"steps": steps, "delay_ms": delayMS}}
+	if pad > 0 {
+		params["_meta"] = map[string]any{"pad": strings.Repeat("x", pad)}
+	}
+	return map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
+}
+
+func jsonText(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// postEventually posts body until it is accepted, failing the test if it
+// is not within the deadline; refusals with want are waited out.
+func postEventually(t *testing.T, s *rawSession, base, body string, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, text, err := s.post(base, body)
+		if err == nil && code == http.StatusAccepted {
+			return
+		}
+		if err != nil || code != want || time.Now().After(deadline) {
+			t.Fatalf("session %s: POST through %s: %d %s %v, want 202 (after %d) within %s", s.ID, base, code, text, err, want, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterMaxInflight: max_inflight bounds a session's requests in
+// flight across the cluster as on one instance, counted in messages (a
+// batch of 2 counts 2), wherever the POSTs land; responses count apart;
+// the room comes back as the calls are answered.
+func TestClusterMaxInflight(t *testing.T) {
+	c := startCluster(t, clusterOptions{handlerExtra: "max_inflight 2"})
+	a, b := c.inst[0], c.inst[1]
+	s := openRaw(t, a.base(), nil)
+	defer s.close()
+	s.initialize(t, a.base())
+
+	// Two calls that run for seconds, in one batch, through an instance
+	// that does not hold the stream.
+	batch := jsonText(t, []any{slowCall("slow-1", 20, 500, 0), slowCall("slow-2", 20, 500, 0)})
+	s.mustPost(t, b.base(), batch)
+	for _, in := range []*instance{b, a, c.inst[2]} {
+		code, body, err := s.post(in.base(), jsonText(t, slowCall("slow-3", 1, 10, 0)))
+		if err != nil || code != http.StatusTooManyRequests || !strings.Contains(body, "max_inflight 2") {
+			t.Errorf("a 3rd request through %s with 2 in flight: %d %s %v, want 429 naming max_inflight 2", in.name, code, body, err)
+		}
+	}
+	// A response to a request the server never sent still passes: the
+	// client's responses are counted apart.
+	if code, body, err := s.post(b.base(), `{"jsonrpc":"2.0","id":"nobody-asked","result":{}}`); err != nil || code != http.StatusAccepted {
+		t.Errorf("a response with 2 requests in flight: %d %s %v, want 202", code, body, err)
+	}
+	s.waitAnswer(t, 60*time.Second, "slow-1")
+	s.waitAnswer(t, 60*time.Second, "slow-2")
+	// Answered and flushed: the owner deletes their entry, and the room is
+	// back (429 until the deletion reaches Redis).
+	postEventually(t, s, b.base(), echoRequest("after", "after"), http.StatusTooManyRequests, 15*time.Second)
+	if m := s.waitAnswer(t, 15*time.Second, "after"); m.text() != "after" {
+		t.Errorf("answer to after: %s %+v", m.Result, m.Error)
+	}
+}
+
+// TestClusterPendingBytes: a POST's body stays counted against
+// max_pending_bytes on the instance that took it until its entry is done
+// on the owner, and a session's inbox holds at most what one client may
+// hold of it (max(max_pending_bytes/4, max_message_size)).
+func TestClusterPendingBytes(t *testing.T) {
+	c := startCluster(t, clusterOptions{handlerExtra: "max_message_size 1MiB\nmax_pending_bytes 2MiB"})
+	a, b := c.inst[0], c.inst[1]
+	s1 := openRaw(t, a.base(), nil)
+	defer s1.close()
+	s1.initialize(t, a.base())
+	s2 := openRaw(t, a.base(), nil)
+	defer s2.close()
+	s2.initialize(t, a.base())
+
+	const pad = 600 << 10
+	s1.mustPost(t, b.base(), jsonText(t, slowCall("big-1", 10, 500, pad)))
+	// s1's inbox holds 600 KiB of its 1 MiB.
+	code, body, err := s1.post(b.base(), jsonText(t, slowCall("big-2", 1, 10, pad)))
+	if err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("600 KiB more on a session holding 600 KiB of 1 MiB: %d %s %v, want 503", code, body, err)
+	}
+	// b still counts big-1's body for this client (1 MiB at most).
+	code, body, err = s2.post(b.base(), jsonText(t, slowCall("big-3", 1, 10, pad)))
+	if err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("600 KiB through b, which holds 600 KiB of the client's 1 MiB: %d %s %v, want 503", code, body, err)
+	}
+	// Small messages pass.
+	s2.echo(t, b.base(), "small", "small")
+	if n := count(s1, func(m rpcMessage) bool { return m.Method == "" && m.id() == "big-2" }); n != 0 {
+		t.Errorf("big-2, refused, was answered")
+	}
+	// big-1 answered: its entry is deleted, b is told, and gives the bytes
+	// back.
+	s1.waitAnswer(t, 60*time.Second, "big-1")
+	postEventually(t, s2, b.base(), jsonText(t, slowCall("big-4", 1, 10, pad)), http.StatusServiceUnavailable, 15*time.Second)
+	s2.waitAnswer(t, 15*time.Second, "big-4")
+}
