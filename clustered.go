@@ -6,6 +6,8 @@ package mcpsse
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,7 +81,7 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	values, vars := dispatch.PostValues(r)
 	p := &cluster.Posted{
 		Body: body, Header: dispatch.CarriedHeader(r, h.ForwardHeaders), Host: r.Host, RemoteAddr: r.RemoteAddr,
-		TLS: r.TLS != nil, Values: values, Vars: vars, At: time.Now().UnixNano(),
+		TLS: r.TLS != nil, Values: values, Vars: vars, At: time.Now().UnixNano(), Nonce: newNonce(),
 	}
 	load := cluster.Load{Work: work, Responses: len(msgs) - work, Bytes: int64(len(body)),
 		MaxInflight: h.MaxInflight, MaxBytes: h.inboxBytes()}
@@ -108,7 +110,12 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	default:
 		m.noteRedis(err)
 		if local != nil {
-			// Held here: dispatched here, as without a cluster.
+			// Held here: dispatched here, as without a cluster. Redis
+			// may have taken the entry all the same (the reply was lost,
+			// not the write): the owner skips it when it reads it.
+			if o, ok := m.ownedSession(id); ok && o.sess == local {
+				o.dispatchedHere(p.Nonce)
+			}
 			return true, h.dispatchHere(w, r, next, local, msgs, work, release)
 		}
 		release()
@@ -130,6 +137,13 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return true, nil
+}
+
+// newNonce names one POST in the cluster.
+func newNonce() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // inboxBytes bounds the bytes of bodies one session's inbox holds: what

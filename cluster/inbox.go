@@ -29,6 +29,11 @@ type Posted struct {
 	// how long messages take to cross instances.
 	At   int64  `json:"a"`
 	From string `json:"f,omitempty"`
+	// Nonce names the POST, so that its owner dispatches it once when it
+	// lands in the inbox twice (a write retried after its reply was lost)
+	// or after it was dispatched without the inbox (Redis failed to
+	// confirm the write, which it may still have made).
+	Nonce string `json:"k,omitempty"`
 }
 
 // Entry is a Posted read back from the inbox, with its entry id.
