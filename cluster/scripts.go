@@ -37,7 +37,9 @@ return {now, redis.call('HGETALL', KEYS[1])}
 // inbox holds (qw, qr, qb: requests and notifications, responses,
 // bytes), and each entry keeps its own share (w, r, n) and its poster
 // (f) beside the message (m), in clear, so that the ack script gives
-// them back without reading the message.
+// them back without reading the message. An empty inbox holds nothing,
+// whatever the counts say (an inbox that lapsed, entries of an older
+// version without their counts).
 //
 // ARGV: identity, scope, inbox limit (0: none), the entry, requests and
 // notifications in it, channel prefix, poster, session id, responses in
@@ -50,7 +52,7 @@ if not m[1] or m[3] ~= ARGV[2] then return {0} end
 if m[2] ~= ARGV[1] then return {1} end
 local work, resp, bytes = tonumber(ARGV[5]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local qw, qr, qb = tonumber(m[4]) or 0, tonumber(m[5]) or 0, tonumber(m[6]) or 0
-if redis.call('EXISTS', KEYS[2]) == 0 then qw, qr, qb = 0, 0, 0 end
+if redis.call('XLEN', KEYS[2]) == 0 then qw, qr, qb = 0, 0, 0 end
 local limit = tonumber(ARGV[3])
 if limit > 0 and ((work > 0 and qw + work > limit) or (resp > 0 and qr + resp > limit)) then return {2} end
 local blimit = tonumber(ARGV[11])
