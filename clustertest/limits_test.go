@@ -2,7 +2,9 @@ package clustertest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,29 @@ func TestClusterMaxInflight(t *testing.T) {
 	if m := s.waitAnswer(t, 15*time.Second, "after"); m.text() != "after" {
 		t.Errorf("answer to after: %s %+v", m.Result, m.Error)
 	}
+
+	// The issue's case: batches of 2 calls (running 30 s) and responses,
+	// through every instance in turn, 12 of each. At most 2 requests and
+	// 2 responses are taken.
+	eventually(t, 15*time.Second, "the inbox emptied", func() bool {
+		n, err := c.redis.Do("XLEN", c.prefix+":s:{"+s.ID+"}:in")
+		return err == nil && n == "0"
+	})
+	requests, responses := 0, 0
+	for i := range 12 {
+		in := c.inst[i%len(c.inst)]
+		batch := jsonText(t, []any{slowCall(fmt.Sprintf("flood-%d-a", i), 60, 500, 0), slowCall(fmt.Sprintf("flood-%d-b", i), 60, 500, 0)})
+		if code, _, err := s.post(in.base(), batch); err == nil && code == http.StatusAccepted {
+			requests += 2
+		}
+		if code, _, err := s.post(in.base(), fmt.Sprintf(`{"jsonrpc":"2.0","id":"unasked-%d","result":{}}`, i)); err == nil && code == http.StatusAccepted {
+			responses++
+		}
+	}
+	t.Logf("12 batches of 2 requests and 12 responses with max_inflight 2: %d requests and %d responses taken", requests, responses)
+	if requests != 2 {
+		t.Errorf("%d requests taken, want 2", requests)
+	}
 }
 
 // TestClusterPendingBytes: a POST's body stays counted against
@@ -117,4 +142,52 @@ func TestClusterPendingBytes(t *testing.T) {
 	s1.waitAnswer(t, 60*time.Second, "big-1")
 	postEventually(t, s2, b.base(), jsonText(t, slowCall("big-4", 1, 10, pad)), http.StatusServiceUnavailable, 15*time.Second)
 	s2.waitAnswer(t, 15*time.Second, "big-4")
+
+	// The issue's case: 40 POSTs of nearly 1 MiB at one session, through
+	// every instance, while the first runs (for 30 s). Its inbox takes
+	// one at a time, and Redis holds about that much more.
+	inbox := c.prefix + ":s:{" + s1.ID + "}:in"
+	eventually(t, 15*time.Second, "s1's inbox emptied", func() bool {
+		n, err := c.redis.Do("XLEN", inbox)
+		return err == nil && n == "0"
+	})
+	usedBefore := usedMemory(t, c)
+	accepted := 0
+	for i := range 40 {
+		in := c.inst[i%len(c.inst)]
+		code, body, err := s1.post(in.base(), jsonText(t, slowCall(fmt.Sprintf("flood-%d", i), 60, 500, 1000<<10)))
+		switch {
+		case err == nil && code == http.StatusAccepted:
+			accepted++
+		case err == nil && code == http.StatusServiceUnavailable:
+		case err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")):
+			// Refused with 503 and Connection: close before the whole
+			// body was read (max_pending_bytes while reading it): the
+			// client's write of the rest fails.
+		default:
+			t.Fatalf("flood-%d through %s: %d %s %v", i, in.name, code, body, err)
+		}
+	}
+	grew := usedMemory(t, c) - usedBefore
+	t.Logf("40 POSTs of 1000 KiB at one session: %d accepted; Redis used_memory grew by %.1f MiB", accepted, float64(grew)/(1<<20))
+	if accepted != 1 {
+		t.Errorf("%d of 40 POSTs of 1000 KiB accepted at a session whose inbox holds 1 MiB, want 1", accepted)
+	}
+}
+
+// usedMemory is Redis's used_memory, in bytes.
+func usedMemory(t *testing.T, c *cluster) int64 {
+	t.Helper()
+	info, err := c.redis.Do("INFO", "memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("INFO memory has no used_memory: %q", info)
+	return 0
 }
