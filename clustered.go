@@ -230,7 +230,7 @@ func (h *Handler) findInCluster(r *http.Request) (clusterProof, bool) {
 		}
 	}
 	if h.ResumeCookie == nil || *h.ResumeCookie {
-		if c, err := r.Cookie(resumeCookie); err == nil && c.Value != "" {
+		if c, err := r.Cookie(resumeCookieName(r)); err == nil && c.Value != "" {
 			if id, err := m.node.ByToken(ctx, c.Value); err == nil {
 				if p, ok := check(id, c.Value, viaCookie, true); ok {
 					return p, true

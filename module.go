@@ -155,9 +155,10 @@ type Handler struct {
 	// client re-attaching with Last-Event-ID. Default: 256; negative:
 	// none.
 	ReplayBuffer int `json:"replay_buffer,omitempty"`
-	// Whether a new stream's response sets the resume cookie (HttpOnly,
-	// SameSite=Strict, Secure on https, Path the SSE path), and a GET
-	// carrying it re-attaches. Default: true.
+	// Whether a new stream's response sets the resume cookie, and a GET
+	// carrying it re-attaches: __Host-mcp_sse_resume on https (HttpOnly,
+	// SameSite=Strict, Secure, Path /), mcp_sse_resume on http (HttpOnly,
+	// SameSite=Strict, Path the SSE path). Default: true.
 	ResumeCookie *bool `json:"resume_cookie,omitempty"`
 	// Whether each initialized session holds the upstream's standalone
 	// event stream open (a GET with its Mcp-Session-Id), so that what the

@@ -19,8 +19,26 @@ import (
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
-// resumeCookie carries a session's resume token; its Path is the SSE path.
-const resumeCookie = "mcp_sse_resume"
+// The cookie that carries a session's resume token. On https it has the
+// __Host- prefix: a browser takes such a cookie only with Secure, Path /
+// and no Domain, so a sibling subdomain (which may set cookies for the
+// parent domain) cannot plant one that this host would read. Plain http
+// keeps the bare name, Path the SSE path: browsers refuse __Host- without
+// Secure, and Secure without https.
+const (
+	resumeCookie       = "mcp_sse_resume"
+	resumeCookieSecure = "__Host-" + resumeCookie
+)
+
+// resumeCookieName is the name of the resume cookie on r's scheme; a GET
+// re-attaches by that name only, so that on https the bare name, which
+// any sibling subdomain can set, proves nothing.
+func resumeCookieName(r *http.Request) string {
+	if access.RequestScheme(r) == "https" {
+		return resumeCookieSecure
+	}
+	return resumeCookie
+}
 
 // Ways a stream re-attaches, as metrics and logs name them.
 const (
@@ -69,7 +87,7 @@ func (h *Handler) findResumable(r *http.Request) (resumeProof, bool) {
 		h.refused(r, viaLastEventID)
 	}
 	if h.ResumeCookie == nil || *h.ResumeCookie {
-		if c, err := r.Cookie(resumeCookie); err == nil && c.Value != "" {
+		if c, err := r.Cookie(resumeCookieName(r)); err == nil && c.Value != "" {
 			// A cookie comes with every GET of its browser, a second tab's
 			// too: it re-attaches only a session no stream holds.
 			if s, ok := h.store.ByToken(c.Value); ok && owned(s) && s.Detached() {
@@ -98,12 +116,17 @@ func (h *Handler) findResumable(r *http.Request) (resumeProof, bool) {
 // setResumeCookie sets the cookie that carries the session's resume
 // token, if the handler uses one.
 func (h *Handler) setResumeCookie(w http.ResponseWriter, r *http.Request, sess *session.Session) {
-	if h.resumeOn() && (h.ResumeCookie == nil || *h.ResumeCookie) {
-		http.SetCookie(w, &http.Cookie{
-			Name: resumeCookie, Value: sess.Token(), Path: h.SSEPath,
-			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: access.RequestScheme(r) == "https",
-		})
+	if !h.resumeOn() || (h.ResumeCookie != nil && !*h.ResumeCookie) {
+		return
 	}
+	c := &http.Cookie{
+		Name: resumeCookie, Value: sess.Token(), Path: h.SSEPath,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	}
+	if name := resumeCookieName(r); name == resumeCookieSecure {
+		c.Name, c.Path, c.Secure = name, "/", true
+	}
+	http.SetCookie(w, c)
 }
 
 // refused logs a proof that proved nothing, without what it carried.

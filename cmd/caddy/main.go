@@ -1,8 +1,9 @@
 // Command caddy is Caddy with its standard modules, the mcp_sse and
-// mcp_stdio handlers, and the demo MCP server (mcp_demo) that
-// Caddyfile.example fronts. It needs no xcaddy:
-// `go run ./cmd/caddy run --config Caddyfile.example` (or
-// Caddyfile.stdio.example, which runs the demo as a stdio server).
+// mcp_stdio handlers, and the demo MCP server: as a handler (mcp_demo),
+// which Caddyfile.example fronts, and as a stdio program (the subcommand
+// `caddy mcp-demo-stdio`), which Caddyfile.stdio.example runs. It needs no
+// xcaddy: `go run ./cmd/caddy run --config Caddyfile.example` (or
+// Caddyfile.stdio.example).
 package main
 
 import (
@@ -14,5 +15,6 @@ import (
 )
 
 func main() {
+	setExecutableVar()
 	caddycmd.Main()
 }

@@ -72,6 +72,14 @@ http://127.0.0.1:%s {
 							errs <- fmt.Errorf("stream %d: POST initialize: %s", i, resp.Status)
 							return
 						}
+						// The answer on the stream says the upstream
+						// session exists, for the teardown to DELETE.
+						for !strings.HasPrefix(line, "event: message") {
+							if line, err = br.ReadString('\n'); err != nil {
+								errs <- fmt.Errorf("stream %d: waiting for the initialize answer: %w", i, err)
+								return
+							}
+						}
 					}
 					conn.SetReadDeadline(time.Time{})
 					break
@@ -94,8 +102,6 @@ http://127.0.0.1:%s {
 			ended <- struct{}{}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // let the initialize calls reach the upstream
-
 	start := time.Now()
 	rc.stop(t, "127.0.0.1:"+adminPort)
 	// The bound is cleanup_timeout plus a second; the test allows a few
