@@ -33,6 +33,24 @@ var (
 // a loopback port; it returns host:port.
 func everythingServer(t *testing.T, stateless bool) string {
 	t.Helper()
+	return startEverything(t, stateless).addr
+}
+
+// everythingProcess is a running everything-server.
+type everythingProcess struct {
+	addr string
+	kill func()
+}
+
+// everythingServerProcess is a sessionless everything-server the test
+// may kill.
+func everythingServerProcess(t *testing.T) everythingProcess {
+	t.Helper()
+	return startEverything(t, true)
+}
+
+func startEverything(t *testing.T, stateless bool) everythingProcess {
+	t.Helper()
 	everythingOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mcp-sse-everything-")
 		if err != nil {
@@ -55,10 +73,14 @@ func everythingServer(t *testing.T, stateless bool) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
 	eventually(t, 30*time.Second, "the everything-server listens", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -66,7 +88,7 @@ func everythingServer(t *testing.T, stateless bool) string {
 		}
 		return err == nil
 	})
-	return addr
+	return everythingProcess{addr: addr, kill: kill}
 }
 
 // everythingSite fronts the everything-server, which serves MCP at /.
