@@ -245,4 +245,3 @@ func TestGenerationsManySessions(t *testing.T) {
 		}
 	}
 }
-

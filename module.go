@@ -362,6 +362,12 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("keepalive_frame must be %q or %q: %q", KeepaliveComment, KeepaliveEvent, h.KeepaliveFrame)
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
+	case !validUpstreamProtocol(h.UpstreamProtocol):
+		return fmt.Errorf("upstream_protocol must be %q, %q or %q: %q", dispatch.UpstreamAuto, dispatch.UpstreamModern, dispatch.UpstreamLegacy, h.UpstreamProtocol)
+	case h.InputTimeout < 0:
+		return fmt.Errorf("input_timeout must be positive: %s", time.Duration(h.InputTimeout))
+	case h.MaxInputRounds < 0:
+		return fmt.Errorf("max_input_rounds must be positive: %d", h.MaxInputRounds)
 	}
 	return access.ValidOrigins(h.AllowedOrigins)
 }
