@@ -220,6 +220,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		InputTimeout:     time.Duration(h.InputTimeout),
 		MaxInputRounds:   h.MaxInputRounds,
 		InputRound:       countInputRound,
+		ListenStreams:    countListenStream,
 		Observe:          observeDispatch,
 		UpstreamError:    countUpstreamError,
 		Logger:           h.logger,

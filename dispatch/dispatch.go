@@ -63,6 +63,9 @@ type Dispatcher struct {
 	// InputRound, if set, is told of every round of input a client
 	// answered.
 	InputRound func()
+	// ListenStreams, if set, is told of each subscriptions/listen stream
+	// opened (+1) and ended (-1).
+	ListenStreams func(delta int)
 
 	// workers run the dispatches: a dispatch goes deep (through
 	// reverse_proxy), and a worker keeps the stack it grew for the next.

@@ -106,6 +106,22 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 		d.answer(sess, generation.Response(msg.ID, struct{}{}))
 	case "notifications/cancelled":
 		st.Cancelled(params(msg.Raw))
+	case "resources/subscribe", "resources/unsubscribe":
+		var p struct {
+			URI string `json:"uri"`
+		}
+		_ = json.Unmarshal(params(msg.Raw), &p)
+		if p.URI == "" {
+			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, msg.Method+" needs params.uri", nil))
+			break
+		}
+		if msg.Method == "resources/unsubscribe" {
+			st.Unsubscribe(p.URI)
+		} else if _, err := st.Subscribe(p.URI); err != nil {
+			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, err.Error(), nil))
+			break
+		}
+		d.answer(sess, generation.Response(msg.ID, struct{}{}))
 	default:
 		if !msg.IsRequest() {
 			// notifications/initialized, notifications/roots/list_changed
@@ -154,10 +170,14 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 	if !modern && d.UpstreamProtocol != UpstreamModern {
 		return false
 	}
-	sess.SetBridge(generation.NewSession(client, disc))
+	st := generation.NewSession(client, disc)
+	sess.SetBridge(st)
 	sess.SetUpstreamProtocol(generation.Modern)
 	sess.SetInitialized(true)
 	d.answer(sess, generation.InitializeResult(msg.ID, client.ProtocolVersion, disc))
+	if d.Listen && sess.StartListening() {
+		go d.modernListen(c, t, st)
+	}
 	return true
 }
 

@@ -25,6 +25,9 @@ type Session struct {
 	minted   uint64
 	waiting  map[string]chan json.RawMessage
 	calls    map[string]context.CancelFunc
+	subs     []string // subscribed resource URIs
+	subBytes int
+	changed  chan struct{}
 }
 
 // NewSession starts the state of a client that initialized.
@@ -37,6 +40,7 @@ func NewSession(c Client, d Discovery) *Session {
 		prefix:    "mcp-sse-input-" + hex.EncodeToString(b[:]) + "-",
 		waiting:   make(map[string]chan json.RawMessage),
 		calls:     make(map[string]context.CancelFunc),
+		changed:   make(chan struct{}, 1),
 	}
 }
 
