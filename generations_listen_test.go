@@ -150,3 +150,25 @@ func (c *rawClient) tryMessage(within time.Duration) (rpcMessage, bool) {
 		}
 	}
 }
+
+// test_x_mcp_header wants its region argument in Mcp-Param-Region: the
+// first call, before the bridge has seen the tool's definition, is refused
+// with -32020; the bridge lists the tools and sends it again with the
+// header (base64 for a value that is not plain ASCII).
+func TestGenerationsParamHeaders(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	c := tc.openStream(t)
+	c.initializeWith(`{}`)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_x_mcp_header","arguments":{"region":"Zürich","level":3}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "region=Zürich" {
+		t.Fatalf("got %+v", m)
+	}
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	if m := c.response(10 * time.Second); !strings.Contains(string(m.Result), `"test_x_mcp_header"`) {
+		t.Fatalf("tools/list %s", m.Result)
+	}
+	c.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"test_x_mcp_header","arguments":{"region":"eu-west"}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "region=eu-west" {
+		t.Fatalf("got %+v", m)
+	}
+}

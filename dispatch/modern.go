@@ -156,7 +156,7 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 		defer cancel()
 		body := generation.DiscoverRequest(client)
 		head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
-		x := d.exchange(ctx, c.Next, t, &head, nil)
+		x := d.exchange(ctx, c.Next, t, &head, nil, nil)
 		if x.answer != nil || (x.status >= 400 && x.status < 500) {
 			// An answer either way; an upstream that could not be reached
 			// (or failed) says nothing of its generation.
@@ -204,6 +204,7 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 	}
 	var set map[string]json.RawMessage
 	id := msg.ID
+	relisted := false
 	for rounds := 0; ; rounds++ {
 		body, err := generation.Request(msg.Raw, id, meta, set)
 		if err != nil {
@@ -211,8 +212,12 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			return
 		}
 		head := Message{Raw: body, ID: id, Method: msg.Method, Name: msg.Name, ProtocolVersion: generation.Modern}
+		var paramHeaders map[string]string
+		if msg.Method == "tools/call" {
+			paramHeaders = generation.ParamHeaders(st.ToolBindings(msg.Name), params(msg.Raw))
+		}
 		start := time.Now()
-		x := d.exchange(ctx, c.Next, t, &head, relay)
+		x := d.exchange(ctx, c.Next, t, &head, paramHeaders, relay)
 		if d.Observe != nil {
 			d.Observe(msg.Method, time.Since(start))
 		}
@@ -235,12 +240,25 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			return
 		}
 		answer := x.answer
+		if msg.Method == "tools/call" && !relisted && generation.ErrorCode(answer) == generation.CodeHeaderMismatch {
+			// The tool wants headers the bridge has not learned (or its
+			// definition changed): list the tools once, as the revision
+			// tells clients to, and send the same round again.
+			relisted = true
+			d.listTools(ctx, c, t, st, meta)
+			rounds--
+			id = retryID()
+			continue
+		}
 		ir, more, err := generation.ParseResult(answer)
 		if err != nil {
 			fail(CodeInputFailed, "upstream asked for input the bridge cannot relay: "+err.Error(), map[string]any{"kind": "input_invalid"})
 			return
 		}
 		if !more {
+			if msg.Method == "tools/list" {
+				answer = d.learnTools(sess, st, answer)
+			}
 			d.answer(sess, generation.Complete(answer, msg.ID))
 			return
 		}
@@ -353,7 +371,7 @@ func (d *Dispatcher) cancelAsked(sess *session.Session, asked []askedInput, reas
 // returns its response, nil if none came (rep says why); every other
 // message of the reply (notifications: progress, log messages) goes to
 // other. ctx ends it early: the client cancelled, or the session ended.
-func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *requestTemplate, head *Message, other func(json.RawMessage)) exchanged {
+func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *requestTemplate, head *Message, headers map[string]string, other func(json.RawMessage)) exchanged {
 	var answer json.RawMessage
 	rep := newReply(d.MaxMessageSize)
 	rctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
@@ -381,6 +399,9 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 	err := d.serve(next, rep, func() *http.Request {
 		req := t.request(rctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(head.Raw)}, int64(len(head.Raw)), rep)
 		setMessageHeaders(req.Header, head, "", generation.Modern)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
 		return req
 	})
 	rep.finish()
@@ -408,3 +429,51 @@ func params(raw json.RawMessage) json.RawMessage {
 	_ = json.Unmarshal(raw, &m)
 	return m.Params
 }
+
+// learnTools takes a tools/list response: the tools' x-mcp-header
+// bindings are remembered for their calls, and a tool whose bindings are
+// invalid is left out of the list the client gets.
+func (d *Dispatcher) learnTools(sess *session.Session, st *generation.Session, answer json.RawMessage) json.RawMessage {
+	out, bindings, dropped := generation.FilterTools(answer)
+	st.LearnTools(bindings)
+	if len(dropped) > 0 {
+		d.Logger.Warn("left out of tools/list: tools whose x-mcp-header annotations are invalid",
+			zap.String("session", session.ShortID(sess.ID)), zap.Strings("tools", dropped))
+	}
+	return out
+}
+
+// listTools lists the upstream's tools (every page) for their bindings.
+func (d *Dispatcher) listTools(ctx context.Context, c Call, t *requestTemplate, st *generation.Session, meta generation.Meta) {
+	cursor := json.RawMessage(nil)
+	for page := 0; page < maxToolPages; page++ {
+		p := map[string]any{}
+		if cursor != nil {
+			p["cursor"] = cursor
+		}
+		raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "mcp-sse-tools", "method": "tools/list", "params": p})
+		id := retryID()
+		body, err := generation.Request(raw, id, meta, nil)
+		if err != nil {
+			return
+		}
+		head := Message{Raw: body, ID: id, Method: "tools/list", ProtocolVersion: generation.Modern}
+		x := d.exchange(ctx, c.Next, t, &head, nil, nil)
+		if x.answer == nil {
+			return
+		}
+		d.learnTools(c.Session, st, x.answer)
+		var res struct {
+			Result struct {
+				NextCursor json.RawMessage `json:"nextCursor"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(x.answer, &res) != nil || len(res.Result.NextCursor) == 0 || string(res.Result.NextCursor) == "null" {
+			return
+		}
+		cursor = res.Result.NextCursor
+	}
+}
+
+// maxToolPages bounds the pages of tools/list the bridge reads on its own.
+const maxToolPages = 20
