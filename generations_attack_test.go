@@ -6,11 +6,14 @@ package mcpsse_test
 // upstream that dies mid-round; a session that ends mid-round.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
 // initializeWith runs the handshake with the given capabilities.
@@ -243,5 +246,42 @@ func TestGenerationsManySessions(t *testing.T) {
 		if want := fmt.Sprintf("Multi-round complete: n%d likes c%d", i, i); string(m.ID) != fmt.Sprint(i) || toolText(t, m) != want {
 			t.Errorf("session %d: %+v, want %q", i, m, want)
 		}
+	}
+}
+
+// A client whose stream drops in the middle of a round re-attaches and
+// answers there; the call completes on the new stream, on both paths.
+func TestGenerationsResumeMidRound(t *testing.T) {
+	for _, up := range upstreamGenerations {
+		t.Run(up.name, func(t *testing.T) {
+			tc := startCaddySite(t, everythingSite, "", everythingServer(t, up.stateless))
+			c1 := tc.openStream(t)
+			c1.initializeWith(allCapabilities)
+			c1.send(callTool(1, "test_input_required_result_elicitation"))
+			var ev sse.Event
+			var req rpcMessage
+			for req.Method == "" {
+				ev = c1.messageEvent(10 * time.Second)
+				if err := json.Unmarshal(ev.Data, &req); err != nil {
+					t.Fatal(err)
+				}
+				if req.ID == nil {
+					req = rpcMessage{} // a notification
+				}
+			}
+			if req.Method != "elicitation/create" {
+				t.Fatalf("asked %+v", req)
+			}
+			c1.close()
+			waitDetached(t, tc, 1)
+			c2 := tc.openStreamWith(t, http.Header{"Last-Event-Id": {ev.ID}})
+			if c2.endpoint != c1.endpoint {
+				t.Fatalf("re-attached to %s, want %s", c2.endpoint, c1.endpoint)
+			}
+			c2.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+			if m := c2.response(20 * time.Second); string(m.ID) != "1" || toolText(t, m) != "Hello, Ada!" {
+				t.Fatalf("answer %+v", m)
+			}
+		})
 	}
 }
