@@ -339,6 +339,7 @@ func ratiosOf(results []*result) []ratio {
 	times("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
 	times("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
 	times("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
+	times("ours/sessionless ÷ ours/go-sdk, calls/s", thr("ours/sessionless"), thr("ours/go-sdk"), "≥ 0.9")
 	times("ours/stdio ÷ supergateway, calls/s", thr("ours/stdio"), thr("supergateway"), "≥ 10")
 	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {

@@ -4,6 +4,7 @@
 // before its result):
 //
 //	-kind streamable  the official Go SDK's StreamableHTTPHandler at /mcp
+//	-kind sessionless the same Go SDK server, sessionless (MCP 2026-07-28): Stateless
 //	-kind lean        a minimal Streamable HTTP server: raw net/http, JSON replies
 //	-kind gosdk-sse   the Go SDK's native HTTP+SSE handler (mcp.NewSSEHandler) at /sse
 //	-kind mcpgo-sse   mcp-go's server.NewSSEServer at /sse and /message
@@ -42,6 +43,11 @@ func main() {
 		s := goSDKServer()
 		mux := http.NewServeMux()
 		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+		h = mux
+	case "sessionless":
+		s := goSDKServer()
+		mux := http.NewServeMux()
+		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
 		h = mux
 	case "lean":
 		h = leanHandler()
