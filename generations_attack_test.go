@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,14 @@ func TestGenerationsSessionClosesMidRound(t *testing.T) {
 	c.initializeWith(allCapabilities)
 	c.send(callTool(1, "test_input_required_result_elicitation"))
 	c.nextRequest(10 * time.Second)
+	running := func(fn string) bool {
+		var b strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+		return strings.Contains(b.String(), "dispatch.(*Dispatcher)."+fn)
+	}
+	if !running("modernCall") || !running("modernListen") {
+		t.Fatal("the round and the listen stream are not running: the check below would prove nothing")
+	}
 	id := strings.TrimPrefix(c.endpoint[strings.Index(c.endpoint, "session_id="):], "session_id=")
 	if code, body := adminDo(t, tc, http.MethodDelete, "/mcp_sse/sessions/"+id, ""); code != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", code, body)
@@ -218,6 +227,11 @@ func TestGenerationsSessionClosesMidRound(t *testing.T) {
 	if code, _ := c.post(`{"jsonrpc":"2.0","id":"x","result":{}}`); code != http.StatusNotFound {
 		t.Errorf("POST after close: %d", code)
 	}
+	// Nothing of the session's sessionless path is left running: not the
+	// call awaiting its round, not the listen stream.
+	eventually(t, 10*time.Second, "the session's goroutines ended", func() bool {
+		return !running("modernCall") && !running("modernListen")
+	})
 }
 
 // Twenty sessions at once, each answering with its own name, each get
@@ -283,5 +297,32 @@ func TestGenerationsResumeMidRound(t *testing.T) {
 				t.Fatalf("answer %+v", m)
 			}
 		})
+	}
+}
+
+// The answers of one round are bounded in bytes (max_message_size), not
+// only each answer by the POST that carries it.
+func TestGenerationsAnswersBounded(t *testing.T) {
+	tc := sessionlessCaddy(t, "max_message_size 4KiB")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_input_required_result_multiple_inputs"))
+	filler := strings.Repeat("x", 1800)
+	for range 3 {
+		req := c.nextRequest(10 * time.Second)
+		var result string
+		switch req.Method {
+		case "elicitation/create":
+			result = `{"action":"accept","content":{"name":"` + filler + `"}}`
+		case "sampling/createMessage":
+			result = `{"role":"assistant","model":"m","content":{"type":"text","text":"` + filler + `"}}`
+		case "roots/list":
+			result = `{"roots":[{"uri":"file:///` + filler + `"}]}`
+		}
+		c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":` + result + `}`)
+	}
+	m := c.response(10 * time.Second)
+	if string(m.ID) != "1" || m.Error == nil || m.Error.Data["kind"] != "input_too_large" {
+		t.Fatalf("answer %+v", m)
 	}
 }
