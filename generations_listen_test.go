@@ -172,3 +172,37 @@ func TestGenerationsParamHeaders(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 }
+
+// Progress goes out under the client's own token; a tool that sends a
+// request of its own (not an input round) gets the server's error,
+// relayed as it is.
+func TestGenerationsProgressAndServerRequests(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"tok-1"}}}`)
+	progress := 0
+	for {
+		m := c.message(10 * time.Second)
+		if m.Method == "notifications/progress" {
+			if !strings.Contains(string(m.Params), `"progressToken":"tok-1"`) {
+				t.Fatalf("progress %s", m.Params)
+			}
+			progress++
+			continue
+		}
+		if string(m.ID) != "1" || m.Result == nil {
+			t.Fatalf("got %+v", m)
+		}
+		break
+	}
+	if progress == 0 {
+		t.Error("no progress notification")
+	}
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"hi"}}}`)
+	m := c.response(10 * time.Second)
+	if string(m.ID) != "2" || (m.Error == nil && !strings.Contains(string(m.Result), `"isError":true`)) {
+		t.Fatalf("got %+v %s, want the server's error", m, m.Result)
+	}
+	t.Logf("test_sampling answered: %+v %s", m.Error, m.Result)
+}
