@@ -8,7 +8,9 @@ package mcpsse_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"os/exec"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -324,5 +326,67 @@ func TestGenerationsAnswersBounded(t *testing.T) {
 	m := c.response(10 * time.Second)
 	if string(m.ID) != "1" || m.Error == nil || m.Error.Data["kind"] != "input_too_large" {
 		t.Fatalf("answer %+v", m)
+	}
+}
+
+// The verdict is remembered per route, and forgotten when the route's
+// server turns out to speak the legacy revision after all: the next
+// session probes again and takes the legacy path.
+func TestGenerationsReprobe(t *testing.T) {
+	first := everythingServerProcess(t)
+	tc := startCaddySite(t, everythingSite, "", first.addr)
+	c1 := tc.openStream(t)
+	c1.initializeWith(allCapabilities)
+	first.kill()
+	// A stateful server takes the same address.
+	cmd := exec.Command(everythingBin, "-http", first.addr, "-stateless=false")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eventually(t, 30*time.Second, "the stateful server listens", func() bool {
+		conn, err := net.Dial("tcp", first.addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	// A session that initializes now trusts the remembered verdict...
+	c2 := tc.openStream(t)
+	c2.initializeWith(allCapabilities)
+	c2.send(callTool(1, "test_simple_text"))
+	if m := c2.response(10 * time.Second); m.Error == nil || m.Error.Code != -32022 {
+		t.Fatalf("got %+v, want the stateful server's -32022", m)
+	}
+	// ...which that refusal made the bridge forget: the next one probes.
+	c3 := tc.openStream(t)
+	c3.initializeWith(allCapabilities)
+	c3.send(callTool(1, "test_input_required_result_elicitation"))
+	req := c3.nextRequest(10 * time.Second)
+	c3.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c3.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("got %+v", m)
+	}
+	code, body := adminDo(t, tc, "GET", "/mcp_sse/sessions", "")
+	if code != http.StatusOK || strings.Count(body, `"upstream_protocol":"2026-07-28"`) != 2 || strings.Count(body, `"upstream_protocol":"legacy"`) != 1 {
+		t.Errorf("admin: %s", body)
+	}
+}
+
+// upstream_protocol legacy never probes: the session takes the legacy
+// path even in front of a sessionless server.
+func TestGenerationsLegacySetting(t *testing.T) {
+	tc := sessionlessCaddy(t, "upstream_protocol legacy")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_simple_text"))
+	if m := c.response(10 * time.Second); toolText(t, m) != "This is a simple text response for testing." {
+		t.Fatalf("got %+v", m)
+	}
+	if _, body := adminDo(t, tc, "GET", "/mcp_sse/sessions", ""); !strings.Contains(body, `"upstream_protocol":"legacy"`) {
+		t.Errorf("admin: %s", body)
+	}
+	if len(tc.logs("probed the upstream's protocol generation")) != 0 {
+		t.Error("probed with upstream_protocol legacy")
 	}
 }

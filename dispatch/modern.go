@@ -240,6 +240,11 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			return
 		}
 		answer := x.answer
+		if generation.ErrorCode(answer) == generation.CodeUnsupportedProtocolVersion {
+			// The route no longer serves the sessionless revision (a
+			// stateful server now answers there): probe again next time.
+			d.verdicts.Forget(route(t))
+		}
 		if msg.Method == "tools/call" && !relisted && generation.ErrorCode(answer) == generation.CodeHeaderMismatch {
 			// The tool wants headers the bridge has not learned (or its
 			// definition changed): list the tools once, as the revision
