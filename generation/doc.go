@@ -12,6 +12,7 @@ package generation
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 )
 
 // Modern is the sessionless revision this package speaks upstream.
@@ -44,4 +45,41 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// object writes a JSON object of members whose values are already JSON
+// (read out of a valid message), in key order, the values verbatim: no
+// second scan and re-encoding of what the bridge only passes on.
+func object(members map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(members))
+	n := 2
+	for k, v := range members {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, k)
+		b = append(b, ':')
+		b = append(b, members[k]...)
+	}
+	return append(b, '}')
+}
+
+// appendKey appends k as a JSON string.
+func appendKey(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := marshal(k)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"')
 }

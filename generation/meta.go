@@ -69,6 +69,8 @@ func Declares(capabilities json.RawMessage, key string) bool {
 	return ok && isObject(v)
 }
 
+var modernJSON = json.RawMessage(`"` + Modern + `"`)
+
 // Meta is the _meta the bridge puts in every request it sends for a
 // client.
 type Meta struct {
@@ -80,9 +82,8 @@ type Meta struct {
 
 // members are the _meta members Meta sets.
 func (m Meta) members() map[string]json.RawMessage {
-	v, _ := marshal(Modern)
 	out := map[string]json.RawMessage{
-		MetaProtocolVersion:    v,
+		MetaProtocolVersion:    modernJSON,
 		MetaClientInfo:         m.Info,
 		MetaClientCapabilities: m.Capabilities,
 	}
@@ -118,11 +119,7 @@ func Request(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage)
 	for k, v := range meta.members() {
 		m[k] = v
 	}
-	mb, err := marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	params["_meta"] = mb
+	params["_meta"] = object(m)
 	for k, v := range set {
 		if v == nil {
 			delete(params, k)
@@ -130,15 +127,11 @@ func Request(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage)
 			params[k] = v
 		}
 	}
-	pb, err := marshal(params)
-	if err != nil {
-		return nil, err
-	}
-	msg["params"] = pb
+	msg["params"] = object(params)
 	if id != nil {
 		msg["id"] = id
 	}
-	return marshal(msg)
+	return object(msg), nil
 }
 
 func isObject(v json.RawMessage) bool {

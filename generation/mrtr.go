@@ -163,12 +163,8 @@ func Complete(msg, id json.RawMessage) json.RawMessage {
 		var r map[string]json.RawMessage
 		if json.Unmarshal(res, &r) == nil {
 			delete(r, "resultType")
-			env["result"], _ = marshal(r)
+			env["result"] = object(r)
 		}
 	}
-	out, err := marshal(env)
-	if err != nil {
-		return msg
-	}
-	return out
+	return object(env)
 }
