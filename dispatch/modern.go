@@ -76,6 +76,11 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 		}
 		return d.probe(c, t)
 	}
+	if d.Listen && sess.StartListening() {
+		// A session taken over from another instance (cluster mode)
+		// listens anew from its first message here.
+		go d.modernListen(c, t, st)
+	}
 	switch msg.Method {
 	case "":
 		// The client's answer to an input request. One to an id the bridge
@@ -482,3 +487,25 @@ func (d *Dispatcher) listTools(ctx context.Context, c Call, t *requestTemplate, 
 
 // maxToolPages bounds the pages of tools/list the bridge reads on its own.
 const maxToolPages = 20
+
+// BridgeSnapshot is the state of a session on the sessionless path that
+// moves with it to another instance, "" for a session on the legacy path.
+func BridgeSnapshot(sess *session.Session) string {
+	if st := modernState(sess); st != nil {
+		return st.Snapshot()
+	}
+	return ""
+}
+
+// RestoreBridge puts a session taken over from another instance back on
+// the sessionless path, from its BridgeSnapshot.
+func RestoreBridge(sess *session.Session, snapshot string) error {
+	st, err := generation.Restore(snapshot)
+	if err != nil {
+		return err
+	}
+	sess.SetBridge(st)
+	sess.SetUpstreamProtocol(generation.Modern)
+	sess.SetInitialized(true)
+	return nil
+}
