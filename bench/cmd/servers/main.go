@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/google/jsonschema-go/jsonschema"
 	"log"
 	"net"
 	"net/http"
@@ -97,6 +98,18 @@ func goSDKServer() *mcp.Server {
 			}
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+	})
+	// confirm needs one round of input (an elicitation) before it answers
+	// with its text: through the bridge in front of the sessionless
+	// server, an MRTR round; in front of the stateful one, the server's
+	// own elicitation request.
+	mcp.AddTool(s, &mcp.Tool{Name: "confirm"}, func(_ context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		if r, ok := req.Params.InputResponses["ok"].(*mcp.ElicitResult); ok && r.Action == "accept" {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+		}
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{
+			"ok": &mcp.ElicitParams{Message: "confirm?", RequestedSchema: &jsonschema.Schema{Type: "object"}},
+		}}, nil, nil
 	})
 	return s
 }
