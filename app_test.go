@@ -1,10 +1,12 @@
 package mcpsse
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
 func TestGlobalOptionErrors(t *testing.T) {
@@ -21,6 +23,7 @@ func TestGlobalOptionErrors(t *testing.T) {
 		{"bad lease", "mcp_sse {\n\tcluster redis://h {\n\t\tlease 0s\n\t}\n}", "lease must be positive"},
 		{"bad timeout", "mcp_sse {\n\tcluster redis://h {\n\t\ttimeout soon\n\t}\n}", "timeout: invalid duration"},
 		{"prefix without value", "mcp_sse {\n\tcluster redis://h {\n\t\tprefix\n\t}\n}", "wrong argument count"},
+		{"allow_eviction with a value", "mcp_sse {\n\tcluster redis://h {\n\t\tallow_eviction yes\n\t}\n}", "wrong argument count"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,5 +39,26 @@ func TestGlobalOptionErrors(t *testing.T) {
 	// A placeholder is checked once replaced, at provisioning.
 	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("mcp_sse {\n\tcluster {env.REDIS_URL}\n}"), nil); err != nil {
 		t.Errorf("placeholder URL: %v", err)
+	}
+}
+
+// TestGlobalOptionAllowEviction: the Caddyfile's allow_eviction is the
+// JSON's allow_eviction.
+func TestGlobalOptionAllowEviction(t *testing.T) {
+	for input, want := range map[string]bool{
+		"mcp_sse {\n\tcluster redis://h {\n\t\tallow_eviction\n\t}\n}": true,
+		"mcp_sse {\n\tcluster redis://h\n}":                            false,
+	} {
+		v, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var app App
+		if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+			t.Fatal(err)
+		}
+		if app.Cluster.AllowEviction != want {
+			t.Errorf("%q: allow_eviction %v, want %v", input, app.Cluster.AllowEviction, want)
+		}
 	}
 }

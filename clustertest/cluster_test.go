@@ -66,6 +66,9 @@ type clusterOptions struct {
 	// upstream, if set, is the host:port of the MCP server the instances
 	// proxy to, in place of the demo.
 	upstream string
+	// redisVia, by instance name: a proxy the instance reaches Redis
+	// through.
+	redisVia map[string]*redisProxy
 }
 
 // startCluster starts the whole topology and waits until every part
@@ -108,6 +111,13 @@ http://%s {
 	var upstreams []string
 	for _, name := range instanceNames {
 		in := &instance{name: name, admin: addr(t), addr: addr(t)}
+		redisURL := c.redis.URL()
+		if p, ok := opts.redisVia[name]; ok {
+			p.mu.Lock()
+			p.target = c.redis.Addr()
+			p.mu.Unlock()
+			redisURL = p.url()
+		}
 		cfg := fmt.Sprintf(`{
 	admin %s
 	mcp_sse {
@@ -126,7 +136,7 @@ http://%s {
 		rewrite /mcp
 	}
 }
-`, in.admin, c.redis.URL(), c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
+`, in.admin, redisURL, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
 		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)
