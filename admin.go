@@ -59,10 +59,13 @@ type sessionInfo struct {
 	Identity          string    `json:"identity,omitempty"`
 	UpstreamSessionID string    `json:"upstream_session_id,omitempty"`
 	ProtocolVersion   string    `json:"protocol_version,omitempty"`
-	QueueDepth        int       `json:"queue_depth"`
-	MessagesIn        int64     `json:"messages_in"`
-	MessagesOut       int64     `json:"messages_out"`
-	KeepalivesSent    int64     `json:"keepalives_sent"`
+	// UpstreamProtocol is the generation the session is bridged to:
+	// "2026-07-28" (sessionless) or "legacy", once the client initialized.
+	UpstreamProtocol string `json:"upstream_protocol,omitempty"`
+	QueueDepth       int    `json:"queue_depth"`
+	MessagesIn       int64  `json:"messages_in"`
+	MessagesOut      int64  `json:"messages_out"`
+	KeepalivesSent   int64  `json:"keepalives_sent"`
 	// State is streaming (a stream holds the session) or detached (it
 	// waits for its client to re-attach), since StateSince.
 	State      string    `json:"state"`
@@ -79,7 +82,7 @@ func info(s *session.Session) sessionInfo {
 	return sessionInfo{
 		State: state, StateSince: since.UTC(), Reattaches: reattaches,
 		ID: s.ID, OpenedAt: s.Opened.UTC(), LastActivity: s.LastActivity().UTC(), RemoteAddr: s.RemoteAddr,
-		Identity: s.Identity, UpstreamSessionID: upID, ProtocolVersion: version, QueueDepth: s.QueueLen(),
+		Identity: s.Identity, UpstreamSessionID: upID, ProtocolVersion: version, UpstreamProtocol: s.UpstreamProtocol(), QueueDepth: s.QueueLen(),
 		MessagesIn: in, MessagesOut: out, KeepalivesSent: s.Keepalives(),
 	}
 }

@@ -56,6 +56,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		replay_buffer    <n> | off           # default 256 frames
 //		resume_cookie    on | off            # default on
 //		upstream_listen  on | off            # default on
+//		upstream_protocol auto | 2026-07-28 | legacy # default auto
+//		input_timeout    <duration>          # default 10m
+//		max_input_rounds <n>                 # default 10
 //	}
 //
 // Every subdirective is optional; omitted ones take their defaults.
@@ -124,6 +127,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = directive.OnOff(d, &h.UpstreamListen)
 		case "resume_cookie":
 			err = directive.OnOff(d, &h.ResumeCookie)
+		case "upstream_protocol":
+			if err = directive.OneArg(d, &h.UpstreamProtocol); err == nil && !validUpstreamProtocol(h.UpstreamProtocol) {
+				err = d.Errf("upstream_protocol takes auto, 2026-07-28 or legacy, not %q", h.UpstreamProtocol)
+			}
+		case "input_timeout":
+			err = directive.PositiveDuration(d, &h.InputTimeout)
+		case "max_input_rounds":
+			err = directive.Count(d, &h.MaxInputRounds, false)
 		case "keepalive_frame":
 			if err = directive.OneArg(d, &h.KeepaliveFrame); err == nil &&
 				h.KeepaliveFrame != KeepaliveComment && h.KeepaliveFrame != KeepaliveEvent {

@@ -69,6 +69,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"resume_cookie off", block(`resume_cookie off`), Handler{ResumeCookie: &[]bool{false}[0]}},
 		{"upstream_listen off", block(`upstream_listen off`), Handler{UpstreamListen: &[]bool{false}[0]}},
 		{"upstream_listen on", block(`upstream_listen on`), Handler{UpstreamListen: &[]bool{true}[0]}},
+		{"upstream_protocol auto", block(`upstream_protocol auto`), Handler{UpstreamProtocol: "auto"}},
+		{"upstream_protocol modern", block(`upstream_protocol 2026-07-28`), Handler{UpstreamProtocol: "2026-07-28"}},
+		{"upstream_protocol legacy", block(`upstream_protocol legacy`), Handler{UpstreamProtocol: "legacy"}},
+		{"input_timeout", block(`input_timeout 90s`), Handler{InputTimeout: caddy.Duration(90 * time.Second)}},
+		{"max_input_rounds", block(`max_input_rounds 3`), Handler{MaxInputRounds: 3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +123,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"bad resume window", "mcp_sse {\n\tresume_window forever\n}", "resume_window: invalid duration"},
 		{"bad resume cookie", "mcp_sse {\n\tresume_cookie yes\n}", "resume_cookie takes on or off"},
 		{"bad listen", "mcp_sse {\n\tupstream_listen maybe\n}", "upstream_listen takes on or off"},
+		{"bad upstream protocol", "mcp_sse {\n\tupstream_protocol 2025-11-25\n}", "upstream_protocol takes auto, 2026-07-28 or legacy, not \"2025-11-25\", at Testfile:2"},
+		{"upstream protocol twice", "mcp_sse {\n\tupstream_protocol auto legacy\n}", "wrong argument count"},
+		{"bad input timeout", "mcp_sse {\n\tinput_timeout 0\n}", "input_timeout must be positive"},
+		{"bad input rounds", "mcp_sse {\n\tmax_input_rounds 0\n}", "max_input_rounds must be a positive whole number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +155,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 		Identity: "{http.auth.user.id}", MaxBatchSize: 100, MaxSessionsPerClient: 500,
 		MaxInflight: 64, MaxPendingBytes: 256 << 20, BodyTimeout: caddy.Duration(10 * time.Second),
 		KeepaliveFrame: "comment", ResumeWindow: caddy.Duration(30 * time.Second), ReplayBuffer: 256,
+		UpstreamProtocol: "auto", InputTimeout: caddy.Duration(10 * time.Minute), MaxInputRounds: 10,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults = %+v\nwant %+v", h, want)
@@ -176,6 +186,9 @@ func TestDefaultsAndValidate(t *testing.T) {
 		{AllowedOrigins: []string{"example.com"}},
 		{AllowedOrigins: []string{"https://example.com/path"}},
 		{KeepaliveFrame: "blank"},
+		{UpstreamProtocol: "2025-11-25"},
+		{InputTimeout: -1},
+		{MaxInputRounds: -1},
 	}
 	for _, b := range bad {
 		b.applyDefaults()

@@ -288,6 +288,13 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request, next caddyhtt
 		sess.SetInitialized(true)
 		sess.ClaimBridgeInitialize()
 	}
+	if meta.Bridge != "" {
+		// A session on the sessionless path: what its client declared
+		// moves with it (its rounds in progress do not).
+		if err := dispatch.RestoreBridge(sess, meta.Bridge); err != nil {
+			h.logger.Warn("restoring the sessionless bridge state of a session taken over", zap.String("session", session.ShortID(sess.ID)), zap.Error(err))
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*m.node.Lease())
 	epoch, err := m.node.Takeover(ctx, meta, p.token, sess.Token())
 	cancel()

@@ -30,6 +30,10 @@ var metrics struct {
 	clusterMessages *prometheus.CounterVec
 	clusterLatency  prometheus.Histogram
 	takeovers       prometheus.Counter
+	// The sessionless path: rounds of input requests clients answered,
+	// subscriptions/listen streams open upstream.
+	inputRounds   prometheus.Counter
+	listenStreams prometheus.Gauge
 }
 
 const metricsNamespace, metricsSubsystem = "caddy", "mcp_sse"
@@ -68,6 +72,10 @@ func initMetrics() {
 		})
 		metrics.takeovers = prometheus.NewCounter(prometheus.CounterOpts(opts("cluster_takeovers_total",
 			"Cluster mode: sessions this instance took over from another, whose client re-attached here.")))
+		metrics.inputRounds = prometheus.NewCounter(prometheus.CounterOpts(opts("input_rounds_total",
+			"Sessionless upstreams: rounds of input requests (elicitation, sampling, roots) a client answered for a server's InputRequiredResult.")))
+		metrics.listenStreams = prometheus.NewGauge(prometheus.GaugeOpts(opts("listen_streams",
+			"Sessionless upstreams: subscriptions/listen streams open upstream, one per initialized session.")))
 	})
 }
 
@@ -77,7 +85,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
 	for _, c := range []prometheus.Collector{metrics.sessionsActive, metrics.opened, metrics.closed,
 		metrics.messages, metrics.dispatch, metrics.upstreamErrors, metrics.keepalives, metrics.refused, metrics.reattached,
-		metrics.clusterMessages, metrics.clusterLatency, metrics.takeovers} {
+		metrics.clusterMessages, metrics.clusterLatency, metrics.takeovers, metrics.inputRounds, metrics.listenStreams} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -115,5 +123,9 @@ func methodLabel(method string) string {
 func observeDispatch(method string, d time.Duration) {
 	metrics.dispatch.WithLabelValues(methodLabel(method)).Observe(d.Seconds())
 }
+
+func countInputRound() { metrics.inputRounds.Inc() }
+
+func countListenStream(delta int) { metrics.listenStreams.Add(float64(delta)) }
 
 func countUpstreamError(kind string) { metrics.upstreamErrors.WithLabelValues(kind).Inc() }

@@ -166,6 +166,18 @@ type Handler struct {
 	// resource updates, requests of its own) reaches the client. It costs
 	// one upstream connection per initialized session. Default: true.
 	UpstreamListen *bool `json:"upstream_listen,omitempty"`
+	// Which generation of MCP the upstream speaks: "auto" probes it with
+	// server/discover when a client initializes (and remembers the
+	// verdict per route for a while), "2026-07-28" bridges every session
+	// to a sessionless upstream, "legacy" never does. Default: auto.
+	UpstreamProtocol string `json:"upstream_protocol,omitempty"`
+	// On the sessionless path, how long the bridge waits for a client's
+	// answers to one round of a server's input requests (elicitation,
+	// sampling, roots). Default: 10m (a human may be answering).
+	InputTimeout caddy.Duration `json:"input_timeout,omitempty"`
+	// On the sessionless path, the most rounds of input requests one
+	// request may take. Default: 10.
+	MaxInputRounds int `json:"max_input_rounds,omitempty"`
 
 	store      pooledStore
 	sites      *access.Sites
@@ -205,9 +217,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ForwardHeaders: h.ForwardHeaders,
 		QueueWait:      queueWait(h.SendTimeout),
 		Listen:         h.UpstreamListen == nil || *h.UpstreamListen,
-		Observe:        observeDispatch,
-		UpstreamError:  countUpstreamError,
-		Logger:         h.logger,
+
+		UpstreamProtocol: h.UpstreamProtocol,
+		InputTimeout:     time.Duration(h.InputTimeout),
+		MaxInputRounds:   h.MaxInputRounds,
+		InputRound:       countInputRound,
+		ListenStreams:    countListenStream,
+		Observe:          observeDispatch,
+		UpstreamError:    countUpstreamError,
+		Logger:           h.logger,
 	}
 	if h.BaseURL != "" {
 		h.endpoint = strings.TrimSuffix(h.BaseURL, "/") + h.MessagePath + "?session_id="
@@ -276,6 +294,18 @@ func (h *Handler) applyDefaults() {
 	setDefault(&h.KeepaliveFrame, KeepaliveComment)
 	setDefault(&h.ResumeWindow, caddy.Duration(DefaultResumeWindow))
 	setDefault(&h.ReplayBuffer, DefaultReplayBuffer)
+	setDefault(&h.UpstreamProtocol, dispatch.UpstreamAuto)
+	setDefault(&h.InputTimeout, caddy.Duration(dispatch.DefaultInputTimeout))
+	setDefault(&h.MaxInputRounds, dispatch.DefaultMaxInputRounds)
+}
+
+// validUpstreamProtocol reports whether p is a value of upstream_protocol.
+func validUpstreamProtocol(p string) bool {
+	switch p {
+	case dispatch.UpstreamAuto, dispatch.UpstreamModern, dispatch.UpstreamLegacy:
+		return true
+	}
+	return false
 }
 
 // Kinds of keepalive frame (keepalive_frame).
@@ -335,6 +365,12 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("keepalive_frame must be %q or %q: %q", KeepaliveComment, KeepaliveEvent, h.KeepaliveFrame)
 	case h.MaxBatchSize < 0:
 		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
+	case !validUpstreamProtocol(h.UpstreamProtocol):
+		return fmt.Errorf("upstream_protocol must be %q, %q or %q: %q", dispatch.UpstreamAuto, dispatch.UpstreamModern, dispatch.UpstreamLegacy, h.UpstreamProtocol)
+	case h.InputTimeout < 0:
+		return fmt.Errorf("input_timeout must be positive: %s", time.Duration(h.InputTimeout))
+	case h.MaxInputRounds < 0:
+		return fmt.Errorf("max_input_rounds must be positive: %d", h.MaxInputRounds)
 	}
 	return access.ValidOrigins(h.AllowedOrigins)
 }

@@ -100,6 +100,7 @@ func (o *ownedSession) state() cluster.Owned {
 		Identity: s.Identity, Scope: s.Scope, RemoteAddr: s.RemoteAddr, Hint: s.ProtocolHint,
 		UpstreamID: up, Protocol: proto, Initialized: s.Initialized(),
 		Token: s.Token(), Detached: s.Detached(), Opened: s.Opened,
+		Bridge: dispatch.BridgeSnapshot(s),
 	}
 }
 

@@ -155,6 +155,17 @@ func (s *sseSession) deliver(data []byte) {
 		s.notified.Add(1)
 		return
 	}
+	if r.Method != "" {
+		// A request of the server's (the mrtr scenario's elicitation):
+		// answered at once, off the reading goroutine.
+		answer := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"action":"accept","content":{}}}`, r.ID)
+		go func() {
+			if err := s.post(context.Background(), answer); err != nil {
+				s.errs.failed.Add(1)
+			}
+		}()
+		return
+	}
 	id := string(r.ID)
 	s.mu.Lock()
 	ch, ok := s.pending[id]
@@ -293,7 +304,9 @@ func (s *streamableSession) post(ctx context.Context, body string, onMessage fun
 
 func (s *streamableSession) close() {}
 
-const initParams = `{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}`
+// The client declares elicitation, which it answers at once (accept,
+// empty content): the confirm tool of the mrtr scenario asks for it.
+const initParams = `{"protocolVersion":"2024-11-05","capabilities":{"elicitation":{}},"clientInfo":{"name":"bench","version":"1"}}`
 
 // handshake runs initialize and notifications/initialized.
 func handshake(ctx context.Context, s session, id int64) error {

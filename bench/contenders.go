@@ -73,12 +73,16 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
 	case "ours/go-sdk":
 		return e.startOurs(name, "streamable", "/mcp")
+	case "ours/sessionless":
+		// The same Go SDK server as ours/go-sdk, sessionless: the bridge
+		// answers initialize itself and sends each call with _meta.
+		return e.startOurs(name, "sessionless", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
 	case "ours/cluster":

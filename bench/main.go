@@ -28,6 +28,7 @@ type result struct {
 	thr    *throughputResult
 	idle   []idleResult
 	burst  *burstResult
+	mrtr   *latencyResult // one input round per call (ours/sessionless, ours/go-sdk)
 	setup  *setupResult
 	errors []string
 }
@@ -35,6 +36,7 @@ type result struct {
 func main() {
 	only := flag.String("only", "", "comma-separated contenders to run (default: all)")
 	latencyCalls := flag.Int("latency-calls", 2000, "sequential calls in the latency scenario")
+	mrtrCalls := flag.Int("mrtr-calls", 1000, "sequential calls with one input round each, on ours/sessionless and ours/go-sdk (0: skip)")
 	sessions := flag.Int("sessions", 64, "sessions in the throughput scenario")
 	calls := flag.Int("calls", 200, "calls per session in the throughput scenario")
 	idleFlag := flag.String("idle", "10000,50000", "idle stream counts, comma-separated (empty: skip)")
@@ -89,7 +91,7 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	sc := scenarios{idleCounts: idleCounts, sessions: *sessions, calls: *calls, latencyCalls: *latencyCalls, burstN: *burstN, setupN: *setupN}
+	sc := scenarios{idleCounts: idleCounts, sessions: *sessions, calls: *calls, latencyCalls: *latencyCalls, burstN: *burstN, setupN: *setupN, mrtrCalls: *mrtrCalls}
 	var runs [][]*result
 	for i := range max(*repeat, 1) {
 		if *repeat > 1 {
@@ -109,6 +111,7 @@ func main() {
 type scenarios struct {
 	idleCounts                                    []int
 	sessions, calls, latencyCalls, burstN, setupN int
+	mrtrCalls                                     int
 }
 
 // runAll runs every scenario against every contender in turn.
@@ -144,6 +147,16 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			r.thr = &thr
 			return nil
 		})
+		if sc.mrtrCalls > 0 && (name == "ours/sessionless" || name == "ours/go-sdk") {
+			log.Printf("%s: %d calls with one input round", name, sc.mrtrCalls)
+			phase("mrtr", func(c *contender) error {
+				res, err := runMRTR(c, sc.mrtrCalls)
+				if err == nil {
+					r.mrtr = &res
+				}
+				return err
+			})
+		}
 		if sc.setupN > 0 && (name == "ours/stdio" || name == "supergateway") {
 			log.Printf("%s: setup of %d sessions", name, sc.setupN)
 			phase("setup", func(c *contender) error {
@@ -339,12 +352,19 @@ func ratiosOf(results []*result) []ratio {
 	times("ours/go-sdk ÷ direct, calls/s", thr("ours/go-sdk"), thr("direct"), "≥ 0.8")
 	times("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
 	times("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
+	times("ours/sessionless ÷ ours/go-sdk, calls/s", thr("ours/sessionless"), thr("ours/go-sdk"), "≥ 0.9")
 	times("ours/stdio ÷ supergateway, calls/s", thr("ours/stdio"), thr("supergateway"), "≥ 10")
 	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
 		out = append(out,
 			ratio{"p99 added over direct at 1 session", " ms", "≤ 1 ms", float64((o.lat.p99 - d.lat.p99).Microseconds()) / 1000},
 			ratio{"p50 added over direct at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
+	}
+	for _, name := range []string{"ours/sessionless", "ours/go-sdk"} {
+		if r := find(results, name); r != nil && r.mrtr != nil && r.lat != nil {
+			out = append(out, ratio{name + ": p50 an input round adds (confirm − echo)", " ms", "≤ 1 ms",
+				float64((r.mrtr.p50 - r.lat.p50).Microseconds()) / 1000})
+		}
 	}
 	for _, name := range []string{"ours/cluster", "ours/cluster/go-sdk"} {
 		c, b := find(results, name), find(results, clusterBaseline[name])

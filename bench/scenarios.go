@@ -90,6 +90,46 @@ func runLatency(c *contender, n int) (latencyResult, error) {
 	return latencyResult{p50: l.pct(0.5), p99: l.pct(0.99), max: l.max(), errors: errs.total()}, nil
 }
 
+// runMRTR: one session, n sequential calls of the confirm tool, which
+// needs one round of input (answered at once by the client) before it
+// answers; the p50 against runLatency's echo p50 is what a round adds.
+func runMRTR(c *contender, n int) (latencyResult, error) {
+	var errs counters
+	s, err := openSession(c, &errs)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer s.close()
+	ctx := context.Background()
+	if err := handshake(ctx, s, 1); err != nil {
+		return latencyResult{}, err
+	}
+	confirm := func(id int64) (time.Duration, bool) {
+		token := fmt.Sprintf("c%d", id)
+		start := time.Now()
+		r, err := s.call(ctx, id, "tools/call", fmt.Sprintf(`{"name":"confirm","arguments":{"text":%q}}`, token))
+		took := time.Since(start)
+		if err != nil || r.text() != token {
+			errs.failed.Add(1)
+			return 0, false
+		}
+		return took, true
+	}
+	for i := range n / 10 { // warm-up
+		confirm(int64(100 + i))
+	}
+	l := make(latencies, 0, n)
+	for i := range n {
+		if took, ok := confirm(int64(1_000_000 + i)); ok {
+			l = append(l, took)
+		}
+	}
+	if len(l) == 0 {
+		return latencyResult{errors: errs.total()}, fmt.Errorf("no confirm call succeeded")
+	}
+	return latencyResult{p50: l.pct(0.5), p99: l.pct(0.99), max: l.max(), errors: errs.total()}, nil
+}
+
 type throughputResult struct {
 	callsPerSec       float64
 	p50, p99          time.Duration

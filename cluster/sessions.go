@@ -44,6 +44,8 @@ type Meta struct {
 	// client to re-attach.
 	Detached bool
 	Opened   time.Time
+	// Bridge is what the owner stated of it (see Owned).
+	Bridge string
 }
 
 // Owned is what an owner states of a session it holds, each renewal.
@@ -61,6 +63,9 @@ type Owned struct {
 	Token       string // the resume token itself; Redis gets its Hash
 	Detached    bool
 	Opened      time.Time
+	// Bridge is the bridge's state of a session on the sessionless path
+	// (opaque here), "" for others.
+	Bridge string
 }
 
 func flag(b bool) string {
@@ -78,6 +83,7 @@ func (o *Owned) fields() []any {
 		"identity", o.Identity, "scope", o.Scope, "addr", o.RemoteAddr, "hint", o.Hint,
 		"upstream", o.UpstreamID, "proto", o.Protocol, "init", flag(o.Initialized),
 		"tok", Hash(o.Token), "detached", flag(o.Detached), "opened", o.Opened.UnixMilli(),
+		"bridge", o.Bridge,
 	}
 }
 
@@ -186,6 +192,7 @@ func parseMeta(id string, v []any) (Meta, error) {
 		Identity:  f["identity"], Scope: f["scope"], RemoteAddr: f["addr"], Hint: f["hint"],
 		UpstreamID: f["upstream"], Protocol: f["proto"], Initialized: f["init"] == "1",
 		TokenHash: f["tok"], Detached: f["detached"] == "1", Opened: time.UnixMilli(num("opened")),
+		Bridge: f["bridge"],
 	}, nil
 }
 

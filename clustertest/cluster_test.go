@@ -63,6 +63,9 @@ type clusterOptions struct {
 	clusterExtra string
 	// handlerExtra are more lines of the mcp_sse handler's block.
 	handlerExtra string
+	// upstream, if set, is the host:port of the MCP server the instances
+	// proxy to, in place of the demo.
+	upstream string
 	// redisVia, by instance name: a proxy the instance reaches Redis
 	// through.
 	redisVia map[string]*redisProxy
@@ -75,16 +78,20 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{redis: redistest.Start(t), prefix: "ctest" + randomHex(4)}
 
-	upAdmin, upPort := addr(t), testport.Free(t)
-	c.upAddr = "127.0.0.1:" + upPort
-	c.upstream = caddyproc.Start(t, upAdmin, fmt.Sprintf(`{
+	upAdmin := addr(t)
+	if opts.upstream != "" {
+		c.upAddr = opts.upstream
+	} else {
+		c.upAddr = "127.0.0.1:" + testport.Free(t)
+		c.upstream = caddyproc.Start(t, upAdmin, fmt.Sprintf(`{
 	admin %s
 }
 http://%s {
 	mcp_demo
 }
 `, upAdmin, c.upAddr), c.upAddr)
-	c.upstream.Name = "upstream"
+		c.upstream.Name = "upstream"
+	}
 
 	auth := ""
 	if len(opts.users) > 0 {
@@ -157,8 +164,11 @@ http://%s {
 `, lbAdmin, c.lbAddr, strings.Join(upstreams, " ")), c.lbAddr)
 	c.lb.Name = "balancer"
 
-	t.Logf("cluster: redis %s (prefix %s), upstream %s (admin %s, pid %d), balancer %s (admin %s, pid %d)",
-		c.redis.Addr(), c.prefix, c.upAddr, upAdmin, c.upstream.PID(), c.lbAddr, lbAdmin, c.lb.PID())
+	if c.upstream != nil {
+		t.Logf("upstream %s (admin %s, pid %d)", c.upAddr, upAdmin, c.upstream.PID())
+	}
+	t.Logf("cluster: redis %s (prefix %s), upstream %s, balancer %s (admin %s, pid %d)",
+		c.redis.Addr(), c.prefix, c.upAddr, c.lbAddr, lbAdmin, c.lb.PID())
 	for _, in := range c.inst {
 		t.Logf("instance %s: %s (admin %s, pid %d)", in.name, in.addr, in.admin, in.proc.PID())
 	}

@@ -75,6 +75,7 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 			sess.SetProtocolVersion(res.Result.ProtocolVersion)
 		}
 		sess.SetInitialized(true)
+		sess.SetUpstreamProtocol(UpstreamLegacy)
 	}
 	return m, true
 }

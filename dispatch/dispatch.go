@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/mcpsse/caddy-mcp-sse/generation"
 	"github.com/mcpsse/caddy-mcp-sse/internal/workers"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
@@ -51,9 +52,26 @@ type Dispatcher struct {
 	UpstreamError func(kind string)
 	Logger        *zap.Logger
 
+	// UpstreamProtocol is upstream_protocol: UpstreamAuto probes each
+	// route's generation when a client initializes, UpstreamModern takes
+	// the sessionless path without asking, UpstreamLegacy never takes it.
+	UpstreamProtocol string
+	// InputTimeout bounds each wait for a client's answers to a round of
+	// input requests; MaxInputRounds bounds the rounds of one request.
+	InputTimeout   time.Duration
+	MaxInputRounds int
+	// InputRound, if set, is told of every round of input a client
+	// answered.
+	InputRound func()
+	// ListenStreams, if set, is told of each subscriptions/listen stream
+	// opened (+1) and ended (-1).
+	ListenStreams func(delta int)
+
 	// workers run the dispatches: a dispatch goes deep (through
 	// reverse_proxy), and a worker keeps the stack it grew for the next.
 	workers workers.Pool
+	// verdicts remembers each route's generation (see modern.go).
+	verdicts generation.Verdicts
 }
 
 // Call is one message to hand upstream.
@@ -99,6 +117,9 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		return
 	}
 
+	if d.modern(c, t, handed) {
+		return
+	}
 	msg := &c.Message
 	isInit := msg.Method == "initialize"
 	switch {

@@ -101,6 +101,7 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 		return fmt.Errorf("initialize: upstream answered HTTP %d, %s", rep.status, answerErr)
 	}
 	sess.SetInitialized(true)
+	sess.SetUpstreamProtocol(UpstreamLegacy)
 	if c.Message.Method != "notifications/initialized" {
 		note := Message{Raw: []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), Method: "notifications/initialized"}
 		rep := newReply(maxErrorSnippet)

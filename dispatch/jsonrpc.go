@@ -12,6 +12,7 @@ const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
 	CodeInternalError  = -32603
+	CodeInvalidParams  = -32602
 	// CodeSessionNotFound answers a POST for a session that does not
 	// exist (the code several MCP SDKs use for it).
 	CodeSessionNotFound = -32001

@@ -88,6 +88,13 @@ type Session struct {
 	stopWatch     func()
 	onDetachedEnd func()
 	initialized   bool // the upstream answered an initialize
+	// upstreamProtocol is "2026-07-28" for a session bridged to a
+	// sessionless upstream, "legacy" for one on the session-based path,
+	// "" until the client initialized.
+	upstreamProtocol string
+	// bridge is the dispatcher's state for a session on the sessionless
+	// path (what the client declared, the input requests awaiting it).
+	bridge atomic.Value
 
 	inflight     atomic.Int64 // dispatches admitted and not yet ended
 	responses    atomic.Int64 // the client's responses admitted and not yet ended
@@ -260,6 +267,28 @@ func (s *Session) SetProtocolVersion(v string) {
 	s.protocolVersion = v
 	s.mu.Unlock()
 }
+
+// SetUpstreamProtocol records which generation of upstream the session
+// is bridged to ("2026-07-28" or "legacy").
+func (s *Session) SetUpstreamProtocol(p string) {
+	s.mu.Lock()
+	s.upstreamProtocol = p
+	s.mu.Unlock()
+}
+
+// UpstreamProtocol is what SetUpstreamProtocol recorded, "" before.
+func (s *Session) UpstreamProtocol() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upstreamProtocol
+}
+
+// SetBridge keeps the dispatcher's state of a session on the sessionless
+// path; it lives and ends with the session.
+func (s *Session) SetBridge(v any) { s.bridge.Store(v) }
+
+// Bridge is what SetBridge stored, nil before.
+func (s *Session) Bridge() any { return s.bridge.Load() }
 
 // ResetUpstream forgets the upstream session, so that the next initialize
 // starts a new one. It only forgets id if it is still the current one.

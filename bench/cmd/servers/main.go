@@ -4,6 +4,7 @@
 // before its result):
 //
 //	-kind streamable  the official Go SDK's StreamableHTTPHandler at /mcp
+//	-kind sessionless the same Go SDK server, sessionless (MCP 2026-07-28): Stateless
 //	-kind lean        a minimal Streamable HTTP server: raw net/http, JSON replies
 //	-kind gosdk-sse   the Go SDK's native HTTP+SSE handler (mcp.NewSSEHandler) at /sse
 //	-kind mcpgo-sse   mcp-go's server.NewSSEServer at /sse and /message
@@ -14,6 +15,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/google/jsonschema-go/jsonschema"
 	"log"
 	"net"
 	"net/http"
@@ -42,6 +44,11 @@ func main() {
 		s := goSDKServer()
 		mux := http.NewServeMux()
 		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+		h = mux
+	case "sessionless":
+		s := goSDKServer()
+		mux := http.NewServeMux()
+		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
 		h = mux
 	case "lean":
 		h = leanHandler()
@@ -91,6 +98,18 @@ func goSDKServer() *mcp.Server {
 			}
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+	})
+	// confirm needs one round of input (an elicitation) before it answers
+	// with its text: through the bridge in front of the sessionless
+	// server, an MRTR round; in front of the stateful one, the server's
+	// own elicitation request.
+	mcp.AddTool(s, &mcp.Tool{Name: "confirm"}, func(_ context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		if r, ok := req.Params.InputResponses["ok"].(*mcp.ElicitResult); ok && r.Action == "accept" {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+		}
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{
+			"ok": &mcp.ElicitParams{Message: "confirm?", RequestedSchema: &jsonschema.Schema{Type: "object"}},
+		}}, nil, nil
 	})
 	return s
 }

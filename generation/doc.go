@@ -1,0 +1,85 @@
+// Package generation translates between the MCP generations a bridge
+// meets: a client of a session-based revision (HTTP+SSE 2024-11-05,
+// Streamable HTTP up to 2025-11-25) and a sessionless 2026-07-28 server.
+// It holds what the legacy side said once (initialize, logging/setLevel,
+// resources/subscribe) and the modern side wants on every request (the
+// _meta keys, the Mcp-* headers), rewrites requests and results as raw
+// JSON, and keeps the per-session state of the multi-round-trip requests
+// (MRTR) and subscriptions. It knows nothing of Caddy or HTTP servers:
+// each piece takes JSON in and gives JSON out.
+package generation
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+)
+
+// Modern is the sessionless revision this package speaks upstream.
+const Modern = "2026-07-28"
+
+// The _meta keys of the sessionless revision.
+const (
+	MetaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
+	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
+	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
+	MetaLogLevel           = "io.modelcontextprotocol/logLevel"
+	MetaServerInfo         = "io.modelcontextprotocol/serverInfo"
+	MetaSubscriptionID     = "io.modelcontextprotocol/subscriptionId"
+)
+
+// JSON-RPC error codes of the sessionless revision.
+const (
+	CodeUnsupportedProtocolVersion = -32022
+	CodeMissingClientCapability    = -32021
+	CodeHeaderMismatch             = -32020
+)
+
+// marshal is json.Marshal without HTML escaping: what passes through the
+// bridge (a requestState above all) keeps its bytes, not only its value.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// object writes a JSON object of members whose values are already JSON
+// (read out of a valid message), in key order, the values verbatim: no
+// second scan and re-encoding of what the bridge only passes on.
+func object(members map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(members))
+	n := 2
+	for k, v := range members {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, k)
+		b = append(b, ':')
+		b = append(b, members[k]...)
+	}
+	return append(b, '}')
+}
+
+// appendKey appends k as a JSON string.
+func appendKey(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := marshal(k)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"')
+}

@@ -1,0 +1,204 @@
+package generation
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestRequestSetsMetaAndKeepsTheRest(t *testing.T) {
+	raw := json.RawMessage(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"a":"<&>"},"_meta":{"progressToken":"p1","io.modelcontextprotocol/protocolVersion":"1900-01-01"},"inputResponses":{"old":{}}}}`)
+	meta := Meta{Client: Client{Info: json.RawMessage(`{"name":"c","version":"1"}`), Capabilities: json.RawMessage(`{"sampling":{}}`)}, LogLevel: "debug"}
+	out, err := Request(raw, json.RawMessage(`"r2"`), meta, map[string]json.RawMessage{
+		"inputResponses": json.RawMessage(`{"k":{"action":"accept"}}`), "requestState": nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"r2","jsonrpc":"2.0","method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/logLevel":"debug","io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"p1"},"arguments":{"a":"<&>"},"inputResponses":{"k":{"action":"accept"}},"name":"x"}}`
+	if string(out) != want {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+	// No params, and no log level: only the three members.
+	out, err = Request(json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), nil, Meta{Client: Client{Info: json.RawMessage(`{}`), Capabilities: json.RawMessage(`{}`)}}, nil)
+	if err != nil || string(out) != `{"id":1,"jsonrpc":"2.0","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}` {
+		t.Errorf("no params: %s, %v", out, err)
+	}
+	for _, bad := range []string{`{"id":1,"method":"m","params":[1]}`, `{"id":1,"method":"m","params":{"_meta":3}}`, `nope`} {
+		if _, err := Request(json.RawMessage(bad), nil, meta, nil); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestParseInitializeAndCapabilities(t *testing.T) {
+	c, err := ParseInitialize(json.RawMessage(`{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{},"roots":{"listChanged":true}},"clientInfo":{"name":"n","version":"1"}}`))
+	if err != nil || c.ProtocolVersion != "2025-06-18" || string(c.Info) != `{"name":"n","version":"1"}` ||
+		string(c.Capabilities) != `{"elicitation":{"form":{}},"roots":{"listChanged":true}}` {
+		t.Errorf("%+v %s %v", c, c.Capabilities, err)
+	}
+	c, err = ParseInitialize(json.RawMessage(`{"protocolVersion":"2024-11-05","capabilities":"x"}`))
+	if err != nil || string(c.Capabilities) != `{}` || string(c.Info) != `{"name":"unknown","version":"0"}` {
+		t.Errorf("bad members: %+v %v", c, err)
+	}
+	if _, err := ParseInitialize(nil); err == nil {
+		t.Error("no params: no error")
+	}
+	if !Declares(json.RawMessage(`{"sampling":{}}`), "sampling") || Declares(json.RawMessage(`{"sampling":{}}`), "roots") ||
+		Declares(json.RawMessage(`{"roots":true}`), "roots") {
+		t.Error("Declares")
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	for _, c := range []struct {
+		answer string
+		modern bool
+	}{
+		{`{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28","2025-11-25"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s","version":"1"}}}}`, true},
+		// A stateful Go SDK server answers with the legacy versions only.
+		{`{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2025-11-25","2025-06-18"],"capabilities":{}}}`, false},
+		{`{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"x","data":{"supported":["2026-07-28"],"requested":"2026-07-28"}}}`, true},
+		{`{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"x","data":{"supported":["2025-11-25"]}}}`, false},
+		{`{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}`, false},
+		{`not json`, false},
+		{``, false},
+	} {
+		var answer json.RawMessage
+		if c.answer != "" {
+			answer = json.RawMessage(c.answer)
+		}
+		if modern, _ := Verdict(answer); modern != c.modern {
+			t.Errorf("%s: modern %v, want %v", c.answer, modern, c.modern)
+		}
+	}
+	_, d := Verdict(json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"instructions":"hi","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s","version":"1"}}}}`))
+	got := InitializeResult(json.RawMessage(`3`), "2024-11-05", d)
+	want := `{"id":3,"jsonrpc":"2.0","result":{"capabilities":{"tools":{}},"instructions":"hi","protocolVersion":"2024-11-05","serverInfo":{"name":"s","version":"1"}}}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := InitializeResult(json.RawMessage(`3`), "2099-01-01", Discovery{}); !strings.Contains(string(got), `"protocolVersion":"2025-11-25"`) ||
+		!strings.Contains(string(got), `"capabilities":{}`) {
+		t.Errorf("unknown version: %s", got)
+	}
+}
+
+func TestDiscoverRequest(t *testing.T) {
+	got := DiscoverRequest(Client{Info: json.RawMessage(`{"name":"c"}`), Capabilities: json.RawMessage(`{"roots":{}}`)})
+	want := `{"id":"caddy-mcp-sse-discover","jsonrpc":"2.0","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"roots":{}},"io.modelcontextprotocol/clientInfo":{"name":"c"},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestParseResult(t *testing.T) {
+	// requestState with characters JSON encoders like to escape comes back
+	// byte for byte.
+	state := `"a<b>&c\u00e9\"\\ \u2028"`
+	msg := `{"jsonrpc":"2.0","id":2,"result":{"content":null,"requestState":` + state + `,"resultType":"input_required","inputRequests":{"z":{"method":"roots/list"},"a":{"method":"elicitation/create","params":{"message":"?"}}}}}`
+	ir, ok, err := ParseResult(json.RawMessage(msg))
+	if err != nil || !ok || string(ir.State) != state || len(ir.Requests) != 2 ||
+		ir.Requests[0].Key != "a" || ir.Requests[1].Key != "z" || string(ir.Requests[1].Params) != `{}` {
+		t.Fatalf("%+v %v %v", ir, ok, err)
+	}
+	set, err := RetryParams(map[string]json.RawMessage{"a": json.RawMessage(`{"action":"accept"}`)}, ir.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Request(json.RawMessage(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}}`), json.RawMessage(`"r"`), Meta{Client: Client{Info: json.RawMessage(`{}`), Capabilities: json.RawMessage(`{}`)}}, set)
+	if err != nil || !strings.Contains(string(out), `"requestState":`+state) {
+		t.Errorf("retry lost requestState's bytes: %s %v", out, err)
+	}
+	if !strings.Contains(string(ClientRequest(json.RawMessage(`"id1"`), ir.Requests[0])), `{"id":"id1","jsonrpc":"2.0","method":"elicitation/create","params":{"message":"?"}}`) {
+		t.Error("ClientRequest")
+	}
+
+	for _, plain := range []string{
+		`{"jsonrpc":"2.0","id":2,"result":{"content":[],"resultType":"complete"}}`,
+		`{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"x"}}`,
+		`{"jsonrpc":"2.0","id":2,"result":{"content":[]}}`,
+	} {
+		if _, ok, err := ParseResult(json.RawMessage(plain)); ok || err != nil {
+			t.Errorf("%s: %v %v", plain, ok, err)
+		}
+	}
+	var many strings.Builder
+	for i := range MaxInputRequests + 1 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		many.WriteString(`"k` + string(rune('a'+i%26)) + strings.Repeat("x", i) + `":{"method":"roots/list"}`)
+	}
+	for _, bad := range []string{
+		`{"result":{"resultType":"input_required","inputRequests":{` + many.String() + `}}}`,
+		`{"result":{"resultType":"input_required","inputRequests":{"a":{"params":{}}}}}`,
+		`{"result":{"resultType":"input_required","inputRequests":{"a":{"method":"roots/list"}},"requestState":{"x":1}}}`,
+	} {
+		if _, ok, err := ParseResult(json.RawMessage(bad)); !ok || err == nil {
+			t.Errorf("%.80s…: ok %v err %v", bad, ok, err)
+		}
+	}
+	// No requests at all: a loaded server; retried as a round.
+	if ir, ok, err := ParseResult(json.RawMessage(`{"result":{"resultType":"input_required","inputRequests":{}}}`)); !ok || err != nil || len(ir.Requests) != 0 {
+		t.Errorf("empty round: %v %v", ok, err)
+	}
+}
+
+func TestComplete(t *testing.T) {
+	got := Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"mcp-sse-retry-1","result":{"content":[{"type":"text","text":"<ok>"}],"resultType":"complete"}}`), json.RawMessage(`5`))
+	if string(got) != `{"id":5,"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"<ok>"}]}}` {
+		t.Errorf("%s", got)
+	}
+	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"r","error":{"code":-32602,"message":"bad"}}`), json.RawMessage(`5`))
+	if string(got) != `{"error":{"code":-32602,"message":"bad"},"id":5,"jsonrpc":"2.0"}` {
+		t.Errorf("%s", got)
+	}
+}
+
+func TestParseAnswer(t *testing.T) {
+	if a := ParseAnswer(json.RawMessage(`{"jsonrpc":"2.0","id":"x","result":{"action":"decline"}}`)); a.Failed || string(a.Result) != `{"action":"decline"}` {
+		t.Errorf("%+v", a)
+	}
+	if a := ParseAnswer(json.RawMessage(`{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"no"}}`)); !a.Failed || a.Code != -1 || a.Message != "no" {
+		t.Errorf("%+v", a)
+	}
+	if a := ParseAnswer(json.RawMessage(`{"jsonrpc":"2.0","id":"x","result":[1]}`)); !a.Failed {
+		t.Errorf("%+v", a)
+	}
+}
+
+func TestSessionAnswers(t *testing.T) {
+	s := NewSession(Client{}, Discovery{})
+	id1, ch1 := s.Ask()
+	id2, _ := s.Ask()
+	if string(id1) == string(id2) {
+		t.Fatal("ids repeat")
+	}
+	if s.Answer(json.RawMessage(`"not-minted"`), nil) || s.Answer(json.RawMessage(`7`), nil) {
+		t.Error("an answer to an id the bridge did not mint was taken")
+	}
+	if !s.Answer(id1, json.RawMessage(`{"a":1}`)) {
+		t.Fatal("answer not taken")
+	}
+	if s.Answer(id1, json.RawMessage(`{"a":2}`)) {
+		t.Error("a second answer was taken")
+	}
+	if got := <-ch1; string(got) != `{"a":1}` {
+		t.Errorf("got %s", got)
+	}
+	s.Cancel(id2)
+	if s.Answer(id2, nil) || s.Waiting() != 0 {
+		t.Error("a cancelled request still awaits")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	untrack := s.Track(json.RawMessage(`"c1"`), cancel)
+	if s.Cancelled(json.RawMessage(`{"requestId":"c2"}`)) || !s.Cancelled(json.RawMessage(`{"requestId":"c1","reason":"x"}`)) || ctx.Err() == nil {
+		t.Error("Cancelled")
+	}
+	untrack()
+	if s.Cancelled(json.RawMessage(`{"requestId":"c1"}`)) {
+		t.Error("untracked request still cancellable")
+	}
+}

@@ -1,0 +1,147 @@
+package generation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// Client is what a legacy client said of itself in its initialize, kept
+// for the _meta of every request the bridge sends for it.
+type Client struct {
+	// ProtocolVersion is the version the client asked for.
+	ProtocolVersion string
+	// Info and Capabilities are params.clientInfo and params.capabilities
+	// as the client sent them.
+	Info         json.RawMessage
+	Capabilities json.RawMessage
+}
+
+// ParseInitialize reads the client's initialize params.
+func ParseInitialize(params json.RawMessage) (Client, error) {
+	var p struct {
+		ProtocolVersion string          `json:"protocolVersion"`
+		Capabilities    json.RawMessage `json:"capabilities"`
+		ClientInfo      json.RawMessage `json:"clientInfo"`
+	}
+	if len(params) == 0 {
+		return Client{}, errors.New("initialize without params")
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return Client{}, err
+	}
+	c := Client{ProtocolVersion: p.ProtocolVersion, Info: p.ClientInfo, Capabilities: ModernCapabilities(p.Capabilities)}
+	if !isObject(c.Info) {
+		c.Info = json.RawMessage(`{"name":"unknown","version":"0"}`)
+	}
+	return c, nil
+}
+
+// ModernCapabilities gives a legacy client's capabilities in the shape of
+// the sessionless revision. The members are the same; what differs is
+// what an empty elicitation meant: 2025-06-18 clients declared form
+// elicitation as "elicitation": {}, which the later revisions spell
+// {"form": {}}. Anything that is not an object becomes {}.
+func ModernCapabilities(caps json.RawMessage) json.RawMessage {
+	if !isObject(caps) {
+		return json.RawMessage(`{}`)
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(caps, &m) != nil {
+		return json.RawMessage(`{}`)
+	}
+	if e, ok := m["elicitation"]; ok && isEmptyObject(e) {
+		m["elicitation"] = json.RawMessage(`{"form":{}}`)
+		out, _ := marshal(m)
+		return out
+	}
+	return caps
+}
+
+// Declares reports whether capabilities (an object) declare the
+// capability named by key ("elicitation", "sampling", "roots").
+func Declares(capabilities json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(capabilities, &m) != nil {
+		return false
+	}
+	v, ok := m[key]
+	return ok && isObject(v)
+}
+
+var modernJSON = json.RawMessage(`"` + Modern + `"`)
+
+// Meta is the _meta the bridge puts in every request it sends for a
+// client.
+type Meta struct {
+	Client
+	// LogLevel is what the client's last logging/setLevel asked for; ""
+	// until it sent one.
+	LogLevel string
+}
+
+// members are the _meta members Meta sets.
+func (m Meta) members() map[string]json.RawMessage {
+	out := map[string]json.RawMessage{
+		MetaProtocolVersion:    modernJSON,
+		MetaClientInfo:         m.Info,
+		MetaClientCapabilities: m.Capabilities,
+	}
+	if m.LogLevel != "" {
+		l, _ := marshal(m.LogLevel)
+		out[MetaLogLevel] = l
+	}
+	return out
+}
+
+// Request rewrites a client's request for the upstream: id replaced,
+// params._meta given the members of meta (over any the client set, its
+// other members kept: progressToken above all), and each of set put in
+// params (a nil value removes the member). The client's params are
+// otherwise kept as they were, member by member.
+func Request(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage) (json.RawMessage, error) {
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &msg); err != nil {
+		return nil, err
+	}
+	params := map[string]json.RawMessage{}
+	if p, ok := msg["params"]; ok && !isNull(p) {
+		if err := json.Unmarshal(p, &params); err != nil {
+			return nil, errors.New("params is not an object")
+		}
+	}
+	m := map[string]json.RawMessage{}
+	if old, ok := params["_meta"]; ok && !isNull(old) {
+		if err := json.Unmarshal(old, &m); err != nil {
+			return nil, errors.New("params._meta is not an object")
+		}
+	}
+	for k, v := range meta.members() {
+		m[k] = v
+	}
+	params["_meta"] = object(m)
+	for k, v := range set {
+		if v == nil {
+			delete(params, k)
+		} else {
+			params[k] = v
+		}
+	}
+	msg["params"] = object(params)
+	if id != nil {
+		msg["id"] = id
+	}
+	return object(msg), nil
+}
+
+func isObject(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && v[0] == '{' && json.Valid(v)
+}
+
+func isEmptyObject(v json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(v, &m) == nil && m != nil && len(m) == 0
+}
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
