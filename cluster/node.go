@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,12 @@ type Config struct {
 	// Lease is how long an owner's claim on its sessions holds without
 	// being renewed; it is renewed every Lease/3.
 	Lease time.Duration
+	// Keys seal what crosses Redis (seal.go); required.
+	Keys *Keyring `json:"-"`
+	// Unreadable, if set, hears of each sealed value no key of the ring
+	// opens (what: "inbox entry", "doorbell" or "control"; keyID: the id
+	// the value names, "" if it names none), which is then ignored.
+	Unreadable func(what, keyID string) `json:"-"`
 }
 
 // Defaults of Config.
@@ -62,6 +69,7 @@ type Node struct {
 	rdb    *redis.Client
 	keys   keys
 	events Events
+	ring   atomic.Pointer[Keyring]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,6 +110,9 @@ func Open(cfg Config, events Events) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Keys == nil {
+		return nil, errors.New("cluster: no secret: what crosses Redis is encrypted with it")
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -128,6 +139,7 @@ func Open(cfg Config, events Events) (*Node, error) {
 	opt.MaxRetryBackoff = 64 * time.Millisecond
 	opt.ClientName = "mcp_sse:" + cfg.Instance
 	n := &Node{cfg: cfg, rdb: redis.NewClient(opt), keys: keys{cfg.Prefix}, events: events, done: make(chan struct{})}
+	n.ring.Store(cfg.Keys)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.ps = n.rdb.Subscribe(n.ctx, n.keys.node(cfg.Instance), n.keys.all())
 	go n.receive()
@@ -136,6 +148,21 @@ func Open(cfg Config, events Events) (*Node, error) {
 
 // Instance is the node's name in the cluster.
 func (n *Node) Instance() string { return n.cfg.Instance }
+
+// SetKeys makes kr the keyring (a reload that rotates the secret keeps
+// the node, and its sessions).
+func (n *Node) SetKeys(kr *Keyring) {
+	if kr != nil {
+		n.ring.Store(kr)
+	}
+}
+
+// unreadable reports a value no key opened.
+func (n *Node) unreadable(what, keyID string) {
+	if n.cfg.Unreadable != nil {
+		n.cfg.Unreadable(what, keyID)
+	}
+}
 
 // Lease is how long the node's claims hold unrenewed.
 func (n *Node) Lease() time.Duration { return n.cfg.Lease }
@@ -181,10 +208,10 @@ func (n *Node) receive() {
 			}
 		case *redis.Message:
 			if rest, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
-				n.events.Doorbell(parseDoorbell(rest))
+				n.events.Doorbell(n.parseDoorbell(rest))
 				continue
 			}
-			if c, err := decodeControl(m.Payload); err == nil {
+			if c, err := n.decodeControl(m.Payload); err == nil {
 				n.events.Control(c)
 			}
 		}

@@ -24,6 +24,8 @@ func TestClusterExample(t *testing.T) {
 		return string(b)
 	}
 	r := redistest.Start(t)
+	// As run.sh exports it, for both instances.
+	t.Setenv("MCP_CLUSTER_KEY", newSecret())
 	port := func() string { return testport.Free(t) }
 	lb, a, b, up, lbAdmin := port(), port(), port(), port(), port()
 
