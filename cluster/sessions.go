@@ -17,6 +17,10 @@ var ErrFenced = errors.New("cluster: session taken over by another instance")
 // ErrGone is returned when the cluster no longer knows the session.
 var ErrGone = errors.New("cluster: session not found")
 
+// ErrSpent is returned to a re-attach whose token is no longer the
+// session's: another re-attach spent it first.
+var ErrSpent = errors.New("cluster: the resume token was spent already")
+
 // Meta is what the cluster knows of a session.
 type Meta struct {
 	ID    string
@@ -72,12 +76,14 @@ func flag(b bool) string {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// fields are the metadata an owner writes, as field/value pairs.
+// fields are the metadata an owner writes at each renewal, as
+// field/value pairs. The token hash is not among them: only a
+// registration, a takeover and a re-attach (Retoken) write it.
 func (o *Owned) fields() []any {
 	return []any{
 		"identity", o.Identity, "scope", o.Scope, "addr", o.RemoteAddr, "hint", o.Hint,
 		"upstream", o.UpstreamID, "proto", o.Protocol, "init", flag(o.Initialized),
-		"tok", Hash(o.Token), "detached", flag(o.Detached), "opened", o.Opened.UnixMilli(),
+		"detached", flag(o.Detached), "opened", o.Opened.UnixMilli(),
 	}
 }
 
@@ -95,7 +101,7 @@ func (n *Node) Register(ctx context.Context, o Owned) error {
 
 func (n *Node) register(ctx context.Context, p redis.Pipeliner, o *Owned) {
 	ttl := o.TTL + n.cfg.Lease
-	args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), ms(o.TTL)}, o.fields()...)
+	args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), ms(o.TTL), "tok", Hash(o.Token)}, o.fields()...)
 	registerScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
 	p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, ttl)
 	ik := n.keys.identity(o.Scope, o.Identity)
@@ -107,7 +113,9 @@ func (n *Node) register(ctx context.Context, p redis.Pipeliner, o *Owned) {
 // records their state, in one round trip for all. It returns the ids of
 // those taken over by another instance (fenced): their owner must let
 // go. Sessions Redis lost (a restart without its data) are registered
-// again.
+// again, and so is the resume token's key of a session still held whose
+// key is gone (a re-attach that could not write it, an eviction): the
+// token's key lives as long as its session.
 func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err error) {
 	if len(owned) == 0 {
 		return nil, nil
@@ -115,13 +123,14 @@ func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(owned))
+	tokens := make([]*redis.BoolCmd, len(owned))
 	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range owned {
 			o := &owned[i]
 			ttl := o.TTL + n.cfg.Lease
-			args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease)}, o.fields()...)
+			args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), Hash(o.Token)}, o.fields()...)
 			cmds[i] = refreshScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
-			p.PExpire(ctx, n.keys.token(Hash(o.Token)), ttl)
+			tokens[i] = p.PExpire(ctx, n.keys.token(Hash(o.Token)), ttl)
 			p.PExpire(ctx, n.keys.identity(o.Scope, o.Identity), ttl)
 		}
 		return nil
@@ -129,19 +138,26 @@ func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var lost []Owned
+	var lost, untokened []Owned
 	for i, c := range cmds {
 		switch v, _ := c.Int64(); v {
 		case 0:
 			fenced = append(fenced, owned[i].ID)
 		case -1:
 			lost = append(lost, owned[i])
+		case 1:
+			if renewed, err := tokens[i].Result(); err == nil && !renewed {
+				untokened = append(untokened, owned[i])
+			}
 		}
 	}
-	if len(lost) > 0 {
+	if len(lost) > 0 || len(untokened) > 0 {
 		_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := range lost {
 				n.register(ctx, p, &lost[i])
+			}
+			for _, o := range untokened {
+				p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, o.TTL+n.cfg.Lease)
 			}
 			return nil
 		})
@@ -237,19 +253,36 @@ func (n *Node) Takeover(ctx context.Context, m Meta, proof, newToken string) (in
 	return e, err
 }
 
-// Retoken records the session's new resume token after a re-attach on
-// its owner.
+// Retoken spends the session's resume token old on a re-attach to its
+// owner: o.Token becomes the session's, if this instance still owns it
+// at o.Epoch (ErrFenced), the cluster still knows it (ErrGone) and old is
+// still its token (ErrSpent). Until it returns nil the token is not
+// spent, and the re-attach must not succeed: old would still take the
+// session over on another instance. The tokens' keys (an index; the
+// metadata's hash is what proves) follow; one this could not write, the
+// next Refresh does.
 func (n *Node) Retoken(ctx context.Context, o Owned, old string) error {
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
-	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease)}, o.fields()...)
-		refreshScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
+	v, err := retokenScript.Run(ctx, n.rdb, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)},
+		n.cfg.Instance, o.Epoch, Hash(old), Hash(o.Token), ms(n.cfg.Lease)).Int64()
+	if err != nil {
+		return err
+	}
+	switch v {
+	case 0:
+		return ErrFenced
+	case -1:
+		return ErrGone
+	case -2:
+		return ErrSpent
+	}
+	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, o.TTL+n.cfg.Lease)
 		p.Del(ctx, n.keys.token(Hash(old)))
 		return nil
 	})
-	return err
+	return nil
 }
 
 // Remove deletes an ended session from the cluster, if this instance
