@@ -4,7 +4,9 @@
 // the resume token's hash) lives in Redis with a TTL its owner renews,
 // and the messages clients POST to any instance wait in the session's
 // inbox (a Redis stream) until the owner has dispatched them and flushed
-// their answers. It knows nothing of Caddy.
+// their answers. What clients post, and what instances tell each other,
+// crosses Redis encrypted (seal.go); the metadata the scripts compare
+// stays readable. It knows nothing of Caddy.
 package cluster
 
 import (
