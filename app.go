@@ -31,11 +31,11 @@ func init() {
 //			cluster {env.REDIS_URL} {
 //				secret           {env.MCP_CLUSTER_KEY}
 //				previous_secrets {env.MCP_CLUSTER_OLD_KEY}
-//				prefix       mcp_sse
-//				instance     edge-1
-//				dial_timeout 2s
-//				timeout      1s
-//				lease        6s
+//				prefix           mcp_sse
+//				instance         edge-1
+//				dial_timeout     2s
+//				timeout          1s
+//				lease            6s
 //			}
 //		}
 //	}
