@@ -81,7 +81,10 @@ func openWith(t *testing.T, r *redistest.Server, cfg cluster.Config) (*cluster.N
 	t.Helper()
 	instance := cfg.Instance
 	ev := newEvents()
-	cfg.URL, cfg.Prefix, cfg.Lease = r.URL(), "t", 3*time.Second
+	if cfg.URL == "" {
+		cfg.URL = r.URL()
+	}
+	cfg.Prefix, cfg.Lease = "t", 3*time.Second
 	n, err := cluster.Open(cfg, ev)
 	if err != nil {
 		t.Fatal(err)

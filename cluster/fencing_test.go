@@ -173,3 +173,46 @@ func TestRefreshRenewsTheTokenKey(t *testing.T) {
 		}
 	}
 }
+
+// A takeover is done once its script has run: the session is the
+// taker's at the new epoch whatever becomes of the tokens' keys (an
+// index) after it. Were it reported failed, its instance would drop its
+// copy while the cluster names it the owner, and nobody would hold the
+// session. Here the taker's Redis user may not SET, so the new token's
+// key cannot be written; the next renewal of an instance that may
+// writes it.
+func TestTakeoverDoneWhenOnlyTheIndexFails(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	if _, err := r.Do("ACL", "SETUSER", "noset", "on", ">pw", "~*", "&*", "+@all", "-set"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := openWith(t, r, cluster.Config{URL: "redis://noset:pw@" + r.Addr() + "/0", Instance: "b", Keys: testKeys(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o := owned("s-1", "tok-1")
+	if err := a.Register(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Lookup(ctx, "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := b.Takeover(ctx, m, "tok-1", "tok-2"); err != nil || e != 2 {
+		t.Fatalf("takeover whose token key could not be written: epoch %d, %v; want 2, nil", e, err)
+	}
+	if m, err := a.Lookup(ctx, "s-1"); err != nil || m.Owner != "b" || m.Epoch != 2 || m.TokenHash != cluster.Hash("tok-2") {
+		t.Fatalf("after the takeover: %+v %v", m, err)
+	}
+	// b's renewal, through a connection that may write, restores the
+	// token's key.
+	b2, _ := openWith(t, r, cluster.Config{Instance: "b", Keys: testKeys(t)})
+	mine := o
+	mine.Epoch, mine.Token = 2, "tok-2"
+	if fenced, err := b2.Refresh(ctx, []cluster.Owned{mine}); err != nil || len(fenced) != 0 {
+		t.Fatalf("refresh: %v %v", fenced, err)
+	}
+	if id, err := a.ByToken(ctx, "tok-2"); err != nil || id != "s-1" {
+		t.Errorf("after the renewal, the new token finds %q %v", id, err)
+	}
+}

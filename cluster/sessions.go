@@ -244,13 +244,19 @@ func (n *Node) Takeover(ctx context.Context, m Meta, proof, newToken string) (in
 	if e == 0 {
 		return 0, ErrFenced
 	}
+	// The session is this instance's now, whatever becomes of the
+	// tokens' keys: reporting a failure would make the caller drop a
+	// session the cluster names it the owner of. The keys are an index
+	// (the metadata's hash is what proves); a new one this could not
+	// write, the next Refresh writes, and an old one left behind proves
+	// nothing.
 	ttl := m.TTL + n.cfg.Lease
-	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, n.keys.token(Hash(newToken)), m.ID, ttl)
 		p.Del(ctx, n.keys.token(m.TokenHash))
 		return nil
 	})
-	return e, err
+	return e, nil
 }
 
 // Retoken spends the session's resume token old on a re-attach to its
