@@ -85,6 +85,9 @@ func (m *clusterMember) ackTurn(queue []*ownedSession) {
 		err := errs[i]
 		switch {
 		case err == nil:
+			for _, entry := range taken[i] {
+				m.letGo(o.sess.ID, entry) // posted here, if so
+			}
 			o.mu.Lock()
 			again := len(o.ready) > 0 && !o.released
 			o.acking = again

@@ -36,6 +36,7 @@ func init() {
 //				dial_timeout     2s
 //				timeout          1s
 //				lease            6s
+//				allow_eviction
 //			}
 //		}
 //	}
@@ -78,6 +79,12 @@ type ClusterConfig struct {
 	// without renewal; after it, another instance may take over a
 	// session whose client reconnects there by its identity. Default: 6s.
 	Lease caddy.Duration `json:"lease,omitempty"`
+	// AllowEviction accepts a Redis whose maxmemory-policy may evict keys
+	// when full (the default of managed Redis services), where one client
+	// filling Redis drops other clients' sessions. Without it, an
+	// instance whose Redis reports any policy but noeviction (INFO
+	// memory) at start refuses to start. Default: false.
+	AllowEviction bool `json:"allow_eviction,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -99,6 +106,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DialTimeout: time.Duration(a.Cluster.DialTimeout),
 		Timeout:     time.Duration(a.Cluster.Timeout),
 		Lease:       time.Duration(a.Cluster.Lease),
+
+		AllowEviction: a.Cluster.AllowEviction,
 	}
 	if err := cluster.ParseURL(cfg.URL); err != nil {
 		return fmt.Errorf("mcp_sse cluster: %w", err)
@@ -219,6 +228,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 					err = directive.PositiveDuration(d, &c.Timeout)
 				case "lease":
 					err = directive.PositiveDuration(d, &c.Lease)
+				case "allow_eviction":
+					if d.NextArg() {
+						err = d.ArgErr()
+					}
+					c.AllowEviction = true
 				default:
 					err = d.Errf("unknown cluster subdirective %q", d.Val())
 				}

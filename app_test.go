@@ -1,10 +1,14 @@
 package mcpsse
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
 )
 
 // A cluster secret for the tests: the base64 of 32 bytes.
@@ -32,6 +36,7 @@ func TestGlobalOptionErrors(t *testing.T) {
 		{"secret without value", "mcp_sse {\n\tcluster redis://h {\n\t\tsecret\n\t}\n}", "wrong argument count"},
 		{"previous_secrets without value", "mcp_sse {\n\tcluster redis://h {\n" + sec + "\t\tprevious_secrets\n\t}\n}", "wrong argument count"},
 		{"previous secret too short", "mcp_sse {\n\tcluster redis://h {\n" + sec + "\t\tprevious_secrets {env.K} c2hvcnRrZXk=\n\t}\n}", "previous_secrets: the secret decodes to 8 bytes"},
+		{"allow_eviction with a value", "mcp_sse {\n\tcluster redis://h {\n\t\tallow_eviction yes\n\t}\n}", "wrong argument count"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,4 +98,35 @@ func TestClusterKeyring(t *testing.T) {
 			t.Errorf("keyring's error shows a secret: %v", err)
 		}
 	}
+}
+
+// TestGlobalOptionAllowEviction: the Caddyfile's allow_eviction is the
+// JSON's allow_eviction.
+func TestGlobalOptionAllowEviction(t *testing.T) {
+	for input, want := range map[string]bool{
+		"mcp_sse {\n\tcluster redis://h {\n\t\tsecret " + testClusterSecret + "\n\t\tallow_eviction\n\t}\n}": true,
+		"mcp_sse {\n\tcluster redis://h {\n\t\tsecret " + testClusterSecret + "\n\t}\n}":                     false,
+	} {
+		v, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var app App
+		if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+			t.Fatal(err)
+		}
+		if app.Cluster.AllowEviction != want {
+			t.Errorf("%q: allow_eviction %v, want %v", input, app.Cluster.AllowEviction, want)
+		}
+	}
+}
+
+// testClusterKeys is the keyring of testClusterSecret.
+func testClusterKeys(t *testing.T) *cluster.Keyring {
+	t.Helper()
+	kr, err := cluster.NewKeyring(testClusterSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }

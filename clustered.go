@@ -6,6 +6,8 @@ package mcpsse
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,22 +50,22 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		owner, err = m.lookupKnown(r.Context(), id)
 		switch {
 		case errors.Is(err, cluster.ErrGone):
-			return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+			return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 		case err != nil:
 			return true, h.clusterDown(w, err)
 		}
 	}
 	if owner.scope != scope {
-		return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who != owner.identity {
 		h.logger.Warn("refusing message: identity does not own the session",
 			zap.String("session", session.ShortID(id)), zap.String("identity", who),
 			zap.String("owner", owner.identity), zap.String("remote_addr", r.RemoteAddr))
-		return true, writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
+		return true, refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	}
 
-	client := scope + " " + access.ClientIP(r)
+	client := scope + " " + access.ClientKey(r)
 	if local != nil {
 		client = local.ClientKey
 	}
@@ -79,9 +81,11 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	values, vars := dispatch.PostValues(r)
 	p := &cluster.Posted{
 		Body: body, Header: dispatch.CarriedHeader(r, h.ForwardHeaders), Host: r.Host, RemoteAddr: r.RemoteAddr,
-		TLS: r.TLS != nil, Values: values, Vars: vars, At: time.Now().UnixNano(),
+		TLS: r.TLS != nil, Values: values, Vars: vars, At: time.Now().UnixNano(), Nonce: newNonce(),
 	}
-	res, err := m.node.Post(r.Context(), id, who, scope, p, max(h.MaxInflight, 0), work == 0)
+	load := cluster.Load{Work: work, Responses: len(msgs) - work, Bytes: int64(len(body)),
+		MaxInflight: h.MaxInflight, MaxBytes: h.inboxBytes()}
+	res, err := m.node.Post(r.Context(), id, who, scope, p, load)
 	switch {
 	case err == nil:
 	case errors.Is(err, cluster.ErrGone):
@@ -96,17 +100,30 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
 		return true, writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
-			fmt.Sprintf("too many messages in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
+	case errors.Is(err, cluster.ErrInboxBytes):
+		release()
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		w.Header().Set("Retry-After", "1")
+		return true, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+			"the session holds too many bytes of messages in flight; retry later")
 	default:
 		m.noteRedis(err)
 		if local != nil {
-			// Held here: dispatched here, as without a cluster.
+			// Held here: dispatched here, as without a cluster. Redis
+			// may have taken the entry all the same (the reply was lost,
+			// not the write): the owner skips it when it reads it.
+			if o, ok := m.ownedSession(id); ok && o.sess == local {
+				o.dispatchedHere(p.Nonce)
+			}
 			return true, h.dispatchHere(w, r, next, local, msgs, work, release)
 		}
 		release()
 		return true, h.clusterDown(w, err)
 	}
-	release() // the body is in the inbox now
+	// The body's bytes stay counted against max_pending_bytes until its
+	// inbox entry is done, on whichever instance owns the session.
+	m.hold(id, res.Entry, release)
 	if res.Owner == m.node.Instance() {
 		if o, ok := m.ownedSession(id); ok {
 			o.offer(res.Prev, res.Entry, p)
@@ -120,6 +137,22 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return true, nil
+}
+
+// newNonce names one POST in the cluster.
+func newNonce() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// inboxBytes bounds the bytes of bodies one session's inbox holds: what
+// one client may hold of max_pending_bytes on one instance.
+func (h *Handler) inboxBytes() int64 {
+	if h.MaxPendingBytes <= 0 {
+		return 0
+	}
+	return max(h.MaxPendingBytes/4, h.MaxMessageSize)
 }
 
 func (h *Handler) clusterDown(w http.ResponseWriter, err error) error {
@@ -235,7 +268,7 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request, next caddyhtt
 	m := h.cluster
 	meta := p.meta
 	scope := h.site(r).Scope
-	client := scope + " " + access.ClientIP(r)
+	client := scope + " " + access.ClientKey(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		return openedStream{}, false
 	}

@@ -3,21 +3,17 @@ package mcpsse
 // The POST path: a client's message, checked, admitted and dispatched.
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -27,9 +23,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	id := queryParam(r.URL.RawQuery, "session_id")
 	switch {
 	case id == "":
-		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
+		return refuseUnread(w, r, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing session_id query parameter")
 	case !session.ValidID(id):
-		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
+		return refuseUnread(w, r, http.StatusBadRequest, dispatch.CodeInvalidRequest,
 			"malformed session_id: want 1 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")
 	}
 	setSessionPlaceholder(r, id)
@@ -44,13 +40,13 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	// A session another handler opened is as unknown here as one that
 	// never was: its upstream is another site's.
 	if !ok || sess.Closed() || sess.Scope != h.site(r).Scope {
-		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who := h.identity(r); who != sess.Identity {
 		h.logger.Warn("refusing message: identity does not own the session",
 			zap.String("session", session.ShortID(sess.ID)), zap.String("identity", who),
 			zap.String("owner", sess.Identity), zap.String("remote_addr", r.RemoteAddr))
-		return writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest,
+		return refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest,
 			"this session belongs to another identity")
 	}
 
@@ -66,34 +62,21 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	return h.dispatchHere(w, r, next, sess, msgs, work, release)
 }
 
+// refuseUnread answers a POST refused before its body was read, and has
+// the connection closed after the answer (postbody.CloseUnread).
+func refuseUnread(w http.ResponseWriter, r *http.Request, status, code int, msg string) error {
+	postbody.CloseUnread(w, r)
+	return writeError(w, status, code, msg)
+}
+
 // parseBody parses a POST's body within max_batch_size and max_inflight.
 // It returns the messages and how many of them are requests or
 // notifications (the rest are responses); nil messages mean the body was
 // refused and answered (refused is that write's error).
 func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch.Message, work int, refused error) {
-	msgs, err := dispatch.Parse(body)
-	if err != nil {
-		var pe *dispatch.ParseError
-		errors.As(err, &pe)
-		return nil, 0, writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
-	}
-	if len(msgs) > h.MaxBatchSize {
-		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("batch of %d messages exceeds max_batch_size (%d)", len(msgs), h.MaxBatchSize))
-	}
-	// Requests and notifications hold upstream work until answered and
-	// count against max_inflight; responses to the server's requests
-	// count apart, against a limit of their own of the same size, so a
-	// tool waiting on sampling can always be answered.
-	for i := range msgs {
-		if msgs[i].Method != "" {
-			work++
-		}
-	}
-	responses := len(msgs) - work
-	if h.MaxInflight > 0 && max(work, responses) > h.MaxInflight {
-		return nil, 0, writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("batch of %d requests and %d responses exceeds max_inflight (%d)", work, responses, h.MaxInflight))
+	msgs, work, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	if ref != nil {
+		return nil, 0, ref.Write(w)
 	}
 	return msgs, work, nil
 }
@@ -142,81 +125,20 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 // written (err is that write's) and nothing is held. client is what the
 // poster is counted under.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, release func(), err error) {
-	tooLarge := func() error {
-		return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-			fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+	budget := postbody.Budget{Held: h.store.held, Clients: h.store.clientBytes}
+	body, release, ref := postbody.Read(w, r, budget, postbody.Limits{
+		MaxMessageSize: h.MaxMessageSize,
+		Timeout:        positive(h.BodyTimeout),
+		MaxPending:     h.MaxPendingBytes,
+	}, client)
+	if ref == nil {
+		return body, release, nil
 	}
-	if r.ContentLength > h.MaxMessageSize {
-		return nil, nil, tooLarge()
+	if ref.Reason == postbody.ReasonPending {
+		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
+		h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
 	}
-	// Bytes are counted as they arrive, not as a body announces them: a
-	// client that announces large bodies and sends nothing holds nothing.
-	// One client may hold a quarter of the limit, so that it alone cannot
-	// take the whole of it from the others.
-	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, h.MaxMessageSize), h: h, client: client}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			h.store.held.Add(-hr.held)
-			h.store.clientBytes.ReleaseN(hr.client, int(hr.held))
-		})
-	}
-	rc := http.NewResponseController(w)
-	if h.BodyTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
-	}
-	body, err = io.ReadAll(hr)
-	if h.BodyTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		release()
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return nil, nil, tooLarge()
-		case errors.Is(err, errPendingBytes):
-			metrics.refused.WithLabelValues("max_pending_bytes").Inc()
-			h.logger.Warn("refusing message: max_pending_bytes reached", zap.Int64("max_pending_bytes", h.MaxPendingBytes))
-			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Connection", "close") // the rest of the body is not read
-			return nil, nil, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
-				"the server holds too many messages in flight; retry later")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			w.Header().Set("Connection", "close")
-			return nil, nil, writeError(w, http.StatusRequestTimeout, dispatch.CodeParseError,
-				fmt.Sprintf("message body not received within body_timeout (%s)", time.Duration(h.BodyTimeout)))
-		}
-		return nil, nil, writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
-	}
-	return body, release, nil
-}
-
-var errPendingBytes = errors.New("max_pending_bytes reached")
-
-// heldReader counts the bytes of a POST body as they are read against
-// max_pending_bytes, for the process and for the client.
-type heldReader struct {
-	r      io.Reader
-	h      *Handler
-	client string
-	held   int64
-}
-
-func (hr *heldReader) Read(p []byte) (int, error) {
-	n, err := hr.r.Read(p)
-	if n > 0 {
-		limit := hr.h.MaxPendingBytes
-		if !hr.h.store.hold(int64(n), limit) {
-			return n, errPendingBytes
-		}
-		if limit > 0 && !hr.h.store.clientBytes.AcquireN(hr.client, n, int(max(limit/4, hr.h.MaxMessageSize))) {
-			hr.h.store.held.Add(-int64(n))
-			return n, errPendingBytes
-		}
-		hr.held += int64(n)
-	}
-	return n, err
+	return nil, nil, ref.Write(w)
 }
 
 // queryParam is url.Values.Get for one parameter of a raw query, without

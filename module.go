@@ -123,8 +123,9 @@ type Handler struct {
 	// {http.auth.user.id}, set by Caddy's authentication handlers; "off"
 	// turns the binding off.
 	Identity string `json:"identity,omitempty"`
-	// Most sessions one client (by client IP, as Caddy determines it,
-	// trusted proxies included) may hold open on this handler; further
+	// Most sessions one client (its IPv4 address or the /64 of its IPv6
+	// address, as Caddy determines it, trusted proxies included) may hold
+	// open on this handler; further
 	// GETs get 503 with Retry-After. Default: 500; negative: no limit.
 	MaxSessionsPerClient int `json:"max_sessions_per_client,omitempty"`
 	// Most messages one POSTed batch may hold; a larger batch gets 413.

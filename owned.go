@@ -38,6 +38,11 @@ type ownedSession struct {
 	// dispatched by the old owner, maybe, and go again as retries.
 	retakeThrough string
 
+	// seen are the nonces of POSTs dispatched lately, to dispatch each
+	// once (see cluster.Posted.Nonce); its own lock, since offer
+	// dispatches under mu.
+	seen seenNonces
+
 	mu       sync.Mutex
 	cursor   string // the last inbox entry dispatched
 	draining bool
@@ -123,6 +128,10 @@ func (o *ownedSession) drain() {
 	}
 	o.draining = true
 	o.mu.Unlock()
+	// Every entry a POST dispatched here before now could have left in
+	// the inbox is in it by now: once this drain has read the inbox to
+	// its end, the nonces of those POSTs are forgotten.
+	seenMark := o.seen.mark()
 	for {
 		o.mu.Lock()
 		cursor := o.cursor
@@ -156,9 +165,14 @@ func (o *ownedSession) drain() {
 		}
 		o.draining, o.again = false, false
 		o.mu.Unlock()
+		o.seen.forgetHere(seenMark)
 		return
 	}
 }
+
+// dispatchedHere notes a POST dispatched without the inbox, whose entry
+// Redis may hold all the same.
+func (o *ownedSession) dispatchedHere(nonce string) { o.seen.here(nonce) }
 
 // offer dispatches the inbox entry id, posted after prev, straight from
 // its doorbell (or its local POST) when it is next in order and no drain
@@ -185,10 +199,15 @@ func (o *ownedSession) offer(prev, id string, p *cluster.Posted) {
 // dispatch hands one inbox entry's messages to the upstream, as the POST
 // that carried them would have on the instance that received it.
 func (o *ownedSession) dispatch(e cluster.Entry) {
+	if !o.seen.first(e.Nonce) {
+		o.m.logger.Debug("skipping an inbox entry already dispatched", zap.String("session", session.ShortID(o.sess.ID)), zap.String("entry", e.ID))
+		go o.entryDone(e.ID) // offer holds o.mu
+		return
+	}
 	msgs, err := dispatch.Parse(e.Body)
 	if err != nil || len(msgs) == 0 {
 		o.m.logger.Warn("dropping an inbox entry that is no message", zap.String("session", session.ShortID(o.sess.ID)), zap.String("entry", e.ID))
-		o.entryDone(e.ID)
+		go o.entryDone(e.ID) // offer holds o.mu
 		return
 	}
 	if e.From != o.m.node.Instance() {
@@ -199,11 +218,23 @@ func (o *ownedSession) dispatch(e cluster.Entry) {
 	post := dispatch.CarriedPost(route.ctx, o.h.MessagePath, e.Header, e.Host, e.RemoteAddr, e.TLS, e.Values, e.Vars)
 	metrics.messagesIn.Add(float64(len(msgs)))
 	retry := o.retakeThrough != "" && cluster.EntryBefore(e.ID, o.retakeThrough)
+	// The inbox admitted the messages against max_inflight; they are
+	// counted here too while they run, as a POST's on one instance, so
+	// that a POST dispatched here while Redis is unreachable sees them.
+	work := 0
+	for i := range msgs {
+		if msgs[i].Method != "" {
+			work++
+		}
+	}
+	o.sess.Admit(work, len(msgs)-work, 0)
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, msg := range msgs {
 		o.sess.CountIn()
+		response := msg.Method == ""
 		done := func() {
+			o.sess.Finished(response)
 			if remaining.Add(-1) == 0 {
 				o.entryDone(e.ID)
 			}
@@ -275,4 +306,86 @@ func (o *ownedSession) release(why string) {
 	o.m.owned.CompareAndDelete(o.sess.ID, o)
 	o.m.logger.Info("session moved to another instance", zap.String("session", session.ShortID(o.sess.ID)), zap.String("why", why))
 	o.sess.Close(session.ReasonMoved)
+}
+
+// seenNonces are the nonces of a session's POSTs dispatched lately: the
+// last few from the inbox (a write retried after its reply was lost adds
+// the entry again, right after the first), and those dispatched here
+// without the inbox, until a drain has read past where their entries
+// could be.
+type seenNonces struct {
+	mu     sync.Mutex
+	recent []string // ring of the last seenRecent from the inbox
+	next   int
+	hereAt map[string]uint64 // nonce -> the mark when it was noted
+	marks  uint64
+}
+
+const (
+	seenRecent = 32
+	// seenHereMax bounds the POSTs noted as dispatched here: a Redis
+	// down for long forgets the oldest.
+	seenHereMax = 4096
+)
+
+// first reports whether nonce is seen for the first time, and notes it.
+// An entry without a nonce is always a first.
+func (s *seenNonces) first(nonce string) bool {
+	if nonce == "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.recent {
+		if n == nonce {
+			return false
+		}
+	}
+	_, dispatched := s.hereAt[nonce]
+	delete(s.hereAt, nonce)
+	if len(s.recent) < seenRecent {
+		s.recent = append(s.recent, nonce)
+	} else {
+		s.recent[s.next] = nonce
+		s.next = (s.next + 1) % seenRecent
+	}
+	return !dispatched
+}
+
+// here notes a POST dispatched without the inbox.
+func (s *seenNonces) here(nonce string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hereAt == nil {
+		s.hereAt = map[string]uint64{}
+	}
+	if len(s.hereAt) >= seenHereMax {
+		oldest, at := "", uint64(0)
+		for n, m := range s.hereAt {
+			if oldest == "" || m < at {
+				oldest, at = n, m
+			}
+		}
+		delete(s.hereAt, oldest)
+	}
+	s.marks++
+	s.hereAt[nonce] = s.marks
+}
+
+// mark is the newest POST noted as dispatched here.
+func (s *seenNonces) mark() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.marks
+}
+
+// forgetHere forgets the POSTs dispatched here up to mark.
+func (s *seenNonces) forgetHere(mark uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, m := range s.hereAt {
+		if m <= mark {
+			delete(s.hereAt, n)
+		}
+	}
 }

@@ -69,7 +69,7 @@ func (h *Handler) openStream(w http.ResponseWriter, r *http.Request, next caddyh
 // openNew admits a new session, registers it and writes the response head.
 func (h *Handler) openNew(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) openedStream {
 	scope := h.site(r).Scope
-	client := scope + " " + access.ClientIP(r)
+	client := scope + " " + access.ClientKey(r)
 	if !h.store.clients.Acquire(client, h.MaxSessionsPerClient) {
 		w.Header().Set("Retry-After", "5")
 		h.logger.Warn("refusing stream: per-client session limit reached",

@@ -19,6 +19,7 @@ type events struct {
 	doorbells  []cluster.Doorbell
 	controls   []cluster.Control
 	subscribed int
+	acked      []string // "session entry"
 	changed    chan struct{}
 }
 
@@ -39,6 +40,9 @@ func (e *events) Doorbell(d cluster.Doorbell) {
 }
 func (e *events) Control(c cluster.Control) { e.note(func() { e.controls = append(e.controls, c) }) }
 func (e *events) Subscribed()               { e.note(func() { e.subscribed++ }) }
+func (e *events) Acked(session, entry string) {
+	e.note(func() { e.acked = append(e.acked, session+" "+entry) })
+}
 
 // waitFor waits (with a deadline) until cond holds.
 func (e *events) waitFor(t *testing.T, what string, cond func(e *events) bool) {
@@ -140,7 +144,7 @@ func TestRegisterLookupAndIndexes(t *testing.T) {
 
 	// Nothing the cluster writes lives for ever, and a session's keys
 	// share its hash tag (Redis Cluster runs a script on one slot).
-	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, 0, false); err != nil {
+	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, cluster.Load{}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := r.Keys("t:*")
@@ -176,7 +180,11 @@ func TestPostChecksAndRings(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(n *cluster.Node, identity, scope string, limit int, responses bool) (cluster.PostResult, error) {
-		return n.Post(ctx, "s-1", identity, scope, &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, limit, responses)
+		load := cluster.Load{Work: 1, MaxInflight: limit}
+		if responses {
+			load = cluster.Load{Responses: 1, MaxInflight: limit}
+		}
+		return n.Post(ctx, "s-1", identity, scope, &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, load)
 	}
 	if _, err := post(b, "mallory", "s1", 0, false); !errors.Is(err, cluster.ErrForbidden) {
 		t.Errorf("another identity: %v, want ErrForbidden", err)
@@ -184,7 +192,7 @@ func TestPostChecksAndRings(t *testing.T) {
 	if _, err := post(b, "alice", "s2", 0, false); !errors.Is(err, cluster.ErrGone) {
 		t.Errorf("another handler: %v, want ErrGone", err)
 	}
-	if _, err := b.Post(ctx, "nope", "alice", "s1", &cluster.Posted{}, 0, false); !errors.Is(err, cluster.ErrGone) {
+	if _, err := b.Post(ctx, "nope", "alice", "s1", &cluster.Posted{}, cluster.Load{}); !errors.Is(err, cluster.ErrGone) {
 		t.Errorf("unknown session: %v, want ErrGone", err)
 	}
 	res, err := post(b, "alice", "s1", 2, false)
@@ -209,7 +217,7 @@ func TestPostChecksAndRings(t *testing.T) {
 		t.Errorf("third post with limit 2: %v, want ErrInboxFull", err)
 	}
 	if _, err := post(b, "alice", "s1", 2, true); err != nil {
-		t.Errorf("responses pass the limit: %v", err)
+		t.Errorf("responses are counted apart: %v", err)
 	}
 	entries, err := a.Pending(ctx, "s-1", "", 10)
 	if err != nil || len(entries) != 3 {
@@ -338,14 +346,14 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 		t.Fatal("ping answered with Redis stopped")
 	}
 	start := time.Now()
-	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, 0, false); err == nil {
+	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, cluster.Load{}); err == nil {
 		t.Error("post succeeded with Redis stopped")
 	} else if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("post with Redis stopped took %v: it must fail fast", d)
 	}
 	r.Restart()
 	aev.waitFor(t, "a subscribed again", func(e *events) bool { return e.subscribed >= 2 })
-	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, 0, false); err != nil {
+	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{}, cluster.Load{}); err != nil {
 		t.Fatalf("post after the restart: %v (the data must survive it)", err)
 	}
 	aev.waitFor(t, "a's doorbell after the restart", func(e *events) bool { return len(e.doorbells) == 1 })
@@ -410,7 +418,7 @@ func TestAckAll(t *testing.T) {
 	}
 	var entries []string
 	for _, id := range []string{"s-1", "s-2"} {
-		res, err := b.Post(ctx, id, "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, 0, false)
+		res, err := b.Post(ctx, id, "alice", "s1", &cluster.Posted{Body: []byte(`{}`)}, cluster.Load{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +505,7 @@ func TestRefreshRenewsTheInbox(t *testing.T) {
 	if err := a.Register(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, 0, false); err != nil {
+	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`{"jsonrpc":"2.0"}`), At: time.Now().UnixNano()}, cluster.Load{}); err != nil {
 		t.Fatal(err)
 	}
 	// Shorten both, as time would: the renewal must lengthen both again.
@@ -515,5 +523,99 @@ func TestRefreshRenewsTheInbox(t *testing.T) {
 		if err != nil || ms < 10000 {
 			t.Errorf("after the refresh, PTTL %s = %q %v; want the ttl plus the lease (13s)", key, got, err)
 		}
+	}
+}
+
+// TestCheckEviction: a Redis that evicts nothing passes; one with an
+// evicting maxmemory-policy is named, policy and way out, in the error.
+func TestCheckEviction(t *testing.T) {
+	r := redistest.Start(t)
+	n, _ := open(t, r, "evict")
+	if err := n.CheckEviction(t.Context()); err != nil {
+		t.Fatalf("noeviction: %v", err)
+	}
+	for _, policy := range []string{"allkeys-lru", "volatile-ttl", "allkeys-random"} {
+		if _, err := r.Do("CONFIG", "SET", "maxmemory-policy", policy); err != nil {
+			t.Fatal(err)
+		}
+		err := n.CheckEviction(t.Context())
+		if !errors.Is(err, cluster.ErrEvicting) || !strings.Contains(err.Error(), policy) ||
+			!strings.Contains(err.Error(), "noeviction") || !strings.Contains(err.Error(), "allow_eviction") {
+			t.Errorf("%s: %v, want ErrEvicting naming the policy, noeviction and allow_eviction", policy, err)
+		}
+	}
+}
+
+// TestInboxBounds: an inbox holds at most MaxInflight requests and
+// notifications and, apart, as many responses, counted in messages (not
+// entries), and at most MaxBytes of bodies; each entry holds its share
+// until it is acked, which gives it back and tells its poster.
+func TestInboxBounds(t *testing.T) {
+	r := redistest.Start(t)
+	a, _ := open(t, r, "a")
+	b, bev := open(t, r, "b")
+	ctx := context.Background()
+	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	post := func(work, responses int, bytes int64) (string, error) {
+		res, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`[]`)},
+			cluster.Load{Work: work, Responses: responses, Bytes: bytes, MaxInflight: 3, MaxBytes: 1000})
+		return res.Entry, err
+	}
+	first, err := post(2, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := post(2, 0, 100); !errors.Is(err, cluster.ErrInboxFull) {
+		t.Errorf("2 more requests on 2 of 3: %v, want ErrInboxFull", err)
+	}
+	if _, err := post(1, 0, 100); err != nil {
+		t.Errorf("1 more request on 2 of 3: %v", err)
+	}
+	if _, err := post(0, 3, 100); err != nil {
+		t.Errorf("3 responses, counted apart: %v", err)
+	}
+	if _, err := post(0, 1, 100); !errors.Is(err, cluster.ErrInboxFull) {
+		t.Errorf("a 4th response: %v, want ErrInboxFull", err)
+	}
+	// The first entry done: its 2 requests and 100 bytes are given back,
+	// and b, its poster, is told.
+	if err := a.Ack(ctx, "s-1", 1, cluster.Upstream{}, first); err != nil {
+		t.Fatal(err)
+	}
+	bev.waitFor(t, "b told of the ack", func(e *events) bool { return len(e.acked) == 1 && e.acked[0] == "s-1 "+first })
+	if _, err := post(2, 0, 600); err != nil {
+		t.Errorf("2 requests after the ack: %v", err)
+	}
+	// 100 + 100 + 600 bytes held: 300 more exceed 1000.
+	if _, err := post(0, 0, 300); !errors.Is(err, cluster.ErrInboxBytes) {
+		t.Errorf("300 bytes on 800 of 1000: %v, want ErrInboxBytes", err)
+	}
+	// Acking again gives back nothing more.
+	if err := a.Ack(ctx, "s-1", 1, cluster.Upstream{}, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := post(1, 0, 0); !errors.Is(err, cluster.ErrInboxFull) {
+		t.Errorf("a request on 3 of 3 after a second ack of the same entry: %v, want ErrInboxFull", err)
+	}
+	got, err := b.Existing(ctx, []cluster.EntryRef{{"s-1", first}, {"s-2", "1-1"}})
+	if err != nil || got[0] || got[1] {
+		t.Errorf("Existing of an acked entry and one of an unknown session: %v %v, want false false", got, err)
+	}
+	entries, _ := a.Pending(ctx, "s-1", "", 10)
+	refs := make([]cluster.EntryRef, len(entries))
+	for i, e := range entries {
+		refs[i] = cluster.EntryRef{Session: "s-1", Entry: e.ID}
+	}
+	if got, err := b.Existing(ctx, refs); err != nil || len(got) != 3 || !got[0] || !got[1] || !got[2] {
+		t.Errorf("Existing of the 3 entries left: %v %v", got, err)
+	}
+	// An empty inbox takes one POST larger than the bound.
+	if err := a.Register(ctx, owned("s-2", "tok-2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Post(ctx, "s-2", "alice", "s1", &cluster.Posted{Body: []byte(`[]`)}, cluster.Load{Work: 1, Bytes: 5000, MaxBytes: 1000}); err != nil {
+		t.Errorf("one large POST on an empty inbox: %v", err)
 	}
 }

@@ -31,6 +31,10 @@ const (
 // "m ".
 const doorbellPrefix = "m "
 
+// ackedPrefix starts the message that tells an entry's poster that the
+// owner deleted it: "a <session> <entry>" (see the ack script).
+const ackedPrefix = "a "
+
 // Doorbell says that session Session's inbox has a new entry, ID, posted
 // after entry Prev ("" for the first). Posted is the entry itself, nil if
 // it could not be read (the owner then reads the inbox).

@@ -29,6 +29,11 @@ type Posted struct {
 	// how long messages take to cross instances.
 	At   int64  `json:"a"`
 	From string `json:"f,omitempty"`
+	// Nonce names the POST, so that its owner dispatches it once when it
+	// lands in the inbox twice (a write retried after its reply was lost)
+	// or after it was dispatched without the inbox (Redis failed to
+	// confirm the write, which it may still have made).
+	Nonce string `json:"k,omitempty"`
 }
 
 // Entry is a Posted read back from the inbox, with its entry id.
@@ -43,7 +48,25 @@ var (
 	ErrForbidden = errors.New("cluster: the session belongs to another identity")
 	// ErrInboxFull: the session has its limit of messages in flight.
 	ErrInboxFull = errors.New("cluster: too many messages in flight on the session")
+	// ErrInboxBytes: the session's inbox holds its limit of bytes.
+	ErrInboxBytes = errors.New("cluster: too many bytes waiting on the session")
 )
+
+// Load is what one POST adds to a session's inbox, and the inbox's
+// bounds, counted as one instance counts a session's messages in flight.
+type Load struct {
+	// Work is the POST's requests and notifications, Responses its
+	// responses to the server's requests; each kind is bounded apart.
+	Work, Responses int
+	// Bytes is the POST's body's length.
+	Bytes int64
+	// MaxInflight bounds each kind of message the inbox holds (<= 0:
+	// no bound): an entry holds its messages until it is acked.
+	MaxInflight int
+	// MaxBytes bounds the bytes of the bodies the inbox holds (<= 0: no
+	// bound); an empty inbox takes any one POST.
+	MaxBytes int64
+}
 
 // PostResult says where a posted message went.
 type PostResult struct {
@@ -57,10 +80,9 @@ type PostResult struct {
 }
 
 // Post appends p to the inbox of session id, after checking that it
-// belongs to identity on scope, and rings its owner. limit bounds the
-// entries waiting (0: none); responsesOnly entries pass it, so a client
-// can always answer the server's own requests.
-func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, limit int, responsesOnly bool) (PostResult, error) {
+// belongs to identity on scope and that the inbox has room for load,
+// and rings its owner. The inbox holds the load until the entry is acked.
+func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, load Load) (PostResult, error) {
 	p.From = n.cfg.Instance
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -70,7 +92,8 @@ func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, 
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
 	v, err := postScript.Run(ctx, n.rdb, []string{n.keys.meta(id), n.keys.inbox(id)},
-		identity, scope, limit, sealed, flag(responsesOnly), n.keys.node(""), n.cfg.Instance, id).Slice()
+		identity, scope, max(load.MaxInflight, 0), sealed, load.Work, n.keys.node(""), n.cfg.Instance, id,
+		load.Responses, load.Bytes, max(load.MaxBytes, 0)).Slice()
 	if err != nil {
 		return PostResult{}, err
 	}
@@ -82,6 +105,8 @@ func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, 
 		return PostResult{}, ErrForbidden
 	case 2:
 		return PostResult{}, ErrInboxFull
+	case 4:
+		return PostResult{}, ErrInboxBytes
 	}
 	owner, _ := v[1].(string)
 	entry, _ := v[2].(string)
@@ -140,13 +165,14 @@ type Upstream struct {
 }
 
 // Ack deletes inbox entries that are done (their answers reached the
-// client) and records the upstream state, if this instance still owns
+// client), gives back what they held of the inbox's bounds, tells their
+// posters on other instances (Events.Acked), and records the upstream state, if this instance still owns
 // the session at epoch; ErrFenced if not.
 func (n *Node) Ack(ctx context.Context, id string, epoch int64, up Upstream, entries ...string) error {
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
-	args := make([]any, 0, 5+len(entries))
-	args = append(args, n.cfg.Instance, epoch, up.ID, up.Protocol, flag(up.Initialized))
+	args := make([]any, 0, 7+len(entries))
+	args = append(args, n.cfg.Instance, epoch, up.ID, up.Protocol, flag(up.Initialized), n.keys.node(""), id)
 	for _, e := range entries {
 		args = append(args, e)
 	}
@@ -207,8 +233,9 @@ func (n *Node) AckAll(ctx context.Context, reqs []AckRequest) (errs []error) {
 		cmds := make([]*redis.Cmd, len(reqs))
 		_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, r := range reqs {
-				args := make([]any, 0, 5+len(r.Entries))
-				args = append(args, n.cfg.Instance, r.Epoch, r.Upstream.ID, r.Upstream.Protocol, flag(r.Upstream.Initialized))
+				args := make([]any, 0, 7+len(r.Entries))
+				args = append(args, n.cfg.Instance, r.Epoch, r.Upstream.ID, r.Upstream.Protocol, flag(r.Upstream.Initialized),
+					n.keys.node(""), r.Session)
 				for _, e := range r.Entries {
 					args = append(args, e)
 				}
@@ -238,4 +265,47 @@ func (n *Node) AckAll(ctx context.Context, reqs []AckRequest) (errs []error) {
 		}
 	}
 	return errs
+}
+
+// EntryRef names one inbox entry.
+type EntryRef struct{ Session, Entry string }
+
+// Existing reports which of refs are still in their inboxes, in one
+// round trip.
+func (n *Node) Existing(ctx context.Context, refs []EntryRef) ([]bool, error) {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	bySession := map[string][]int{}
+	var order []string
+	for i, r := range refs {
+		if _, ok := bySession[r.Session]; !ok {
+			order = append(order, r.Session)
+		}
+		bySession[r.Session] = append(bySession[r.Session], i)
+	}
+	cmds := make([]*redis.Cmd, len(order))
+	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range order {
+			args := make([]any, 0, len(bySession[id]))
+			for _, j := range bySession[id] {
+				args = append(args, refs[j].Entry)
+			}
+			cmds[i] = existsScript.Eval(ctx, p, []string{n.keys.inbox(id)}, args...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(refs))
+	for i, id := range order {
+		v, err := cmds[i].Int64Slice()
+		if err != nil {
+			return nil, err
+		}
+		for k, j := range bySession[id] {
+			out[j] = k < len(v) && v[k] > 0
+		}
+	}
+	return out, nil
 }

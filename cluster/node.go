@@ -40,6 +40,9 @@ type Config struct {
 	// Lease is how long an owner's claim on its sessions holds without
 	// being renewed; it is renewed every Lease/3.
 	Lease time.Duration
+	// AllowEviction accepts a Redis whose maxmemory-policy may evict
+	// keys (see CheckEviction); without it the instance refuses one.
+	AllowEviction bool
 	// Keys seal what crosses Redis (seal.go); required.
 	Keys *Keyring `json:"-"`
 	// Unreadable, if set, hears of each sealed value no key of the ring
@@ -63,6 +66,9 @@ type Events interface {
 	Doorbell(d Doorbell)
 	Control(c Control)
 	Subscribed()
+	// Acked says that the owner of session has deleted inbox entry,
+	// which this instance posted: it is done.
+	Acked(session, entry string)
 }
 
 // Node is one instance's membership of the cluster.
@@ -213,6 +219,11 @@ func (n *Node) receive() {
 				n.events.Doorbell(n.parseDoorbell(rest))
 				continue
 			}
+			if rest, ok := strings.CutPrefix(m.Payload, ackedPrefix); ok {
+				session, entry, _ := strings.Cut(rest, " ")
+				n.events.Acked(session, entry)
+				continue
+			}
 			if c, err := n.decodeControl(m.Payload); err == nil {
 				n.events.Control(c)
 			}
@@ -230,4 +241,40 @@ func (n *Node) Ping(ctx context.Context) error {
 // bound gives a command the node's timeout unless ctx has a sooner one.
 func (n *Node) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, n.cfg.Timeout)
+}
+
+// MaxmemoryPolicy is Redis's maxmemory-policy, as INFO memory reports it.
+func (n *Node) MaxmemoryPolicy(ctx context.Context) (string, error) {
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	info, err := n.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("cluster: INFO memory has no maxmemory_policy")
+}
+
+// ErrEvicting is CheckEviction's error for a Redis that may evict keys.
+var ErrEvicting = errors.New("cluster: Redis may evict keys")
+
+// CheckEviction returns an error wrapping ErrEvicting unless Redis evicts
+// nothing when full (maxmemory-policy noeviction): a Redis that evicts
+// drops whichever session's keys its policy picks when one client fills
+// it, ending other clients' sessions and losing their messages.
+func (n *Node) CheckEviction(ctx context.Context) error {
+	policy, err := n.MaxmemoryPolicy(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: reading Redis's maxmemory-policy (INFO memory): %w", err)
+	}
+	if policy != "noeviction" {
+		return fmt.Errorf("%w: its maxmemory-policy is %s, and a full Redis would drop other clients' sessions; "+
+			"set it to noeviction (CONFIG SET maxmemory-policy noeviction, or the service's setting), "+
+			"or accept the risk with allow_eviction in the cluster option", ErrEvicting, policy)
+	}
+	return nil
 }

@@ -30,19 +30,36 @@ return {now, redis.call('HGETALL', KEYS[1])}
 // unless the poster is the owner. The doorbell carries the entry itself,
 // with the id of the entry before it, so that an owner that has
 // dispatched that one dispatches this one without reading the inbox.
-// ARGV: identity, scope, inbox limit (0: none; ignored when ARGV[5] is
-// 1), the entry, responses only (1/0), channel prefix, poster, session
-// id. Returns {0} unknown, {1} another identity's, {2} inbox full, or
-// {3, owner, entry id, listeners, previous entry id}.
+//
+// The inbox is bounded as one instance bounds a session: its requests
+// and notifications, and apart its responses, each at most the inbox
+// limit (max_inflight), and its bytes. The metadata keeps what the
+// inbox holds (qw, qr, qb: requests and notifications, responses,
+// bytes), and each entry keeps its own share (w, r, n) and its poster
+// (f) beside the message (m), in clear, so that the ack script gives
+// them back without reading the message. An empty inbox holds nothing,
+// whatever the counts say (an inbox that lapsed, entries of an older
+// version without their counts).
+//
+// ARGV: identity, scope, inbox limit (0: none), the entry, requests and
+// notifications in it, channel prefix, poster, session id, responses in
+// it, its bytes, inbox byte limit (0: none). Returns {0} unknown, {1}
+// another identity's, {2} inbox full of messages, {4} inbox full of
+// bytes, or {3, owner, entry id, listeners, previous entry id}.
 var postScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[1], 'owner', 'identity', 'scope')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'identity', 'scope', 'qw', 'qr', 'qb')
 if not m[1] or m[3] ~= ARGV[2] then return {0} end
 if m[2] ~= ARGV[1] then return {1} end
+local work, resp, bytes = tonumber(ARGV[5]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local qw, qr, qb = tonumber(m[4]) or 0, tonumber(m[5]) or 0, tonumber(m[6]) or 0
+if redis.call('XLEN', KEYS[2]) == 0 then qw, qr, qb = 0, 0, 0 end
 local limit = tonumber(ARGV[3])
-if ARGV[5] ~= '1' and limit > 0 and redis.call('XLEN', KEYS[2]) >= limit then return {2} end
-local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[4])
+if limit > 0 and ((work > 0 and qw + work > limit) or (resp > 0 and qr + resp > limit)) then return {2} end
+local blimit = tonumber(ARGV[11])
+if blimit > 0 and qb > 0 and qb + bytes > blimit then return {4} end
+local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[4], 'w', work, 'r', resp, 'n', bytes, 'f', ARGV[7])
 local prev = redis.call('HGET', KEYS[1], 'last') or ''
-redis.call('HSET', KEYS[1], 'last', id)
+redis.call('HSET', KEYS[1], 'last', id, 'qw', qw + work, 'qr', qr + resp, 'qb', qb + bytes)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 local n = 1
@@ -50,15 +67,51 @@ if m[1] ~= ARGV[7] then n = redis.call('PUBLISH', ARGV[6] .. m[1], 'm ' .. ARGV[
 return {3, m[1], id, n, prev}
 `)
 
-// ack deletes inbox entries whose answers reached the client, and records
-// the upstream state. ARGV: owner, epoch, upstream id, protocol version,
-// initialized (1/0), then entry ids. Returns 1, or 0 when fenced.
+// ack deletes inbox entries whose answers reached the client, gives back
+// what each held of the inbox's bounds, tells each entry's poster (when
+// another instance) that its entry is done, and records the upstream
+// state. ARGV: owner, epoch, upstream id, protocol version, initialized
+// (1/0), channel prefix, session id, then entry ids. Returns 1, or 0
+// when fenced.
 var ackScript = redis.NewScript(`
 local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
 if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'upstream', ARGV[3], 'proto', ARGV[4], 'init', ARGV[5])
-if #ARGV > 5 then redis.call('XDEL', KEYS[2], unpack(ARGV, 6)) end
+local dw, dr, db = 0, 0, 0
+for i = 8, #ARGV do
+  local e = redis.call('XRANGE', KEYS[2], ARGV[i], ARGV[i])
+  if #e > 0 then
+    local f = e[1][2]
+    local poster = nil
+    for j = 1, #f - 1, 2 do
+      local k = f[j]
+      if k == 'w' then dw = dw + tonumber(f[j + 1])
+      elseif k == 'r' then dr = dr + tonumber(f[j + 1])
+      elseif k == 'n' then db = db + tonumber(f[j + 1])
+      elseif k == 'f' then poster = f[j + 1] end
+    end
+    redis.call('XDEL', KEYS[2], ARGV[i])
+    if poster and poster ~= ARGV[1] then
+      redis.call('PUBLISH', ARGV[6] .. poster, 'a ' .. ARGV[7] .. ' ' .. ARGV[i])
+    end
+  end
+end
+if dw + dr + db > 0 then
+  local q = redis.call('HMGET', KEYS[1], 'qw', 'qr', 'qb')
+  redis.call('HSET', KEYS[1], 'qw', math.max(0, (tonumber(q[1]) or 0) - dw),
+    'qr', math.max(0, (tonumber(q[2]) or 0) - dr), 'qb', math.max(0, (tonumber(q[3]) or 0) - db))
+end
 return 1
+`)
+
+// exists reports which of the entries ARGV still are in the inbox
+// KEYS[1]: a list of 1/0.
+var existsScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV do
+  out[i] = #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+end
+return out
 `)
 
 // refresh renews the owner's lease and the session's TTL, and records

@@ -112,3 +112,13 @@ func TestNewKeyringRefuses(t *testing.T) {
 		t.Errorf("a bad previous secret: %v", err)
 	}
 }
+
+// testKeyring is a keyring of a new random secret.
+func testKeyring(t *testing.T) *Keyring {
+	t.Helper()
+	kr, err := NewKeyring(newSecret(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}

@@ -37,7 +37,7 @@ func TestWhatCrossesRedisIsSealed(t *testing.T) {
 	}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + text + `"}}}`)
 	p := &cluster.Posted{Body: body, Header: http.Header{"Authorization": {auth}}, Values: map[string]string{"http.auth.user.id": user}, At: time.Now().UnixNano()}
-	res, err := b.Post(ctx, "s-1", "alice", "s1", p, 0, false)
+	res, err := b.Post(ctx, "s-1", "alice", "s1", p, cluster.Load{Work: 1})
 	if err != nil || !res.Listening {
 		t.Fatalf("post: %+v %v", res, err)
 	}
@@ -126,10 +126,10 @@ func TestRotatedSecrets(t *testing.T) {
 	if err := a.Register(ctx, owned("s-1", "tok-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`"old"`)}, 0, false); err != nil {
+	if _, err := a.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`"old"`)}, cluster.Load{Work: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`"new"`)}, 0, false); err != nil {
+	if _, err := b.Post(ctx, "s-1", "alice", "s1", &cluster.Posted{Body: []byte(`"new"`)}, cluster.Load{Work: 1}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.Pending(ctx, "s-1", "", 10)

@@ -65,6 +65,9 @@ type clusterOptions struct {
 	clusterExtra string
 	// handlerExtra are more lines of the mcp_sse handler's block.
 	handlerExtra string
+	// redisVia, by instance name: a proxy the instance reaches Redis
+	// through.
+	redisVia map[string]*redisProxy
 }
 
 // startCluster starts the whole topology and waits until every part
@@ -103,6 +106,13 @@ http://%s {
 	var upstreams []string
 	for _, name := range instanceNames {
 		in := &instance{name: name, admin: addr(t), addr: addr(t)}
+		redisURL := c.redis.URL()
+		if p, ok := opts.redisVia[name]; ok {
+			p.mu.Lock()
+			p.target = c.redis.Addr()
+			p.mu.Unlock()
+			redisURL = p.url()
+		}
 		cfg := fmt.Sprintf(`{
 	admin %s
 	mcp_sse {
@@ -122,7 +132,7 @@ http://%s {
 		rewrite /mcp
 	}
 }
-`, in.admin, c.redis.URL(), c.secret, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
+`, in.admin, redisURL, c.secret, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
 		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)

@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,16 +39,25 @@ func TestClusterExample(t *testing.T) {
 	}
 	caddyproc.Start(t, "localhost:"+lbAdmin, balancer, "127.0.0.1:"+lb, "127.0.0.1:"+up)
 
+	// The instances read Redis's URL from their environment, so that it
+	// (and its password) stays out of the config the admin API shows.
+	t.Setenv("REDIS_URL", r.URL())
 	instance := strings.ReplaceAll(read("instance.Caddyfile"), "127.0.0.1:9000", "127.0.0.1:"+up)
 	var insts []string
 	for _, in := range []struct{ name, port string }{{"a", a}, {"b", b}} {
 		admin := port()
-		cfg := strings.NewReplacer("{$ADMIN}", admin, "{$PORT}", in.port, "{$INSTANCE}", in.name,
-			"{$REDIS_URL:redis://127.0.0.1:6379/0}", r.URL()).Replace(instance)
+		cfg := strings.NewReplacer("{$ADMIN}", admin, "{$PORT}", in.port, "{$INSTANCE}", in.name).Replace(instance)
 		if strings.Contains(cfg, "{$") {
 			t.Fatalf("instance.Caddyfile has a variable this test does not set:\n%s", cfg)
 		}
-		caddyproc.Start(t, "localhost:"+admin, cfg, "127.0.0.1:"+in.port)
+		p := caddyproc.Start(t, "localhost:"+admin, cfg, "127.0.0.1:"+in.port)
+		code, config, err := p.AdminDo(http.MethodGet, "/config/", "")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /config/ of instance %s: %d %v", in.name, code, err)
+		}
+		if strings.Contains(config, r.Addr()) || !strings.Contains(config, "{env.REDIS_URL}") {
+			t.Errorf("instance %s: GET /config/ shows Redis's URL, want {env.REDIS_URL}: %s", in.name, config)
+		}
 		insts = append(insts, "http://localhost:"+in.port)
 	}
 

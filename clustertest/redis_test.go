@@ -3,6 +3,7 @@ package clustertest
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -402,4 +403,133 @@ func indexOf(c *cluster, in *instance) int {
 		}
 	}
 	return -1
+}
+
+// TestClusterLostReplyAnsweredOnce: the owner's write of a POST reaches
+// Redis and Redis's reply is lost (as when Redis stops right after
+// taking it). The owner cannot know the entry is in the inbox: it
+// dispatches the POST itself (202, answered). When Redis is back and the
+// owner reads its inbox again, it finds that entry and must not dispatch
+// it a second time. (TestClusterRedisRestart saw a call answered twice
+// this way, once in several runs.)
+func TestClusterLostReplyAnsweredOnce(t *testing.T) {
+	proxy := startRedisProxy(t)
+	c := startCluster(t, clusterOptions{redisVia: map[string]*redisProxy{"a": proxy}})
+	a := c.byName(t, "a")
+	s := openRaw(t, a.base(), nil)
+	defer s.close()
+	s.initialize(t, a.base())
+	s.echo(t, a.base(), "warm", "warm")
+	inbox := c.prefix + ":s:{" + s.ID + "}:in"
+	xlen := func() int {
+		n, err := c.redis.Do("XLEN", inbox)
+		if err != nil {
+			t.Fatalf("XLEN %s: %v", inbox, err)
+		}
+		v, _ := strconv.Atoi(n)
+		return v
+	}
+	eventually(t, 10*time.Second, "the inbox emptied of warm", func() bool { return xlen() == 0 })
+
+	// A POST whose write reaches Redis while its reply is lost. One that
+	// went out on a connection the proxy closed at once never reached
+	// Redis; the next try goes out on another.
+	var lost string
+	for try := 0; try < 10 && lost == ""; try++ {
+		proxy.cutOff()
+		id := fmt.Sprintf("lost-%d", try)
+		code, body, err := s.post(a.base(), echoRequest(id, id))
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("POST %s on the owner, cut off from Redis: %d %s %v, want 202 (dispatched there)", id, code, body, err)
+		}
+		if m := s.waitAnswer(t, 10*time.Second, id); m.text() != id {
+			t.Fatalf("answer to %s: %s %+v", id, m.Result, m.Error)
+		}
+		if xlen() > 0 {
+			lost = id
+		}
+		proxy.restore()
+	}
+	if lost == "" {
+		t.Fatal("no write reached Redis with its reply lost in 10 tries")
+	}
+	t.Logf("%s reached the inbox, its reply lost; it was dispatched on the owner", lost)
+
+	// Redis is back for the owner: it subscribes again and reads its
+	// inbox; a new POST through another instance makes it read too.
+	s.echo(t, c.byName(t, "b").base(), "after", "after")
+	eventually(t, 15*time.Second, "the owner deleted every inbox entry", func() bool { return xlen() == 0 })
+	if n := answers(s, lost); n != 1 {
+		t.Errorf("%s answered %d times, want once", lost, n)
+	}
+}
+
+// TestClusterRetriedWriteAnsweredOnce: a POST's write reaches Redis and
+// its reply is lost with the connection (a network blip); the Redis
+// client writes it again on a new connection, so the inbox holds the
+// POST twice. The owner dispatches it once.
+func TestClusterRetriedWriteAnsweredOnce(t *testing.T) {
+	proxy := startRedisProxy(t)
+	c := startCluster(t, clusterOptions{redisVia: map[string]*redisProxy{"b": proxy}})
+	a, b := c.byName(t, "a"), c.byName(t, "b")
+	s := openRaw(t, a.base(), nil)
+	defer s.close()
+	s.initialize(t, a.base())
+	s.echo(t, b.base(), "warm", "warm")
+	inbox := c.prefix + ":s:{" + s.ID + "}:in"
+	var twice string
+	for try := 0; try < 3 && twice == ""; try++ {
+		// Two entries stay in the inbox until their answers are flushed:
+		// XADDs are counted by the stream's entries-added.
+		before := entriesAdded(t, c, inbox)
+		// The post script names the channels' prefix: the reply to the
+		// POST's write is the one lost.
+		proxy.blip(c.prefix + ":n:\r\n")
+		id := fmt.Sprintf("retried-%d", try)
+		code, body, err := s.post(b.base(), echoRequest(id, id))
+		proxy.restore()
+		t.Logf("try %d: %d %v", try, code, err)
+		switch {
+		case err == nil && code == http.StatusServiceUnavailable:
+			continue // the blip's retry failed too: the POST was refused
+		case err != nil || code != http.StatusAccepted:
+			t.Fatalf("POST %s: %d %s %v", id, code, body, err)
+		}
+		s.waitAnswer(t, 10*time.Second, id)
+		added := entriesAdded(t, c, inbox) - before
+		t.Logf("try %d: %d entries added", try, added)
+		if added == 2 {
+			twice = id
+		}
+	}
+	if twice == "" {
+		t.Fatal("no POST was written twice in 3 tries")
+	}
+	t.Logf("%s was written twice to the inbox", twice)
+	s.echo(t, b.base(), "after", "after")
+	time.Sleep(300 * time.Millisecond) // a second answer would come now
+	if n := answers(s, twice); n != 1 {
+		t.Errorf("%s answered %d times, want once", twice, n)
+	}
+}
+
+// entriesAdded is how many entries were ever added to the stream key.
+func entriesAdded(t *testing.T, c *cluster, key string) int {
+	t.Helper()
+	info, err := c.redis.Do("XINFO", "STREAM", key)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return 0
+		}
+		t.Fatalf("XINFO STREAM %s: %v", key, err)
+	}
+	lines := strings.Split(info, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if lines[i] == "entries-added" {
+			n, _ := strconv.Atoi(lines[i+1])
+			return n
+		}
+	}
+	t.Fatalf("XINFO STREAM %s has no entries-added: %q", key, info)
+	return 0
 }

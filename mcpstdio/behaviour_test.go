@@ -260,7 +260,7 @@ func TestEnvAndDir(t *testing.T) {
 	for i, tc := range []struct{ tool, args, want string }{
 		{"env", `{"name":"GREETING"}`, "hello acme"},
 		{"env", `{"name":"API_TOKEN"}`, "secret-1"},
-		{"env", `{"name":"MCP_STDIO_TEST_MARK"}`, strings.SplitN(marker, "=", 2)[1]}, // inherited
+		{"env", `{"name":"` + strings.SplitN(marker, "=", 2)[0] + `"}`, strings.SplitN(marker, "=", 2)[1]}, // inherited
 		{"cwd", `{}`, dir},
 	} {
 		if got := toolText(t, c.callTool(i+1, tc.tool, tc.args).msgs[0]); got != tc.want {

@@ -29,14 +29,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	mcp_stdio [<matcher>] <command> [<args...>] {
 //		env              <KEY> <VALUE>        # repeatable; placeholders allowed
 //		env_from_header  <Header> <KEY>       # repeatable; read when the session starts
-//		inherit_env      on | off             # default on
+//		inherit_env      on | off | all | <KEY...>  # default on: PATH HOME USER LANG LC_* TZ TMPDIR
 //		dir              <path>               # default: Caddy's working directory
 //		max_processes    <n>                  # default 100
-//		max_processes_per_client <n>          # default: no limit
+//		max_processes_per_client <n> | off    # default 10
 //		idle_timeout     <duration> | off     # default 10m
 //		startup_timeout  <duration>           # default 60s
 //		stop_timeout     <duration>           # default 5s
 //		max_message_size <size>               # default 4MiB
+//		body_timeout     <duration> | off     # default 10s
+//		max_pending_bytes <size> | off        # default 64MiB per process
+//		max_batch_size   <n>                  # default 100
+//		max_inflight     <n> | off            # default 64 per session
+//		max_queued_bytes <size>               # default 4MiB per stream
+//		send_timeout     <duration>           # default 30s
 //		identity         <placeholder> | off  # default {http.auth.user.id}
 //		allowed_origins  <origin...>          # cross-origin browser clients, or *
 //	}
@@ -47,7 +53,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if !d.NextArg() {
-		return d.Errf("mcp_stdio needs a command")
+		// Caddy reads a first argument starting with "/" as a path
+		// matcher, so `mcp_stdio /usr/bin/server` arrives here with no
+		// command left.
+		return d.Errf("mcp_stdio needs a command; a command given by absolute path reads as a path matcher: " +
+			"put a matcher before it, as in `mcp_stdio * /usr/bin/server`")
 	}
 	h.Command = d.Val()
 	h.Args = d.RemainingArgs()
@@ -79,23 +89,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.EnvFromHeader[args[0]] = args[1]
 		case "inherit_env":
-			var arg string
-			if err = directive.OneArg(d, &arg); err == nil {
-				switch arg {
-				case "on":
-					h.InheritEnv = &[]bool{true}[0]
-				case "off":
-					h.InheritEnv = &[]bool{false}[0]
-				default:
-					err = d.Errf("inherit_env takes on or off, not %q", arg)
-				}
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0:
+				return d.Errf("inherit_env takes on, off, all, or variable names")
+			case h.InheritEnv != nil:
+				return d.Errf("inherit_env given twice")
+			}
+			h.InheritEnv = InheritEnv(args)
+			if verr := h.InheritEnv.validate(); verr != nil {
+				return d.Errf("%v", verr)
 			}
 		case "dir":
 			err = directive.OneArg(d, &h.Dir)
 		case "max_processes":
 			err = directive.Count(d, &h.MaxProcesses, false)
 		case "max_processes_per_client":
-			err = directive.Count(d, &h.MaxProcessesPerClient, false)
+			err = directive.Count(d, &h.MaxProcessesPerClient, true)
 		case "idle_timeout":
 			err = directive.Duration(d, &h.IdleTimeout, false)
 		case "startup_timeout":
@@ -111,6 +121,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.MaxMessageSize = int64(n)
 			}
+		case "body_timeout":
+			err = directive.Duration(d, &h.BodyTimeout, false)
+		case "max_pending_bytes":
+			err = directive.Size(d, &h.MaxPendingBytes, true)
+		case "max_batch_size":
+			err = directive.Count(d, &h.MaxBatchSize, false)
+		case "max_inflight":
+			err = directive.Count(d, &h.MaxInflight, true)
+		case "max_queued_bytes":
+			err = directive.Size(d, &h.MaxQueuedBytes, false)
+		case "send_timeout":
+			err = directive.PositiveDuration(d, &h.SendTimeout)
 		case "identity":
 			err = directive.OneArg(d, &h.Identity)
 		case "allowed_origins":

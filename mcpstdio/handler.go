@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
 	"github.com/mcpsse/caddy-mcp-sse/internal/access"
+	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 	"github.com/mcpsse/caddy-mcp-sse/stdio"
@@ -40,11 +40,22 @@ const (
 	DefaultStartupTimeout = 60 * time.Second // a first `npx -y` downloads
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultMaxMessageSize = 4 << 20
+	DefaultSendTimeout    = 30 * time.Second
+	DefaultBodyTimeout    = 10 * time.Second
+	DefaultMaxBatchSize   = 100
+	DefaultMaxInflight    = 64
+	// A POST's body is held only until the process has taken it, so far
+	// less is needed than mcp_sse's 256 MiB; a quarter of it (16 MiB) is
+	// what one client may hold.
+	DefaultMaxPendingBytes = 64 << 20
+	// Enough for a burst of notifications, or one largest message, while
+	// the client reads; a process that writes more waits for the client.
+	DefaultMaxQueuedBytes = 4 << 20
+	// Every process is a program of its own: no one client may hold more
+	// than a tenth of the default max_processes. A client behind a shared
+	// address (a NAT'd office) may need it raised.
+	DefaultMaxProcessesPerClient = 10
 )
-
-// sendTimeout bounds one write to a client's stream, and one write to a
-// process's stdin: a peer that reads nothing for that long is cut.
-const sendTimeout = 30 * time.Second
 
 // keepaliveInterval is the silence after which the standalone stream
 // gets an SSE comment, which every client ignores and proxies see as
@@ -69,18 +80,26 @@ type Handler struct {
 	// environment variable: header name → variable name. For per-user
 	// tokens.
 	EnvFromHeader map[string]string `json:"env_from_header,omitempty"`
-	// Whether the process inherits Caddy's environment. Default: true.
-	InheritEnv *bool `json:"inherit_env,omitempty"`
+	// Which of Caddy's environment variables the process inherits: "on"
+	// (the default), a short list (PATH, HOME, USER, LANG, LC_*, TZ,
+	// TMPDIR, and on Windows what programs need there); "off", none;
+	// "all", every one; or an array of names (a trailing * makes a
+	// prefix) inherited besides the short list. true and false read as
+	// "on" and "off".
+	InheritEnv InheritEnv `json:"inherit_env,omitempty"`
 	// The working directory of the process. Default: Caddy's.
 	Dir string `json:"dir,omitempty"`
 	// Most processes running at once, across every mcp_stdio handler; an
 	// initialize beyond it gets 503 with Retry-After. Default: 100.
 	MaxProcesses int `json:"max_processes,omitempty"`
-	// Most processes one client (by client IP, as Caddy determines it)
-	// may hold. Default: no limit.
+	// Most processes one client (its IPv4 address or the /64 of its IPv6
+	// address, as Caddy determines it, trusted proxies included) may hold;
+	// an initialize beyond it gets 503 with Retry-After. Default: 10;
+	// negative: no limit.
 	MaxProcessesPerClient int `json:"max_processes_per_client,omitempty"`
-	// A session with no message either way for this long, and no request
-	// in flight, is ended. Default: 10m; negative: off.
+	// A session whose client has sent nothing (no request naming it) for
+	// this long, and has no request in flight, is ended; what the process
+	// sends on its own does not keep it alive. Default: 10m; negative: off.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 	// Bound on the process answering initialize. Default: 60s.
 	StartupTimeout caddy.Duration `json:"startup_timeout,omitempty"`
@@ -91,6 +110,33 @@ type Handler struct {
 	// Largest message, in bytes: a larger POST body gets 413; a longer
 	// line from the process ends its session. Default: 4 MiB.
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+	// Bound on reading one POST's body; a client that sends it slower is
+	// answered 408. Default: 10s; negative: off.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+	// Most bytes of POST bodies held at once, from their first byte until
+	// the process has taken them, across every mcp_stdio handler (each
+	// checks against its own limit); one client may hold a quarter of it,
+	// or one max_message_size if that is more. A POST beyond it gets 503
+	// with Retry-After. Default: 64 MiB; negative: no limit.
+	MaxPendingBytes int64 `json:"max_pending_bytes,omitempty"`
+	// Most messages one POSTed batch may hold; a larger batch gets 413.
+	// Default: 100.
+	MaxBatchSize int `json:"max_batch_size,omitempty"`
+	// Most requests of one session awaiting the process's response at
+	// once. A batch holding more gets 413; a POST that would put more in
+	// flight gets 429 with Retry-After. Default: 64; negative: no limit.
+	MaxInflight int `json:"max_inflight,omitempty"`
+	// Most bytes of messages held for one client's stream (a POST's
+	// response stream or the GET stream) while the client reads them, and
+	// for a session's messages waiting for a stream to open. A stream
+	// whose client lets it stay full for send_timeout is closed; a
+	// message that finds the waiting messages full is dropped. A message
+	// always fits an empty stream. Default: 4 MiB.
+	MaxQueuedBytes int64 `json:"max_queued_bytes,omitempty"`
+	// Bound on one write to a client's stream, on a full stream finding
+	// room, and on one write to a process's stdin: a peer that reads
+	// nothing for that long is cut. Default: 30s.
+	SendTimeout caddy.Duration `json:"send_timeout,omitempty"`
 	// The placeholder naming who a request comes from. A session belongs
 	// to the identity that started it: a request with another gets 403.
 	// Default: {http.auth.user.id}; "off" turns the binding off.
@@ -123,12 +169,7 @@ var longestStop atomic.Int64
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.sites = access.NewSites("mcp_stdio")
-	setDefault(&h.MaxProcesses, DefaultMaxProcesses)
-	setDefault(&h.IdleTimeout, caddy.Duration(DefaultIdleTimeout))
-	setDefault(&h.StartupTimeout, caddy.Duration(DefaultStartupTimeout))
-	setDefault(&h.StopTimeout, caddy.Duration(DefaultStopTimeout))
-	setDefault(&h.MaxMessageSize, DefaultMaxMessageSize)
-	setDefault(&h.Identity, access.DefaultIdentity)
+	h.applyDefaults()
 	for {
 		cur := longestStop.Load()
 		if int64(h.StopTimeout) <= cur || longestStop.CompareAndSwap(cur, int64(h.StopTimeout)) {
@@ -158,6 +199,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+func (h *Handler) applyDefaults() {
+	setDefault(&h.MaxProcesses, DefaultMaxProcesses)
+	setDefault(&h.IdleTimeout, caddy.Duration(DefaultIdleTimeout))
+	setDefault(&h.StartupTimeout, caddy.Duration(DefaultStartupTimeout))
+	setDefault(&h.StopTimeout, caddy.Duration(DefaultStopTimeout))
+	setDefault(&h.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&h.MaxProcessesPerClient, DefaultMaxProcessesPerClient)
+	setDefault(&h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
+	setDefault(&h.MaxPendingBytes, DefaultMaxPendingBytes)
+	setDefault(&h.MaxBatchSize, DefaultMaxBatchSize)
+	setDefault(&h.MaxInflight, DefaultMaxInflight)
+	setDefault(&h.MaxQueuedBytes, DefaultMaxQueuedBytes)
+	setDefault(&h.SendTimeout, caddy.Duration(DefaultSendTimeout))
+	setDefault(&h.Identity, access.DefaultIdentity)
+}
+
 func setDefault[T comparable](field *T, def T) {
 	var zero T
 	if *field == zero {
@@ -178,8 +235,12 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("max_message_size must be positive: %d", h.MaxMessageSize)
 	case h.MaxProcesses < 0:
 		return fmt.Errorf("max_processes must be positive: %d", h.MaxProcesses)
-	case h.MaxProcessesPerClient < 0:
-		return fmt.Errorf("max_processes_per_client must be positive: %d", h.MaxProcessesPerClient)
+	case h.MaxBatchSize < 0:
+		return fmt.Errorf("max_batch_size must be positive: %d", h.MaxBatchSize)
+	case h.MaxQueuedBytes < 0:
+		return fmt.Errorf("max_queued_bytes must be positive: %d", h.MaxQueuedBytes)
+	case h.SendTimeout < 0:
+		return fmt.Errorf("send_timeout must be positive: %s", time.Duration(h.SendTimeout))
 	}
 	for k := range h.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -190,6 +251,9 @@ func (h *Handler) Validate() error {
 		if hdr == "" || k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("env_from_header: invalid header %q or variable %q", hdr, k)
 		}
+	}
+	if err := h.InheritEnv.validate(); err != nil {
+		return err
 	}
 	return access.ValidOrigins(h.AllowedOrigins)
 }
@@ -205,6 +269,10 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if !h.admit(w, r) {
 		return nil
+	}
+	if msg, ok := checkProtocolVersion(r); !ok {
+		postbody.CloseUnread(w, r)
+		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, msg)
 	}
 	switch r.Method {
 	case http.MethodPost:
@@ -230,6 +298,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 	if decision == access.OriginForbidden {
 		h.logger.Warn("refusing request: origin not allowed",
 			zap.String("origin", r.Header.Get("Origin")), zap.String("remote_addr", r.RemoteAddr))
+		postbody.CloseUnread(w, r)
 		_ = writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "origin not allowed: "+r.Header.Get("Origin"))
 		return false
 	}
@@ -251,48 +320,61 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 // lookup finds the session a request names, answering it with 400, 404
 // or 403 itself when it cannot go on.
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*mcpSession, bool) {
+	refuse := func(status, code int, msg string) (*mcpSession, bool) {
+		postbody.CloseUnread(w, r)
+		_ = writeError(w, status, code, msg)
+		return nil, false
+	}
 	id := r.Header.Get(dispatch.HeaderSessionID)
 	switch {
 	case id == "":
-		_ = writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
-		return nil, false
+		return refuse(http.StatusBadRequest, dispatch.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
 	case !session.ValidID(id):
-		_ = writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "malformed Mcp-Session-Id")
-		return nil, false
+		return refuse(http.StatusBadRequest, dispatch.CodeInvalidRequest, "malformed Mcp-Session-Id")
 	}
 	s, ok := h.reg.get(id)
 	if !ok {
-		_ = writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: send initialize to start a new one")
-		return nil, false
+		return refuse(http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: send initialize to start a new one")
 	}
 	if who := access.Identity(r, h.Identity); who != s.identity {
 		h.logger.Warn("refusing request: identity does not own the session",
 			zap.String("session", session.ShortID(s.id)), zap.String("identity", who),
 			zap.String("owner", s.identity), zap.String("remote_addr", r.RemoteAddr))
-		_ = writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
-		return nil, false
+		return refuse(http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	}
+	s.touch()
 	return s, true
 }
 
-// servePost takes one POSTed message or batch.
+// servePost takes one POSTed message or batch. Everything the headers
+// tell (the Origin, the protocol version, the session and who owns it) is
+// checked before the body is read, so that a POST that is refused holds
+// nothing; the body is then read within body_timeout and
+// max_pending_bytes, and held until the process has taken it.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
-	if r.ContentLength > h.MaxMessageSize {
-		return h.tooLarge(w)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return h.tooLarge(w)
+	var s *mcpSession
+	if r.Header.Get(dispatch.HeaderSessionID) != "" {
+		var ok bool
+		if s, ok = h.lookup(w, r); !ok {
+			return nil
 		}
-		return writeError(w, http.StatusBadRequest, dispatch.CodeParseError, "reading message body: "+err.Error())
 	}
-	parsed, err := dispatch.Parse(body)
-	if err != nil {
-		var pe *dispatch.ParseError
-		errors.As(err, &pe)
-		return writeError(w, http.StatusBadRequest, pe.Code, pe.Msg)
+	body, release, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
+		MaxMessageSize: h.MaxMessageSize,
+		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
+		MaxPending:     h.MaxPendingBytes,
+	}, access.ClientKey(r))
+	if ref != nil {
+		h.refused(ref)
+		return ref.Write(w)
+	}
+	// The body's bytes are held until the process has taken its
+	// messages; what outlives that (ids of requests in flight) is copied.
+	defer release()
+	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	if ref != nil {
+		h.refused(ref)
+		return ref.Write(w)
 	}
 	msgs := make([]inMessage, len(parsed))
 	requests := 0
@@ -309,9 +391,8 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			"a batch of requests is answered as text/event-stream, which the Accept header does not allow")
 	}
 
-	var s *mcpSession
 	isInit := len(parsed) == 1 && parsed[0].Method == "initialize" && msgs[0].req
-	if r.Header.Get(dispatch.HeaderSessionID) == "" {
+	if s == nil {
 		if !isInit {
 			return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
 				"missing Mcp-Session-Id header: only initialize may start a session")
@@ -319,11 +400,6 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 		var done bool
 		s, done = h.startSession(w, r, msgs[0])
 		if done {
-			return nil
-		}
-	} else {
-		var ok bool
-		if s, ok = h.lookup(w, r); !ok {
 			return nil
 		}
 	}
@@ -351,11 +427,15 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 
 	st := newStream(sseOK)
 	defer close(st.done)
-	backlog, dup, ok := s.register(st, msgs)
+	backlog, dup, err := s.register(st, msgs, h.MaxInflight)
 	switch {
-	case !ok && dup == nil:
+	case errors.Is(err, errEnded):
 		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: send initialize to start a new one")
-	case !ok:
+	case errors.Is(err, errBusy):
+		ref := postbody.Busy(h.MaxInflight)
+		h.refused(ref)
+		return ref.Write(w)
+	case err != nil:
 		return writeError(w, http.StatusConflict, dispatch.CodeInvalidRequest,
 			fmt.Sprintf("request id %s is already in flight in this session", dup))
 	}
@@ -367,6 +447,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 	}
+	release()
 	var startup <-chan time.Time
 	if isInit {
 		t := time.NewTimer(time.Duration(h.StartupTimeout))
@@ -377,7 +458,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 }
 
 // stdinFailed handles a message the process did not take. A process that
-// stopped reading for sendTimeout is stuck: its session ends. Any other
+// stopped reading for send_timeout is stuck: its session ends. Any other
 // failure means the process is exiting or stopped, and its session ends
 // with the exit, which the watcher reports.
 func (h *Handler) stdinFailed(s *mcpSession, err error) {
@@ -386,26 +467,30 @@ func (h *Handler) stdinFailed(s *mcpSession, err error) {
 		return
 	}
 	h.logger.Error("ending session: the process stopped reading its stdin",
-		zap.String("session", session.ShortID(s.id)), zap.Int("pid", s.proc.PID()), zap.Duration("send_timeout", sendTimeout), zap.Error(err))
+		zap.String("session", session.ShortID(s.id)), zap.Int("pid", s.proc.PID()), zap.Duration("send_timeout", s.sendTimeout), zap.Error(err))
 	s.end(ReasonStdin, nil)
 }
 
-func (h *Handler) tooLarge(w http.ResponseWriter) error {
-	return writeError(w, http.StatusRequestEntityTooLarge, dispatch.CodeInvalidRequest,
-		fmt.Sprintf("message body exceeds max_message_size (%d bytes)", h.MaxMessageSize))
+// refused counts and logs a POST refused for a limit.
+func (h *Handler) refused(ref *postbody.Refusal) {
+	switch ref.Reason {
+	case postbody.ReasonPending, postbody.ReasonInflight, postbody.ReasonBatch, postbody.ReasonTimeout:
+		metrics.refused.WithLabelValues(ref.Reason).Inc()
+		h.logger.Warn("refusing message", zap.String("limit", ref.Reason), zap.String("error", ref.Msg))
+	}
 }
 
 // startSession starts a process for an initialize request. done is true
 // when it answered the request itself (a refusal or a failure).
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMessage) (*mcpSession, bool) {
-	client := access.ClientIP(r)
+	client := access.ClientKey(r)
 	if ok, which := h.reg.admit(client, h.MaxProcesses, h.MaxProcessesPerClient); !ok {
 		limit := h.MaxProcesses
 		if which == "max_processes_per_client" {
 			limit = h.MaxProcessesPerClient
 		}
 		h.logger.Warn("refusing session: process limit reached",
-			zap.String("limit", which), zap.Int("value", limit), zap.String("client_ip", client))
+			zap.String("limit", which), zap.Int("value", limit), zap.String("client_ip", access.ClientIP(r)), zap.String("client", client))
 		w.Header().Set("Retry-After", "5")
 		_ = writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError,
 			fmt.Sprintf("too many MCP server processes (%s %d); retry later", which, limit))
@@ -419,7 +504,8 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		command:     strings.Join(append([]string{h.Command}, h.Args...), " "),
 		logger:      h.logger,
 		reg:         h.reg,
-		sendTimeout: sendTimeout,
+		sendTimeout: time.Duration(h.SendTimeout),
+		maxQueued:   h.MaxQueuedBytes,
 		started:     time.Now(),
 		calls:       make(map[string]*call),
 		tokens:      make(map[string]*call),
@@ -435,9 +521,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		MaxMessageSize: int(h.MaxMessageSize),
 		StopTimeout:    time.Duration(h.StopTimeout),
 		OnMessage:      s.route,
-		OnSkipped: func(line []byte) {
-			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message",
-				zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line))
+		OnSkipped: func(line []byte, suppressed int) {
+			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.ByteString("line", line)}
+			if suppressed > 0 {
+				fields = append(fields, zap.Int("lines_suppressed", suppressed))
+			}
+			h.logger.Warn("skipping a stdout line that is not a JSON-RPC message", fields...)
 		},
 		OnStderr: func(line string, suppressed int) {
 			fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.String("line", line)}
@@ -470,10 +559,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 
 // environ is the environment of a new process.
 func (h *Handler) environ(r *http.Request) []string {
-	var env []string
-	if h.InheritEnv == nil || *h.InheritEnv {
-		env = os.Environ()
-	}
+	env := h.InheritEnv.environ(os.Environ())
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for k, v := range h.Env {
 		if repl != nil {
@@ -510,7 +596,7 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 			w.WriteHeader(http.StatusOK)
 			streaming = true
 		}
-		_ = rc.SetWriteDeadline(time.Now().Add(sendTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(time.Duration(h.SendTimeout)))
 		buf = sse.AppendFrame(buf[:0], sse.EventMessage, msg, 0)
 		if _, err := w.Write(buf); err != nil {
 			return err
@@ -539,7 +625,9 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 	}
 	fail := func(err error) error {
 		s.unregister(st)
-		if !errors.Is(err, context.Canceled) {
+		switch {
+		case h.slowConsumer(s, err):
+		case !errors.Is(err, context.Canceled):
 			h.logger.Debug("client stream ended", zap.String("session", session.ShortID(s.id)), zap.Error(err))
 		}
 		return nil
@@ -552,11 +640,15 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 	for {
 		select {
 		case it := <-st.out:
-			if end, err := deliver(it); err != nil {
+			end, err := deliver(it)
+			st.written(len(it.msg))
+			if err != nil {
 				return fail(err)
 			} else if end {
 				return nil
 			}
+		case <-st.cut:
+			return fail(errSlow)
 		case <-s.endedCh:
 			// What was routed before the end goes out first.
 			for {
@@ -600,6 +692,20 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 			return fail(r.Context().Err())
 		}
 	}
+}
+
+// slowConsumer logs and counts a stream closed because its client let
+// it stay full (in bytes, max_queued_bytes) or left a write unread for
+// send_timeout, and reports whether that is why err ended it.
+func (h *Handler) slowConsumer(s *mcpSession, err error) bool {
+	if !errors.Is(err, errSlow) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	h.logger.Warn("closing a slow consumer: its client read nothing for send_timeout",
+		zap.String("session", session.ShortID(s.id)), zap.Duration("send_timeout", time.Duration(h.SendTimeout)),
+		zap.Int64("max_queued_bytes", h.MaxQueuedBytes), zap.Error(err))
+	metrics.slow.Inc()
+	return true
 }
 
 // isInitFailure reports whether the response being written is the
@@ -663,8 +769,9 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	var buf []byte
 	write := func(frame []byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(sendTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(time.Duration(h.SendTimeout)))
 		if _, err := w.Write(frame); err != nil {
+			h.slowConsumer(s, err)
 			return err
 		}
 		return rc.Flush()
@@ -683,10 +790,15 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case it := <-st.out:
 			buf = sse.AppendFrame(buf[:0], sse.EventMessage, it.msg, 0)
-			if write(buf) != nil {
+			err := write(buf)
+			st.written(len(it.msg))
+			if err != nil {
 				return nil
 			}
 			keepalive.Reset(keepaliveInterval)
+		case <-st.cut:
+			h.slowConsumer(s, errSlow)
+			return nil
 		case <-keepalive.C:
 			if write([]byte(": keepalive\n\n")) != nil {
 				return nil

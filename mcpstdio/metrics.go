@@ -16,6 +16,8 @@ var metrics struct {
 	active  prometheus.GaugeFunc
 	started prometheus.Counter
 	exited  *prometheus.CounterVec
+	refused *prometheus.CounterVec
+	slow    prometheus.Counter
 }
 
 func initMetrics() {
@@ -33,6 +35,10 @@ func initMetrics() {
 		metrics.started = prometheus.NewCounter(prometheus.CounterOpts(opts("processes_started_total", "MCP server processes started.")))
 		metrics.exited = prometheus.NewCounterVec(prometheus.CounterOpts(opts("processes_exited_total",
 			"MCP server processes gone, by why their session ended (start_failed: the command could not start).")), []string{"reason"})
+		metrics.refused = prometheus.NewCounterVec(prometheus.CounterOpts(opts("refused_total",
+			"POSTs refused for a limit, by limit: max_pending_bytes, max_inflight, max_batch_size, body_timeout.")), []string{"limit"})
+		metrics.slow = prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumers_total",
+			"Client streams closed because their client let them stay full for send_timeout.")))
 	})
 }
 
@@ -40,7 +46,7 @@ func initMetrics() {
 // registration of an earlier provisioning of the same config.
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
-	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited} {
+	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited, metrics.refused, metrics.slow} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -18,7 +18,8 @@ import (
 // only its own answers: every call carries a token its answer must echo.
 func TestConcurrentSessions(t *testing.T) {
 	const sessions, calls = 100, 5
-	tc := startCaddy(t, site(`max_processes 200`))
+	tc := startCaddy(t, site(`max_processes 200
+		max_processes_per_client off`))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	transports := goSDKTransports(tc)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -27,6 +28,9 @@ type registry struct {
 	running  map[*mcpSession]struct{}
 	starting int // processes admitted and not yet started
 	clients  *session.Counter
+	// bodies counts the bytes of POST bodies read and not yet taken by
+	// their process (max_pending_bytes).
+	bodies postbody.Budget
 }
 
 func newRegistry() *registry {
@@ -34,6 +38,7 @@ func newRegistry() *registry {
 		sessions: make(map[string]*mcpSession),
 		running:  make(map[*mcpSession]struct{}),
 		clients:  session.NewCounter(),
+		bodies:   postbody.NewBudget(),
 	}
 }
 

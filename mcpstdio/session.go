@@ -3,6 +3,7 @@ package mcpstdio
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ const (
 )
 
 // maxBacklog bounds the messages a session keeps while no stream is open
-// to carry them.
+// to carry them (max_queued_bytes bounds their bytes).
 const maxBacklog = 1024
 
 // streamBuffer is how many messages a stream holds before the process's
@@ -47,10 +48,18 @@ type mcpSession struct {
 	logger   *zap.Logger
 	reg      *registry
 
-	// sendTimeout bounds one write to the process's stdin.
+	// sendTimeout bounds one write to the process's stdin, and the wait
+	// of a message for room in a full stream.
 	sendTimeout time.Duration
+	// maxQueued bounds the bytes of messages held for one stream, and
+	// those of the backlog.
+	maxQueued int64
 
-	lastActive atomic.Int64 // unix nanoseconds of the last message either way
+	// lastActive is when the client last showed itself (a request naming
+	// the session, a message to the process, a request in flight), in
+	// unix nanoseconds. What the process sends on its own does not count:
+	// a session whose client went away must still idle out.
+	lastActive atomic.Int64
 	started    time.Time
 
 	mu         sync.Mutex
@@ -58,6 +67,7 @@ type mcpSession struct {
 	tokens     map[string]*call // their progress tokens
 	standalone *stream          // the GET stream, if one is open
 	backlog    [][]byte         // messages with no stream to go on yet
+	backlogLen int64            // their bytes
 	seq        uint64
 	ended      bool
 	reason     string
@@ -83,6 +93,17 @@ type stream struct {
 	done    chan struct{} // closed when its handler returns
 	sse     bool          // the client accepts text/event-stream
 	pending int           // its requests not answered yet (under the session's mu)
+
+	// cut is closed when the stream is closed as a slow consumer: its
+	// client let it stay full for send_timeout.
+	cut     chan struct{}
+	cutOnce sync.Once
+
+	// queued is the bytes of the messages in out and of the one being
+	// written; room is signalled when the handler has written one.
+	qmu    sync.Mutex
+	queued int64
+	room   chan struct{}
 }
 
 // item is one message for a stream. last marks the response that answers
@@ -96,8 +117,72 @@ type item struct {
 }
 
 func newStream(sse bool) *stream {
-	return &stream{out: make(chan item, streamBuffer), done: make(chan struct{}), sse: sse}
+	return &stream{out: make(chan item, streamBuffer), done: make(chan struct{}), sse: sse,
+		cut: make(chan struct{}), room: make(chan struct{}, 1)}
 }
+
+// open reports whether the stream can still carry messages.
+func (st *stream) open() bool { return !closed(st.done) && !closed(st.cut) }
+
+var (
+	errStreamGone = errors.New("the stream has ended")
+	errSlow       = errors.New("the stream stayed full for send_timeout")
+)
+
+// put queues it on the stream once its bytes fit within limit (a message
+// always fits an empty stream), waiting at most wait for the client to
+// make room by reading.
+func (st *stream) put(it item, limit int64, wait time.Duration) error {
+	n := int64(len(it.msg))
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		st.qmu.Lock()
+		if st.queued == 0 || st.queued+n <= limit {
+			st.queued += n
+			st.qmu.Unlock()
+			break
+		}
+		st.qmu.Unlock()
+		select {
+		case <-st.room:
+		case <-st.done:
+			return errStreamGone
+		case <-st.cut:
+			return errStreamGone
+		case <-timer.C:
+			return errSlow
+		}
+	}
+	var err error
+	select {
+	case st.out <- it:
+		return nil
+	case <-st.done:
+		err = errStreamGone
+	case <-st.cut:
+		err = errStreamGone
+	case <-timer.C:
+		err = errSlow
+	}
+	st.written(len(it.msg))
+	return err
+}
+
+// written gives back the bytes of a message the handler has written (or
+// will not write).
+func (st *stream) written(n int) {
+	st.qmu.Lock()
+	st.queued -= int64(n)
+	st.qmu.Unlock()
+	select {
+	case st.room <- struct{}{}:
+	default:
+	}
+}
+
+// cutOff closes the stream as a slow consumer.
+func (st *stream) cutOff() { st.cutOnce.Do(func() { close(st.cut) }) }
 
 // idKey is a JSON-RPC id (or progress token) as a map key: numbers by
 // value, so an id the server re-encodes (1.0 as 1) still matches.
@@ -124,10 +209,11 @@ func (s *mcpSession) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
 // route delivers one message from the process. It runs on the process's
 // stdout reader, one message at a time, in the order they were written;
-// while a stream's buffer is full it waits, which holds the process's
-// output back until the client reads.
+// while a stream holds max_queued_bytes it waits, which holds the
+// process's output back until the client reads, for send_timeout at most:
+// then the stream is cut as a slow consumer and the message goes
+// elsewhere (a response is dropped with its stream).
 func (s *mcpSession) route(msg []byte) {
-	s.touch()
 	var env outEnvelope
 	if err := json.Unmarshal(msg, &env); err != nil {
 		// stdio passes only JSON-RPC objects; params of another shape
@@ -145,17 +231,22 @@ func (s *mcpSession) route(msg []byte) {
 		if !ok {
 			return
 		}
-		select {
-		case st.out <- it:
+		err := st.put(it, s.maxQueued, s.sendTimeout)
+		if err == nil {
 			return
-		case <-st.done:
-			if it.resp {
-				s.logger.Debug("dropping a response: its request's stream has ended",
-					zap.String("session", session.ShortID(s.id)), zap.ByteString("id", env.ID))
-				return
-			}
-			// Pick again: the ended stream is no candidate any more.
 		}
+		if errors.Is(err, errSlow) {
+			// As mcp_sse closes a session whose queue stays full: the
+			// process's output waits for no client longer than that. The
+			// stream's handler logs it.
+			st.cutOff()
+		}
+		if it.resp {
+			s.logger.Debug("dropping a response: its request's stream has ended",
+				zap.String("session", session.ShortID(s.id)), zap.ByteString("id", env.ID))
+			return
+		}
+		// Pick again: the ended stream is no candidate any more.
 	}
 }
 
@@ -184,28 +275,30 @@ func (s *mcpSession) pick(msg []byte, env *outEnvelope) (*stream, item, bool) {
 		// A notification: progress goes to the request that owns its
 		// token; others to the only request in flight.
 		if env.Params.ProgressToken != nil {
-			if c := s.tokens[idKey(env.Params.ProgressToken)]; c != nil && c.st.sse && !closed(c.st.done) {
+			if c := s.tokens[idKey(env.Params.ProgressToken)]; c != nil && c.st.sse && c.st.open() {
 				return c.st, item{msg: msg}, true
 			}
 		}
-		if c := s.onlyCall(); c != nil && c.st.sse && !closed(c.st.done) {
+		if c := s.onlyCall(); c != nil && c.st.sse && c.st.open() {
 			return c.st, item{msg: msg}, true
 		}
 	}
 	// Server-to-client requests and notifications of no request: the
 	// standalone stream, else a request stream in flight, else later.
-	if st := s.standalone; st != nil && !closed(st.done) {
+	if st := s.standalone; st != nil && st.open() {
 		return st, item{msg: msg}, true
 	}
 	if c := s.oldestCall(); c != nil {
 		return c.st, item{msg: msg}, true
 	}
-	if len(s.backlog) >= maxBacklog {
+	if len(s.backlog) >= maxBacklog || (len(s.backlog) > 0 && s.backlogLen+int64(len(msg)) > s.maxQueued) {
 		s.logger.Warn("dropping a message: no stream open and the backlog is full",
-			zap.String("session", session.ShortID(s.id)), zap.Int("backlog", maxBacklog))
+			zap.String("session", session.ShortID(s.id)), zap.Int("messages", len(s.backlog)),
+			zap.Int64("bytes", s.backlogLen), zap.Int64("max_queued_bytes", s.maxQueued))
 		return nil, item{}, false
 	}
 	s.backlog = append(s.backlog, msg)
+	s.backlogLen += int64(len(msg))
 	return nil, item{}, false
 }
 
@@ -234,7 +327,7 @@ func (s *mcpSession) onlyCall() *call {
 func (s *mcpSession) oldestCall() *call {
 	var oldest *call
 	for _, c := range s.calls {
-		if c.st.sse && !closed(c.st.done) && (oldest == nil || c.seq < oldest.seq) {
+		if c.st.sse && c.st.open() && (oldest == nil || c.seq < oldest.seq) {
 			oldest = c
 		}
 	}
@@ -256,36 +349,51 @@ type inMessage struct {
 	req   bool
 }
 
+// Why register refused a POST's requests.
+var (
+	errEnded     = errors.New("the session has ended")
+	errBusy      = errors.New("max_inflight reached")
+	errDuplicate = errors.New("request id already in flight")
+)
+
 // register adds a POST's requests, so that their responses find the
 // stream before the process can write them. It returns the backlog for
-// the stream to carry first when it is the only stream that could; false
-// with the duplicate id when one of the ids is already in flight, or
-// false and no id when the session has ended.
-func (s *mcpSession) register(st *stream, msgs []inMessage) (backlog [][]byte, dup json.RawMessage, ok bool) {
+// the stream to carry first when it is the only stream that could. It
+// refuses them all with errEnded when the session has ended, errBusy when
+// they would make more than maxInflight (<= 0: no limit) in flight, and
+// errDuplicate with the id when one is already in flight.
+func (s *mcpSession) register(st *stream, msgs []inMessage, maxInflight int) (backlog [][]byte, dup json.RawMessage, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return nil, nil, false // neither registered nor a duplicate: gone
+		return nil, nil, errEnded
 	}
+	requests := 0
 	for i, m := range msgs {
 		if !m.req {
 			continue
 		}
+		requests++
 		if s.calls[idKey(m.id)] != nil {
-			return nil, m.id, false
+			return nil, m.id, errDuplicate
 		}
 		for _, n := range msgs[:i] {
 			if n.req && idKey(n.id) == idKey(m.id) {
-				return nil, m.id, false
+				return nil, m.id, errDuplicate
 			}
 		}
+	}
+	if maxInflight > 0 && len(s.calls)+requests > maxInflight {
+		return nil, nil, errBusy
 	}
 	for _, m := range msgs {
 		if !m.req {
 			continue
 		}
 		s.seq++
-		c := &call{id: m.id, key: idKey(m.id), st: st, seq: s.seq}
+		// A copy: the id outlives the POST's body, whose bytes are given
+		// back once the process has taken it.
+		c := &call{id: bytes.Clone(m.id), key: idKey(m.id), st: st, seq: s.seq}
 		if m.token != nil {
 			c.token = idKey(m.token)
 			s.tokens[c.token] = c
@@ -293,10 +401,10 @@ func (s *mcpSession) register(st *stream, msgs []inMessage) (backlog [][]byte, d
 		s.calls[c.key] = c
 		st.pending++
 	}
-	if st.sse && (s.standalone == nil || closed(s.standalone.done)) && len(s.backlog) > 0 {
-		backlog, s.backlog = s.backlog, nil
+	if st.sse && (s.standalone == nil || !s.standalone.open()) && len(s.backlog) > 0 {
+		backlog, s.backlog, s.backlogLen = s.backlog, nil, 0
 	}
-	return backlog, nil, true
+	return backlog, nil, nil
 }
 
 // unregister forgets the requests of a stream whose client went away:
@@ -342,12 +450,12 @@ func sortCalls(list []*call) {
 func (s *mcpSession) openStandalone(st *stream) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.standalone != nil && !closed(s.standalone.done) {
+	if s.standalone != nil && s.standalone.open() {
 		return nil, false
 	}
 	s.standalone = st
 	backlog := s.backlog
-	s.backlog = nil
+	s.backlog, s.backlogLen = nil, 0
 	return backlog, true
 }
 
@@ -425,8 +533,12 @@ loop:
 			<-s.proc.Done()
 			break loop
 		case now := <-tick:
-			last := time.Unix(0, s.lastActive.Load())
-			if now.Sub(last) >= idle && !s.inFlight() {
+			if s.inFlight() {
+				// Idle time starts when the last request is answered.
+				s.touch()
+				continue
+			}
+			if now.Sub(time.Unix(0, s.lastActive.Load())) >= idle {
 				s.end(ReasonIdle, nil)
 			}
 		}

@@ -20,7 +20,9 @@ const maxSkippedSnippet = 256
 // what follows is drained so the process never blocks on a full pipe.
 func (p *Process) readStdout() {
 	defer p.readers.Done()
-	br := bufio.NewReaderSize(p.stdout, 64<<10)
+	skipped := newLogLimit(p.cfg.SkippedRate, p.cfg.OnSkipped)
+	defer skipped.flush()
+	br := bufio.NewReaderSize(p.stdout, stdoutBufferSize)
 	for {
 		line, err := readLine(br, p.cfg.MaxMessageSize)
 		if errors.Is(err, errLineTooLong) {
@@ -31,7 +33,7 @@ func (p *Process) readStdout() {
 			return
 		}
 		if len(line) > 0 {
-			p.take(line)
+			p.take(line, skipped)
 		}
 		if err != nil {
 			return
@@ -39,15 +41,17 @@ func (p *Process) readStdout() {
 	}
 }
 
-func (p *Process) take(line []byte) {
+// stdoutBufferSize is the read buffer of stdout; longer lines are read in
+// fragments of it.
+const stdoutBufferSize = 64 << 10
+
+func (p *Process) take(line []byte, skipped *logLimit[[]byte]) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
 		return
 	}
 	if !isJSONRPC(line) {
-		if p.cfg.OnSkipped != nil {
-			p.cfg.OnSkipped(bytes.Clone(line[:min(len(line), maxSkippedSnippet)]))
-		}
+		skipped.offer(p.now(), bytes.Clone(line[:min(len(line), maxSkippedSnippet)]))
 		return
 	}
 	p.out.Add(1)
@@ -102,7 +106,8 @@ func readLine(br *bufio.Reader, maxLen int) ([]byte, error) {
 func (p *Process) readStderr() {
 	defer p.readers.Done()
 	br := bufio.NewReaderSize(p.stderr, max(p.cfg.StderrMaxLine, 16))
-	limit := newRateLimit(p.cfg.StderrRate)
+	limit := newLogLimit(p.cfg.StderrRate, p.cfg.OnStderr)
+	defer limit.flush()
 	for {
 		frag, err := br.ReadSlice('\n')
 		line := frag
@@ -117,14 +122,53 @@ func (p *Process) readStderr() {
 				s = s[:p.cfg.StderrMaxLine]
 			}
 			p.lastStderr.Store(&s)
-			if ok, suppressed := limit.allow(time.Now()); ok && p.cfg.OnStderr != nil {
-				p.cfg.OnStderr(s, suppressed)
-			}
+			limit.offer(p.now(), s)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
 		}
 	}
+}
+
+// logLimit hands lines to a callback at a bounded rate. A line over the
+// rate is counted, not delivered; the count goes with the next line
+// delivered, and at the end (flush) the last line suppressed is delivered
+// with the count of those before it, so that neither the count nor a
+// process's last words (often why it died) are lost to a burst.
+type logLimit[T any] struct {
+	deliver  func(T, int)
+	bucket   *rateLimit
+	last     T    // the last line suppressed
+	haveLast bool // whether there is one not yet delivered
+}
+
+func newLogLimit[T any](rate int, deliver func(T, int)) *logLimit[T] {
+	return &logLimit[T]{deliver: deliver, bucket: newRateLimit(rate)}
+}
+
+func (l *logLimit[T]) offer(now time.Time, line T) {
+	if l.deliver == nil {
+		return
+	}
+	ok, suppressed := l.bucket.allow(now)
+	if !ok {
+		l.last, l.haveLast = line, true
+		return
+	}
+	l.haveLast = false
+	l.deliver(line, suppressed)
+}
+
+// flush delivers the last line suppressed, if any, with the count of the
+// lines suppressed before it.
+func (l *logLimit[T]) flush() {
+	if l.deliver == nil || !l.haveLast {
+		return
+	}
+	l.haveLast = false
+	n := l.bucket.suppressed - 1
+	l.bucket.suppressed = 0
+	l.deliver(l.last, n)
 }
 
 // rateLimit is a token bucket of rate tokens a second, as deep as rate.

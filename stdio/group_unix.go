@@ -5,9 +5,11 @@ package stdio
 import "syscall"
 
 // sysProcAttr puts the process in a process group of its own, whose id
-// is its pid.
+// is its pid, with the parent-death signal where there is one.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+	a := &syscall.SysProcAttr{Setpgid: true}
+	setParentDeathSignal(a)
+	return a
 }
 
 // signalGroup sends sig to every process of the group pgid.

@@ -3,7 +3,11 @@
 // the way the MCP specification asks (close stdin, wait, SIGTERM, wait,
 // SIGKILL). Every process runs in a process group of its own, and the
 // whole group is signalled, so the children a launcher such as npx or uvx
-// starts end with it. It knows nothing of Caddy or HTTP.
+// starts end with it; so is every process that carries the session's
+// marker (SessionVar) in its environment, so that descendants that left
+// the group (setsid) end too. On Linux the process gets SIGKILL should
+// this one die (see pdeathsig_linux.go), and this one reaps the orphans
+// it adopts as subreaper. It knows nothing of Caddy or HTTP.
 package stdio
 
 import (
@@ -25,6 +29,7 @@ const (
 	DefaultStopTimeout    = 5 * time.Second
 	DefaultStderrMaxLine  = 1024
 	DefaultStderrRate     = 20
+	DefaultSkippedRate    = 20
 )
 
 // Config says what to run and how to talk to it.
@@ -34,7 +39,7 @@ type Config struct {
 	Command string
 	Args    []string
 	// Env is the whole environment of the process; nil means the
-	// caller's own.
+	// caller's own. SessionVar is added to it.
 	Env []string
 	// Dir is the working directory; empty means the caller's.
 	Dir string
@@ -49,14 +54,24 @@ type Config struct {
 	// order, from one goroutine. The slice is the receiver's to keep.
 	OnMessage func(msg []byte)
 	// OnSkipped receives the start (at most 256 bytes) of each stdout
-	// line that is not a JSON-RPC message; the line is otherwise ignored.
-	OnSkipped func(line []byte)
+	// line that is not a JSON-RPC message, at most SkippedRate a second
+	// (with as many in a burst), as OnStderr does; the line is otherwise
+	// ignored. suppressed is how many lines were dropped since the last
+	// one delivered.
+	OnSkipped   func(line []byte, suppressed int)
+	SkippedRate int
 	// OnStderr receives stderr lines, cut to StderrMaxLine bytes, at most
 	// StderrRate a second (with as many in a burst); suppressed is how
-	// many lines were dropped since the last one delivered.
+	// many lines were dropped since the last one delivered. When the
+	// stream ends, the last line dropped, if any, is delivered with the
+	// count of those dropped before it.
 	OnStderr      func(line string, suppressed int)
 	StderrMaxLine int
 	StderrRate    int
+
+	// clock is the time the rate limits read; time.Now if nil (tests
+	// set it).
+	clock func() time.Time
 }
 
 // ErrMessageTooLarge is the cause of an exit forced by a stdout line over
@@ -108,6 +123,7 @@ func (e Exit) String() string {
 type Process struct {
 	cfg     Config
 	cmd     *exec.Cmd
+	marker  string // SessionVar=token, in the environment of the whole tree
 	started time.Time
 	stdin   *os.File
 	stdout  *os.File
@@ -141,9 +157,20 @@ func Start(cfg Config) (*Process, error) {
 	if cfg.StderrRate <= 0 {
 		cfg.StderrRate = DefaultStderrRate
 	}
+	if cfg.SkippedRate <= 0 {
+		cfg.SkippedRate = DefaultSkippedRate
+	}
+	if cfg.clock == nil {
+		cfg.clock = time.Now
+	}
 	becomeSubreaper()
 	cmd := exec.Command(cfg.Command, cfg.Args...)
-	cmd.Env = cfg.Env
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	marker := newTreeMarker()
+	cmd.Env = append(env[:len(env):len(env)], marker)
 	cmd.Dir = cfg.Dir
 	// A group of its own: the group is what Stop signals, so a launcher's
 	// children go with it, and a signal Caddy's terminal sends its own
@@ -183,7 +210,13 @@ func Start(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("starting %s: %w", cfg.Command, err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	if err := cmd.Start(); err != nil {
+	err = startLeader(func() (int, error) {
+		if err := startProcess(cmd); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("starting %s: %w", cfg.Command, err)
 	}
@@ -194,7 +227,7 @@ func Start(cfg Config) (*Process, error) {
 	errW.Close()
 
 	p := &Process{
-		cfg: cfg, cmd: cmd, started: time.Now(),
+		cfg: cfg, cmd: cmd, marker: marker, started: time.Now(),
 		stdin: inW, stdout: outR, stderr: errR,
 		exited: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -205,6 +238,8 @@ func Start(cfg Config) (*Process, error) {
 	go p.wait()
 	return p, nil
 }
+
+func (p *Process) now() time.Time { return p.cfg.clock() }
 
 // PID is the process id, which is also its process group id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
@@ -296,12 +331,12 @@ func (p *Process) stop() {
 		return
 	}
 	p.stage.Store(StageTerm)
-	p.signalGroup(syscall.SIGTERM)
+	p.signalTree(syscall.SIGTERM)
 	if p.waitExited(p.cfg.StopTimeout) {
 		return
 	}
 	p.stage.Store(StageKill)
-	p.signalGroup(syscall.SIGKILL)
+	p.signalTree(syscall.SIGKILL)
 }
 
 func (p *Process) waitExited(d time.Duration) bool {
@@ -315,28 +350,19 @@ func (p *Process) waitExited(d time.Duration) bool {
 	}
 }
 
-func (p *Process) signalGroup(sig syscall.Signal) {
-	signalGroup(p.PID(), sig)
-}
-
-// groupAlive reports whether any process is left in the group, after
-// collecting those that exited.
-func (p *Process) groupAlive() bool {
-	reapGroup(p.PID())
-	return groupExists(p.PID())
-}
-
 // wait reaps the process, then ends what it left in its group, then waits
 // for the readers, so that Done means nothing of it runs any more.
 func (p *Process) wait() {
 	err := p.cmd.Wait()
+	leaderDone(p.PID())
 	close(p.exited)
-	p.endGroup()
+	p.endTree()
 	p.closeStdin()
 
 	// The readers end at EOF, once every writer of the pipes is closed.
-	// A descendant that left the group (setsid) may still hold one: after
-	// a bound, the read ends are closed under it.
+	// A descendant that endTree could not reach (one that dropped the
+	// marker from its environment and left the group) may still hold
+	// one: after a bound, the read ends are closed under it.
 	readersDone := make(chan struct{})
 	go func() {
 		p.readers.Wait()
@@ -366,22 +392,6 @@ func (p *Process) wait() {
 	}
 	p.exit = exit
 	close(p.done)
-}
-
-// endGroup ends the processes the leader left in its group: SIGTERM, a
-// wait of StopTimeout, SIGKILL.
-func (p *Process) endGroup() {
-	if !p.groupAlive() {
-		return
-	}
-	p.signalGroup(syscall.SIGTERM)
-	deadline := time.Now().Add(p.cfg.StopTimeout)
-	for p.groupAlive() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if p.groupAlive() {
-		p.signalGroup(syscall.SIGKILL)
-	}
 }
 
 func signalName(s syscall.Signal) string {

@@ -28,26 +28,42 @@ type server struct {
 	mu       sync.Mutex
 	skipped  []string
 	stderr   []string
+	// how many lines the rate limits reported suppressed, in all
+	skippedSuppressed, stderrSuppressed int
 }
 
 func start(t *testing.T, cfg Config, flags ...string) *server {
 	t.Helper()
-	s := &server{marker: proctest.Marker(), messages: make(chan []byte, 100)}
 	cfg.Command = proctest.Server(t)
 	cfg.Args = flags
-	cfg.Env = append(os.Environ(), s.marker)
+	return startCommand(t, cfg, func(start func()) { start() })
+}
+
+// startCommand starts cfg's command, the Start call run by launch, with
+// the test's marker added to its environment.
+func startCommand(t *testing.T, cfg Config, launch func(start func())) *server {
+	t.Helper()
+	s := &server{marker: proctest.Marker(), messages: make(chan []byte, 100)}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	cfg.Env = append(cfg.Env, s.marker)
 	cfg.OnMessage = func(m []byte) { s.messages <- m }
-	cfg.OnSkipped = func(l []byte) {
+	cfg.OnSkipped = func(l []byte, suppressed int) {
 		s.mu.Lock()
 		s.skipped = append(s.skipped, string(l))
+		s.skippedSuppressed += suppressed
 		s.mu.Unlock()
 	}
-	cfg.OnStderr = func(l string, _ int) {
+	cfg.OnStderr = func(l string, suppressed int) {
 		s.mu.Lock()
 		s.stderr = append(s.stderr, l)
+		s.stderrSuppressed += suppressed
 		s.mu.Unlock()
 	}
-	p, err := Start(cfg)
+	var p *Process
+	var err error
+	launch(func() { p, err = Start(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +289,10 @@ func TestReadLine(t *testing.T) {
 		{"exactly max", "abcd\n", 4, []string{"abcd"}, nil},
 		{"over max", "abcde\n", 4, nil, errLineTooLong},
 		{"over max unterminated", "abcdefgh", 4, nil, errLineTooLong},
+		// Longer than the reader's buffer (16): read in fragments, each
+		// under max; the line's length is what counts.
+		{"over max across fragments", strings.Repeat("a", 40) + "\n", 20, nil, errLineTooLong},
+		{"under max across fragments", strings.Repeat("a", 40) + "\n", 40, []string{strings.Repeat("a", 40)}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

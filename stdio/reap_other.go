@@ -2,5 +2,12 @@
 
 package stdio
 
-func becomeSubreaper()   {}
-func reapGroup(pgid int) {}
+func becomeSubreaper() {}
+func reapOrphans()     {}
+
+func startLeader(start func() (int, error)) error {
+	_, err := start()
+	return err
+}
+
+func leaderDone(int) {}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/proctest"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
 
@@ -59,6 +60,7 @@ func TestMain(m *testing.M) {
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
+	proctest.RemoveAll()
 	os.Exit(code)
 }
 

@@ -30,6 +30,8 @@ trap cleanup EXIT INT TERM
 redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly yes --dir "$bin" \
 	--maxmemory-policy noeviction >"$bin/redis.log" 2>&1 &
 pids+=($!)
+# The instances read it from their environment ({env.REDIS_URL}).
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 INSTANCE=a PORT=8081 ADMIN=2021 "$bin/caddy" run --config instance.Caddyfile >"$bin/a.log" 2>&1 &
 pids+=($!)
 INSTANCE=b PORT=8082 ADMIN=2022 "$bin/caddy" run --config instance.Caddyfile >"$bin/b.log" 2>&1 &

@@ -145,6 +145,25 @@ func Identity(r *http.Request, placeholder string) string {
 	return repl.ReplaceAll(placeholder, "")
 }
 
+// ClientKey is what per-client limits count a request under: its
+// client's IPv4 address, or the /64 of its IPv6 address. One IPv6 host is
+// usually given a whole /64 (SLAAC, privacy addresses, a provider's
+// delegation), so counting by full address would let one client take
+// every slot by walking its prefix.
+func ClientKey(r *http.Request) string {
+	ip := ClientIP(r)
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		return addr.String()
+	}
+	p, _ := addr.WithZone("").Prefix(64)
+	return p.String()
+}
+
 // ClientIP is the client's address as Caddy determined it (trusted
 // proxies taken into account), falling back to the connection's.
 func ClientIP(r *http.Request) string {

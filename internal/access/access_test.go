@@ -50,3 +50,23 @@ func TestSameOrigin(t *testing.T) {
 		})
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	for _, tc := range []struct{ name, remote, want string }{
+		{"ipv4", "192.0.2.7:5000", "192.0.2.7"},
+		{"ipv4-mapped ipv6", "[::ffff:192.0.2.7]:5000", "192.0.2.7"},
+		{"ipv6 keyed on its /64", "[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:5000", "2001:db8:1:2::/64"},
+		{"another address of the same /64", "[2001:db8:1:2::1]:5000", "2001:db8:1:2::/64"},
+		{"another /64", "[2001:db8:1:3::1]:5000", "2001:db8:1:3::/64"},
+		{"zone dropped", "[fe80::1%eth0]:5000", "fe80::/64"},
+		{"not an address", "pipe", "pipe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			if got := ClientKey(r); got != tc.want {
+				t.Errorf("ClientKey(%s) = %q, want %q", tc.remote, got, tc.want)
+			}
+		})
+	}
+}

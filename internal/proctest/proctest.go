@@ -19,8 +19,12 @@ import (
 )
 
 // MarkerVar is the environment variable whose value marks a test's
-// processes; children inherit it.
-const MarkerVar = "MCP_STDIO_TEST_MARK"
+// processes; children inherit it. Its LC_ prefix puts it in the short
+// list of variables mcp_stdio's processes inherit by default (LC_*, as
+// a locale setting is), so a Caddy the tests start hands it on without
+// an inherit_env line; the tests of what is not inherited use other
+// names.
+const MarkerVar = "LC_MCP_STDIO_TEST_MARK"
 
 // Marker returns a fresh marker, as the KEY=VALUE its processes carry.
 func Marker() string {

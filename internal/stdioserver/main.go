@@ -1,8 +1,9 @@
 // Command stdioserver is the demo MCP server (tools echo, add, slow,
 // sample) served over stdio, with tools and faults the tests of the stdio
 // and mcpstdio packages need: env and cwd report the process's
-// environment, crash exits in the middle of a call, and flags make it
-// misbehave the ways real servers do.
+// environment, crash exits in the middle of a call, flood sends
+// notifications of a chosen size, and flags make it misbehave the ways
+// real servers do.
 package main
 
 import (
@@ -24,10 +25,12 @@ var (
 	banner           = flag.String("banner", "", "print this line on stdout before serving")
 	ignoreStdinClose = flag.Bool("ignore-stdin-close", false, "keep running after stdin closes")
 	ignoreSIGTERM    = flag.Bool("ignore-sigterm", false, "ignore SIGTERM")
+	ignoreSIGPIPE    = flag.Bool("ignore-sigpipe", false, "ignore SIGPIPE: keep running once stdout and stderr have no reader")
 	child            = flag.Bool("child", false, "start a child process of its own that outlives it")
 	sleeper          = flag.Bool("sleeper", false, "only sleep (the child of -child)")
 	stderrLines      = flag.Int("stderr-lines", 0, "write this many lines to stderr at start")
 	bigLine          = flag.Int("big-line", 0, "write a stdout line of this many bytes at start")
+	stdoutLines      = flag.Int("stdout-lines", 0, "write this many lines that are not JSON-RPC to stdout at start")
 )
 
 // NameInput is the env tool's input.
@@ -49,6 +52,9 @@ func main() {
 	if *ignoreSIGTERM {
 		signal.Ignore(syscall.SIGTERM)
 	}
+	if *ignoreSIGPIPE {
+		signal.Ignore(syscall.SIGPIPE)
+	}
 	if *child {
 		c := exec.Command(os.Args[0], "-sleeper")
 		// The child holds the server's stdout and stderr, as a launcher's
@@ -66,6 +72,9 @@ func main() {
 	for i := range *stderrLines {
 		fmt.Fprintf(os.Stderr, "stderr line %d\n", i)
 	}
+	for i := range *stdoutLines {
+		fmt.Printf("stdout line %d\n", i)
+	}
 	if *bigLine > 0 {
 		b := make([]byte, *bigLine)
 		for i := range b {
@@ -75,6 +84,7 @@ func main() {
 	}
 
 	s := demo.NewServer()
+	addFlood(s)
 	mcp.AddTool(s, &mcp.Tool{Name: "env", Description: "Returns an environment variable."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in NameInput) (*mcp.CallToolResult, any, error) {
 			return text(os.Getenv(in.Name)), nil, nil
