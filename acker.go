@@ -96,7 +96,9 @@ func (m *clusterMember) ackTurn(queue []*ownedSession) {
 				m.acks.add(o)
 			}
 		case errors.Is(err, cluster.ErrFenced):
-			o.release("fenced: another instance owns the session now")
+			// At once, not at the next renewal: whatever this copy
+			// dispatches now, another owner dispatches too.
+			o.release("fenced: an ack found the session owned at a later epoch")
 		default:
 			m.noteRedis(err)
 			o.mu.Lock()

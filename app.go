@@ -28,12 +28,14 @@ func init() {
 //
 //	{
 //		mcp_sse {
-//			cluster redis://10.0.0.5:6379/0 {
-//				prefix       mcp_sse
-//				instance     edge-1
-//				dial_timeout 2s
-//				timeout      1s
-//				lease        6s
+//			cluster {env.REDIS_URL} {
+//				secret           {env.MCP_CLUSTER_KEY}
+//				previous_secrets {env.MCP_CLUSTER_OLD_KEY}
+//				prefix           mcp_sse
+//				instance         edge-1
+//				dial_timeout     2s
+//				timeout          1s
+//				lease            6s
 //				allow_eviction
 //			}
 //		}
@@ -45,6 +47,7 @@ type App struct {
 
 	member *clusterMember
 	key    string
+	keys   *cluster.Keyring
 }
 
 // ClusterConfig says how the instance joins its cluster.
@@ -52,6 +55,17 @@ type ClusterConfig struct {
 	// URL of Redis: redis://[user:password@]host:port/db, or rediss://
 	// for TLS. Placeholders such as {env.REDIS_URL} are replaced.
 	URL string `json:"url"`
+	// Secret encrypts (AES-256-GCM) what crosses Redis: the messages
+	// clients post, with their headers, and the instances' control
+	// messages. The base64 of 32 random bytes (openssl rand -base64 32),
+	// the same on every instance; placeholders such as
+	// {env.MCP_CLUSTER_KEY} are replaced. Required.
+	Secret string `json:"secret,omitempty"`
+	// PreviousSecrets open what older secrets encrypted, and encrypt
+	// nothing: rotating is making the new secret current and the old one
+	// previous, on every instance, then dropping it once no instance
+	// encrypts with it and its entries have left Redis.
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
 	// Prefix of every key and channel. Default: mcp_sse.
 	Prefix string `json:"prefix,omitempty"`
 	// Instance names this instance; unique in the cluster. Default: the
@@ -101,8 +115,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if cfg.Lease < 0 || cfg.Timeout < 0 || cfg.DialTimeout < 0 {
 		return fmt.Errorf("mcp_sse cluster: lease, timeout and dial_timeout must be positive")
 	}
+	keys, err := a.Cluster.keyring()
+	if err != nil {
+		return fmt.Errorf("mcp_sse cluster: %w", err)
+	}
+	a.keys = keys
+	// The membership's key leaves the secrets out (Keys is not
+	// marshalled): a reload that rotates them keeps the node and its
+	// sessions, and Start hands it the new keyring.
 	key, _ := json.Marshal(cfg)
 	a.key = string(key)
+	cfg.Keys = keys
 	m, err := loadMember(a.key, cfg, ctx.Logger())
 	if err != nil {
 		return fmt.Errorf("mcp_sse cluster: %w", err)
@@ -111,8 +134,34 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Start implements caddy.App.
-func (a *App) Start() error { return nil }
+// keyring reads the secrets, placeholders replaced.
+func (c *ClusterConfig) keyring() (*cluster.Keyring, error) {
+	repl := caddy.NewReplacer()
+	current := repl.ReplaceKnown(c.Secret, "")
+	if strings.TrimSpace(current) == "" {
+		if c.Secret == "" {
+			return nil, fmt.Errorf("cluster mode needs a secret, the base64 of 32 random bytes (openssl rand -base64 32), the same on every instance: secret {env.MCP_CLUSTER_KEY}")
+		}
+		return nil, fmt.Errorf("secret %s is empty once replaced (is the variable set?)", c.Secret)
+	}
+	previous := make([]string, len(c.PreviousSecrets))
+	for i, p := range c.PreviousSecrets {
+		previous[i] = repl.ReplaceKnown(p, "")
+		if strings.TrimSpace(previous[i]) == "" {
+			return nil, fmt.Errorf("previous secret %s is empty once replaced (is the variable set?)", p)
+		}
+	}
+	return cluster.NewKeyring(current, previous...)
+}
+
+// Start implements caddy.App: the configuration is whole, and its keyring
+// becomes the node's (it may be a reload's, with rotated secrets).
+func (a *App) Start() error {
+	if a.member != nil {
+		a.member.node.SetKeys(a.keys)
+	}
+	return nil
+}
 
 // Stop implements caddy.App.
 func (a *App) Stop() error { return nil }
@@ -154,6 +203,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			for d.NextBlock(1) {
 				var err error
 				switch d.Val() {
+				case "secret":
+					if err = directive.OneArg(d, &c.Secret); err == nil {
+						err = checkSecret(d, "secret", c.Secret)
+					}
+				case "previous_secrets":
+					args := d.RemainingArgs()
+					if len(args) == 0 {
+						return nil, d.ArgErr()
+					}
+					for _, s := range args {
+						if err = checkSecret(d, "previous_secrets", s); err != nil {
+							break
+						}
+					}
+					c.PreviousSecrets = append(c.PreviousSecrets, args...)
 				case "prefix":
 					err = directive.OneArg(d, &c.Prefix)
 				case "instance":
@@ -176,12 +240,28 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 					return nil, err
 				}
 			}
+			if c.Secret == "" {
+				return nil, d.Err("cluster needs a secret, the base64 of 32 random bytes (openssl rand -base64 32), the same on every instance: secret {env.MCP_CLUSTER_KEY}")
+			}
 			app.Cluster = c
 		default:
 			return nil, d.Errf("unknown mcp_sse global subdirective %q", d.Val())
 		}
 	}
 	return httpcaddyfile.App{Name: "mcp_sse", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// checkSecret checks a secret written in the Caddyfile itself; one in a
+// placeholder is checked once replaced, at provisioning.
+// The error names the subdirective, never the secret.
+func checkSecret(d *caddyfile.Dispenser, what, s string) error {
+	if hasPlaceholder(s) {
+		return nil
+	}
+	if _, err := cluster.ParseKey(s); err != nil {
+		return d.Errf("%s: %v", what, err)
+	}
+	return nil
 }
 
 // hasPlaceholder: a URL such as {env.REDIS_URL} is checked once replaced,

@@ -350,18 +350,46 @@ func (h *Handler) clusterOpened(sess *session.Session, r *http.Request, next cad
 	return err
 }
 
-// clusterReattached tells the cluster of a re-attach here: the new token,
-// and the new stream's route for what the session dispatches.
-func (h *Handler) clusterReattached(sess *session.Session, r *http.Request, next caddyhttp.Handler, old string) {
-	o, ok := h.cluster.ownedSession(sess.ID)
+// clusterRetoken spends the resume token old of sess, held here, in the
+// cluster: token becomes its token there. It reports whether it did; if
+// not, the re-attach fails (and the request gets a new session, or 503
+// while Redis is unreachable), and old stays the session's token, here
+// and in the cluster, for the client to try again.
+func (h *Handler) clusterRetoken(sess *session.Session, r *http.Request, old, token string) bool {
+	m := h.cluster
+	o, ok := m.ownedSession(sess.ID)
 	if !ok || o.sess != sess {
-		return
+		return false // let go of: the cluster's copy is elsewhere
 	}
-	o.setRoute(r, next)
-	ctx, cancel := context.WithTimeout(r.Context(), h.cluster.node.Lease()/3)
+	st := o.state()
+	st.Token, st.Detached = token, false
+	ctx, cancel := context.WithTimeout(r.Context(), m.node.Lease()/3)
 	defer cancel()
-	if err := h.cluster.node.Retoken(ctx, o.state(), old); err != nil {
-		h.cluster.noteRedis(err)
+	err := m.node.Retoken(ctx, st, old)
+	if errors.Is(err, cluster.ErrGone) {
+		// Redis lost the session (a restart without its data): held
+		// here, it is registered again, with the new token.
+		err = m.node.Register(ctx, st)
+	}
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, cluster.ErrFenced):
+		o.release("fenced: another instance owns the session now")
+	case errors.Is(err, cluster.ErrSpent):
+	default:
+		m.noteRedis(err)
+	}
+	h.logger.Warn("re-attach refused: the cluster could not spend its resume token",
+		zap.String("session", session.ShortID(sess.ID)), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+	return false
+}
+
+// clusterReattached gives the session the new stream's route for what it
+// dispatches.
+func (h *Handler) clusterReattached(sess *session.Session, r *http.Request, next caddyhttp.Handler) {
+	if o, ok := h.cluster.ownedSession(sess.ID); ok && o.sess == sess {
+		o.setRoute(r, next)
 	}
 }
 

@@ -40,6 +40,9 @@ type clusterMember struct {
 	// are done, by "session entry".
 	held sync.Map // string -> *heldPost
 	down atomic.Bool
+	// unreadable is when each key id no key of the ring has was last
+	// logged, so that a misconfigured rotation logs once a minute.
+	unreadable sync.Map // string -> time.Time
 	// evictionChecked: Redis was found to evict nothing, or the config
 	// accepts eviction.
 	evictionChecked atomic.Bool
@@ -126,6 +129,7 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 	v, _, err := members.LoadOrNew(key, func() (caddy.Destructor, error) {
 		m := &clusterMember{logger: logger.Named("cluster"), acks: newAcker(), ready: make(chan struct{}),
 			stop: make(chan struct{}), done: make(chan struct{}), ackDone: make(chan struct{})}
+		cfg.Unreadable = m.noteUnreadable
 		// go-redis logs through one logger per process: the newest
 		// member's, in Caddy's logs rather than on stderr.
 		redisLogger := m.logger.Named("redis")
@@ -142,7 +146,7 @@ func loadMember(key string, cfg cluster.Config, logger *zap.Logger) (*clusterMem
 		}
 		go m.renew()
 		go m.ackLoop()
-		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()))
+		m.logger.Info("joined the cluster", zap.String("instance", node.Instance()), zap.String("key_id", cfg.Keys.ID()))
 		return m, nil
 	})
 	if err != nil {
@@ -240,6 +244,19 @@ func (m *clusterMember) refresh() {
 			o.release("fenced: another instance owns the session now")
 		}
 	}
+}
+
+// noteUnreadable logs, once a minute per key id, what came through Redis
+// that no secret of this instance opens: it is ignored (an inbox entry
+// is dropped), so the instances' secrets must agree.
+func (m *clusterMember) noteUnreadable(what, keyID string) {
+	now := time.Now()
+	if v, ok := m.unreadable.Load(keyID); ok && now.Sub(v.(time.Time)) < time.Minute {
+		return
+	}
+	m.unreadable.Store(keyID, now)
+	m.logger.Error("dropping what another instance sent through Redis: no secret of this instance opens it; every instance needs the same secret, and the previous one in previous_secrets while a rotation goes on",
+		zap.String("what", what), zap.String("key_id", keyID))
 }
 
 // noteRedis logs when Redis stops and starts answering, once each way.

@@ -31,7 +31,7 @@ func TestMembersStartAtOnce(t *testing.T) {
 	for i := range n {
 		keys[i] = fmt.Sprintf("start-at-once-%d", i)
 		wg.Go(func() {
-			cfg := cluster.Config{URL: r.URL(), Prefix: "startonce", Instance: keys[i], Lease: 3 * time.Second}
+			cfg := cluster.Config{URL: r.URL(), Prefix: "startonce", Instance: keys[i], Lease: 3 * time.Second, Keys: testClusterKeys(t)}
 			got[i], errs[i] = loadMember(keys[i], cfg, zap.NewNop())
 		})
 	}
@@ -70,7 +70,7 @@ func TestMembersStartAtOnce(t *testing.T) {
 func TestMemberRoutesRedisLogs(t *testing.T) {
 	r := redistest.Start(t)
 	core, logs := observer.New(zap.DebugLevel)
-	cfg := cluster.Config{URL: r.URL(), Prefix: "routelogs", Instance: "routelogs", Lease: 3 * time.Second}
+	cfg := cluster.Config{URL: r.URL(), Prefix: "routelogs", Instance: "routelogs", Lease: 3 * time.Second, Keys: testClusterKeys(t)}
 	if _, err := loadMember("routelogs", cfg, zap.New(core)); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestMemberRefusesEvictingRedis(t *testing.T) {
 	if _, err := r.Do("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.Config{URL: r.URL(), Prefix: "evict", Instance: "evict-1", Lease: 3 * time.Second}
+	cfg := cluster.Config{URL: r.URL(), Prefix: "evict", Instance: "evict-1", Lease: 3 * time.Second, Keys: testClusterKeys(t)}
 	_, err := loadMember("evict-1", cfg, zap.NewNop())
 	if err == nil {
 		_, _ = members.Delete("evict-1")

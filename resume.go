@@ -144,8 +144,16 @@ func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, next caddyhtt
 	sess := p.sess
 	// The proof is spent: the token it carried travelled in a header that
 	// access logs record. The stream's frame ids and cookie carry a new
-	// one.
-	old := sess.RotateToken()
+	// one. In cluster mode it is spent in the cluster first: a re-attach
+	// that could not spend it there fails, or the old token would still
+	// take the session over on another instance.
+	old, token := sess.Token(), session.NewToken()
+	if h.cluster != nil && !h.clusterRetoken(sess, r, old, token) {
+		return openedStream{}, false
+	}
+	if !sess.ReplaceToken(old, token) {
+		return openedStream{}, false // another re-attach spent it first
+	}
 	h.store.Retoken(sess, old)
 	stream := h.newStream(w, r, sess)
 	att := sess.Attach(stream.Deliver)
@@ -153,7 +161,7 @@ func (h *Handler) reattach(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return openedStream{}, false
 	}
 	if h.cluster != nil {
-		h.clusterReattached(sess, r, next, old)
+		h.clusterReattached(sess, r, next)
 	}
 	var frames []session.Entry
 	var lost uint64

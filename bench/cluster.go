@@ -9,6 +9,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -82,6 +84,10 @@ func (e *env) startCluster(name, kind, path string) (c *contender, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The instances' shared secret: what crosses Redis is encrypted.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	secret := base64.StdEncoding.EncodeToString(key)
 	var addrs []string
 	for i, inst := range []string{"a", "b"} {
 		port := freePort()
@@ -97,6 +103,7 @@ func (e *env) startCluster(name, kind, path string) (c *contender, err error) {
 	auto_https off
 	mcp_sse {
 		cluster redis://%s/0 {
+			secret %s
 			prefix bench
 			instance %s
 		}
@@ -117,7 +124,7 @@ http://127.0.0.1:%s {
 		}
 	}
 }
-`, admin, c.redisAt, inst, port, e.extra, up.addr, path)
+`, admin, c.redisAt, secret, inst, port, e.extra, up.addr, path)
 		cfgPath := filepath.Join(e.dir, slug+"-"+inst+".Caddyfile")
 		if err = os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err

@@ -63,10 +63,33 @@ func (e *events) waitFor(t *testing.T, what string, cond func(e *events) bool) {
 	}
 }
 
+// testSecret is the tests' cluster secret (the base64 of 32 bytes).
+const testSecret = "bWNwX3NzZSB0ZXN0cyBzZWNyZXQgMzIgYnl0ZXMgISE="
+
+func testKeys(t *testing.T) *cluster.Keyring {
+	t.Helper()
+	kr, err := cluster.NewKeyring(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
 func open(t *testing.T, r *redistest.Server, instance string) (*cluster.Node, *events) {
 	t.Helper()
+	return openWith(t, r, cluster.Config{Instance: instance, Keys: testKeys(t)})
+}
+
+// openWith opens a node of cfg on r, with the tests' prefix and lease.
+func openWith(t *testing.T, r *redistest.Server, cfg cluster.Config) (*cluster.Node, *events) {
+	t.Helper()
+	instance := cfg.Instance
 	ev := newEvents()
-	n, err := cluster.Open(cluster.Config{URL: r.URL(), Prefix: "t", Instance: instance, Lease: 3 * time.Second}, ev)
+	if cfg.URL == "" {
+		cfg.URL = r.URL()
+	}
+	cfg.Prefix, cfg.Lease = "t", 3*time.Second
+	n, err := cluster.Open(cfg, ev)
 	if err != nil {
 		t.Fatal(err)
 	}

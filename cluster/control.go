@@ -25,8 +25,10 @@ const (
 )
 
 // doorbellPrefix starts the message that says a session's inbox has a
-// new entry: "m <session> <previous entry> <entry> <posted JSON>". It is
-// the most frequent message, so its frame is not JSON.
+// new entry: "m <session> <previous entry> <entry> <sealed entry>". It
+// is the most frequent message, so its frame is not JSON. A control
+// message is sealed whole: it starts with a key id, in hex, never with
+// "m ".
 const doorbellPrefix = "m "
 
 // ackedPrefix starts the message that tells an entry's poster that the
@@ -41,17 +43,14 @@ type Doorbell struct {
 	Posted            *Posted
 }
 
-func parseDoorbell(s string) Doorbell {
+func (n *Node) parseDoorbell(s string) Doorbell {
 	var d Doorbell
 	var rest string
 	d.Session, rest, _ = strings.Cut(s, " ")
 	d.Prev, rest, _ = strings.Cut(rest, " ")
 	d.ID, rest, _ = strings.Cut(rest, " ")
 	if rest != "" {
-		var p Posted
-		if json.Unmarshal([]byte(rest), &p) == nil {
-			d.Posted = &p
-		}
+		d.Posted, _, _ = n.openPosted(d.Session, rest)
 	}
 	return d
 }
@@ -66,9 +65,14 @@ type Control struct {
 	From  string          `json:"from,omitempty"`
 }
 
-func decodeControl(s string) (Control, error) {
+func (n *Node) decodeControl(s string) (Control, error) {
 	var c Control
-	err := json.Unmarshal([]byte(s), &c)
+	b, keyID, err := n.ring.Load().open([]byte(s), controlContext)
+	if err != nil {
+		n.unreadable("control", keyID)
+		return c, err
+	}
+	err = json.Unmarshal(b, &c)
 	return c, err
 }
 
@@ -91,7 +95,7 @@ func (n *Node) publish(ctx context.Context, channel string, c Control) (int64, e
 	}
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
-	return n.rdb.Publish(ctx, channel, b).Result()
+	return n.rdb.Publish(ctx, channel, n.ring.Load().seal(b, controlContext)).Result()
 }
 
 // Listening reports whether instance is subscribed to its channel: a

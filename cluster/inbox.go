@@ -88,10 +88,11 @@ func (n *Node) Post(ctx context.Context, id, identity, scope string, p *Posted, 
 	if err != nil {
 		return PostResult{}, err
 	}
+	sealed := n.ring.Load().seal(b, inboxContext(id))
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
 	v, err := postScript.Run(ctx, n.rdb, []string{n.keys.meta(id), n.keys.inbox(id)},
-		identity, scope, max(load.MaxInflight, 0), b, load.Work, n.keys.node(""), n.cfg.Instance, id,
+		identity, scope, max(load.MaxInflight, 0), sealed, load.Work, n.keys.node(""), n.cfg.Instance, id,
 		load.Responses, load.Bytes, max(load.MaxBytes, 0)).Slice()
 	if err != nil {
 		return PostResult{}, err
@@ -130,14 +131,30 @@ func (n *Node) Pending(ctx context.Context, id, after string, count int64) ([]En
 	out := make([]Entry, 0, len(msgs))
 	for _, m := range msgs {
 		e := Entry{ID: m.ID}
-		if s, ok := m.Values["m"].(string); ok && json.Unmarshal([]byte(s), &e.Posted) == nil {
-			out = append(out, e)
-		} else {
+		s, _ := m.Values["m"].(string)
+		if p, keyID, err := n.openPosted(id, s); err == nil {
+			e.Posted = *p
+		} else if errors.Is(err, ErrUnreadable) {
 			// Not ours to read: keep the place, dispatch nothing.
-			out = append(out, Entry{ID: m.ID})
+			n.unreadable("inbox entry", keyID)
 		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// openPosted opens an inbox entry of session id, as the inbox or its
+// doorbell carries it.
+func (n *Node) openPosted(id, sealed string) (*Posted, string, error) {
+	b, keyID, err := n.ring.Load().open([]byte(sealed), inboxContext(id))
+	if err != nil {
+		return nil, keyID, err
+	}
+	var p Posted
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, keyID, err
+	}
+	return &p, keyID, nil
 }
 
 // Upstream is the upstream state an owner records with each ack.

@@ -22,7 +22,7 @@ func TestRedisLogsRouted(t *testing.T) {
 		mu.Unlock()
 	})
 	t.Cleanup(func() { RouteRedisLogs(nil) })
-	n, err := Open(Config{URL: r.URL(), Prefix: "logs", Instance: "logs"}, nopEvents{})
+	n, err := Open(Config{URL: r.URL(), Prefix: "logs", Instance: "logs", Keys: testKeyring(t)}, nopEvents{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@
 // the resume token's hash) lives in Redis with a TTL its owner renews,
 // and the messages clients POST to any instance wait in the session's
 // inbox (a Redis stream) until the owner has dispatched them and flushed
-// their answers. It knows nothing of Caddy.
+// their answers. What clients post, and what instances tell each other,
+// crosses Redis encrypted (seal.go); the metadata the scripts compare
+// stays readable. It knows nothing of Caddy.
 package cluster
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +43,12 @@ type Config struct {
 	// AllowEviction accepts a Redis whose maxmemory-policy may evict
 	// keys (see CheckEviction); without it the instance refuses one.
 	AllowEviction bool
+	// Keys seal what crosses Redis (seal.go); required.
+	Keys *Keyring `json:"-"`
+	// Unreadable, if set, hears of each sealed value no key of the ring
+	// opens (what: "inbox entry", "doorbell" or "control"; keyID: the id
+	// the value names, "" if it names none), which is then ignored.
+	Unreadable func(what, keyID string) `json:"-"`
 }
 
 // Defaults of Config.
@@ -68,6 +77,7 @@ type Node struct {
 	rdb    *redis.Client
 	keys   keys
 	events Events
+	ring   atomic.Pointer[Keyring]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -108,6 +118,9 @@ func Open(cfg Config, events Events) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Keys == nil {
+		return nil, errors.New("cluster: no secret: what crosses Redis is encrypted with it")
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -134,6 +147,7 @@ func Open(cfg Config, events Events) (*Node, error) {
 	opt.MaxRetryBackoff = 64 * time.Millisecond
 	opt.ClientName = "mcp_sse:" + cfg.Instance
 	n := &Node{cfg: cfg, rdb: redis.NewClient(opt), keys: keys{cfg.Prefix}, events: events, done: make(chan struct{})}
+	n.ring.Store(cfg.Keys)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.ps = n.rdb.Subscribe(n.ctx, n.keys.node(cfg.Instance), n.keys.all())
 	go n.receive()
@@ -142,6 +156,21 @@ func Open(cfg Config, events Events) (*Node, error) {
 
 // Instance is the node's name in the cluster.
 func (n *Node) Instance() string { return n.cfg.Instance }
+
+// SetKeys makes kr the keyring (a reload that rotates the secret keeps
+// the node, and its sessions).
+func (n *Node) SetKeys(kr *Keyring) {
+	if kr != nil {
+		n.ring.Store(kr)
+	}
+}
+
+// unreadable reports a value no key opened.
+func (n *Node) unreadable(what, keyID string) {
+	if n.cfg.Unreadable != nil {
+		n.cfg.Unreadable(what, keyID)
+	}
+}
 
 // Lease is how long the node's claims hold unrenewed.
 func (n *Node) Lease() time.Duration { return n.cfg.Lease }
@@ -187,7 +216,7 @@ func (n *Node) receive() {
 			}
 		case *redis.Message:
 			if rest, ok := strings.CutPrefix(m.Payload, doorbellPrefix); ok {
-				n.events.Doorbell(parseDoorbell(rest))
+				n.events.Doorbell(n.parseDoorbell(rest))
 				continue
 			}
 			if rest, ok := strings.CutPrefix(m.Payload, ackedPrefix); ok {
@@ -195,7 +224,7 @@ func (n *Node) receive() {
 				n.events.Acked(session, entry)
 				continue
 			}
-			if c, err := decodeControl(m.Payload); err == nil {
+			if c, err := n.decodeControl(m.Payload); err == nil {
 				n.events.Control(c)
 			}
 		}

@@ -115,14 +115,38 @@ return out
 `)
 
 // refresh renews the owner's lease and the session's TTL, and records
-// its state. ARGV: owner, epoch, lease ms, then field/value pairs.
-// Returns 1, 0 when fenced, -1 when the metadata is gone.
+// its state. It never writes the token hash: a renewal that read the
+// session's state before a re-attach spent its token must not bring the
+// spent one back. ARGV: owner, epoch, lease ms, the token hash the owner
+// holds, then field/value pairs. Returns 1, 2 when the token hash is no
+// longer the owner's (a re-attach is spending it), 0 when fenced, -1
+// when the metadata is gone.
 var refreshScript = redis.NewScript(luaNow + `
-local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'ttl')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'ttl', 'tok')
 if not m[1] then return -1 end
 if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[3]), unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[3]), unpack(ARGV, 5))
 local ttl = tonumber(m[3]) + tonumber(ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+if m[4] ~= ARGV[4] then return 2 end
+return 1
+`)
+
+// retoken spends the session's resume token on its owner's re-attach:
+// the new token's hash replaces the old one's, provided the owner still
+// owns the session at its epoch and the old one is still the session's
+// (not spent by another re-attach meanwhile). ARGV: owner, epoch, old
+// token hash, new token hash, lease ms. Returns 1, 0 when fenced, -1 when
+// the metadata is gone, -2 when the old token is no longer the
+// session's.
+var retokenScript = redis.NewScript(luaNow + `
+local m = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'ttl', 'tok')
+if not m[1] then return -1 end
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+if m[4] ~= ARGV[3] then return -2 end
+redis.call('HSET', KEYS[1], 'tok', ARGV[4], 'detached', '0', 'lease', now + tonumber(ARGV[5]))
+local ttl = tonumber(m[3]) + tonumber(ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1

@@ -17,6 +17,10 @@ var ErrFenced = errors.New("cluster: session taken over by another instance")
 // ErrGone is returned when the cluster no longer knows the session.
 var ErrGone = errors.New("cluster: session not found")
 
+// ErrSpent is returned to a re-attach whose token is no longer the
+// session's: another re-attach spent it first.
+var ErrSpent = errors.New("cluster: the resume token was spent already")
+
 // Meta is what the cluster knows of a session.
 type Meta struct {
 	ID    string
@@ -77,14 +81,41 @@ func flag(b bool) string {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// fields are the metadata an owner writes, as field/value pairs.
-func (o *Owned) fields() []any {
+// fields are the metadata an owner writes at each renewal, as
+// field/value pairs. The token hash is not among them: only a
+// registration, a takeover and a re-attach (Retoken) write it.
+func (o *Owned) fields(ring *Keyring) []any {
 	return []any{
 		"identity", o.Identity, "scope", o.Scope, "addr", o.RemoteAddr, "hint", o.Hint,
 		"upstream", o.UpstreamID, "proto", o.Protocol, "init", flag(o.Initialized),
-		"tok", Hash(o.Token), "detached", flag(o.Detached), "opened", o.Opened.UnixMilli(),
-		"bridge", o.Bridge,
+		"detached", flag(o.Detached), "opened", o.Opened.UnixMilli(),
+		"bridge", sealBridge(ring, o),
 	}
+}
+
+// sealBridge seals the bridge's state of a session (what its client said
+// of itself, its subscriptions) as the inbox's entries are sealed.
+func sealBridge(ring *Keyring, o *Owned) string {
+	if o.Bridge == "" {
+		return ""
+	}
+	return string(ring.seal([]byte(o.Bridge), bridgeContext(o.ID)))
+}
+
+// openBridge opens what sealBridge sealed; a value no key opens reads as
+// no state (the new owner starts the bridge's state afresh) and is
+// reported.
+func (n *Node) openBridge(m *Meta) {
+	if m.Bridge == "" {
+		return
+	}
+	b, keyID, err := n.ring.Load().open([]byte(m.Bridge), bridgeContext(m.ID))
+	if err != nil {
+		n.unreadable("session state", keyID)
+		m.Bridge = ""
+		return
+	}
+	m.Bridge = string(b)
 }
 
 // Register writes a session this instance holds into the cluster, with
@@ -101,7 +132,7 @@ func (n *Node) Register(ctx context.Context, o Owned) error {
 
 func (n *Node) register(ctx context.Context, p redis.Pipeliner, o *Owned) {
 	ttl := o.TTL + n.cfg.Lease
-	args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), ms(o.TTL)}, o.fields()...)
+	args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), ms(o.TTL), "tok", Hash(o.Token)}, o.fields(n.ring.Load())...)
 	registerScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
 	p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, ttl)
 	ik := n.keys.identity(o.Scope, o.Identity)
@@ -113,7 +144,9 @@ func (n *Node) register(ctx context.Context, p redis.Pipeliner, o *Owned) {
 // records their state, in one round trip for all. It returns the ids of
 // those taken over by another instance (fenced): their owner must let
 // go. Sessions Redis lost (a restart without its data) are registered
-// again.
+// again, and so is the resume token's key of a session still held whose
+// key is gone (a re-attach that could not write it, an eviction): the
+// token's key lives as long as its session.
 func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err error) {
 	if len(owned) == 0 {
 		return nil, nil
@@ -121,13 +154,14 @@ func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(owned))
+	tokens := make([]*redis.BoolCmd, len(owned))
 	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range owned {
 			o := &owned[i]
 			ttl := o.TTL + n.cfg.Lease
-			args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease)}, o.fields()...)
+			args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease), Hash(o.Token)}, o.fields(n.ring.Load())...)
 			cmds[i] = refreshScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
-			p.PExpire(ctx, n.keys.token(Hash(o.Token)), ttl)
+			tokens[i] = p.PExpire(ctx, n.keys.token(Hash(o.Token)), ttl)
 			p.PExpire(ctx, n.keys.identity(o.Scope, o.Identity), ttl)
 		}
 		return nil
@@ -135,19 +169,26 @@ func (n *Node) Refresh(ctx context.Context, owned []Owned) (fenced []string, err
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var lost []Owned
+	var lost, untokened []Owned
 	for i, c := range cmds {
 		switch v, _ := c.Int64(); v {
 		case 0:
 			fenced = append(fenced, owned[i].ID)
 		case -1:
 			lost = append(lost, owned[i])
+		case 1:
+			if renewed, err := tokens[i].Result(); err == nil && !renewed {
+				untokened = append(untokened, owned[i])
+			}
 		}
 	}
-	if len(lost) > 0 {
+	if len(lost) > 0 || len(untokened) > 0 {
 		_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := range lost {
 				n.register(ctx, p, &lost[i])
+			}
+			for _, o := range untokened {
+				p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, o.TTL+n.cfg.Lease)
 			}
 			return nil
 		})
@@ -163,7 +204,11 @@ func (n *Node) Lookup(ctx context.Context, id string) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
-	return parseMeta(id, v)
+	m, err := parseMeta(id, v)
+	if err == nil {
+		n.openBridge(&m)
+	}
+	return m, err
 }
 
 func parseMeta(id string, v []any) (Meta, error) {
@@ -235,28 +280,51 @@ func (n *Node) Takeover(ctx context.Context, m Meta, proof, newToken string) (in
 	if e == 0 {
 		return 0, ErrFenced
 	}
+	// The session is this instance's now, whatever becomes of the
+	// tokens' keys: reporting a failure would make the caller drop a
+	// session the cluster names it the owner of. The keys are an index
+	// (the metadata's hash is what proves); a new one this could not
+	// write, the next Refresh writes, and an old one left behind proves
+	// nothing.
 	ttl := m.TTL + n.cfg.Lease
-	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, n.keys.token(Hash(newToken)), m.ID, ttl)
 		p.Del(ctx, n.keys.token(m.TokenHash))
 		return nil
 	})
-	return e, err
+	return e, nil
 }
 
-// Retoken records the session's new resume token after a re-attach on
-// its owner.
+// Retoken spends the session's resume token old on a re-attach to its
+// owner: o.Token becomes the session's, if this instance still owns it
+// at o.Epoch (ErrFenced), the cluster still knows it (ErrGone) and old is
+// still its token (ErrSpent). Until it returns nil the token is not
+// spent, and the re-attach must not succeed: old would still take the
+// session over on another instance. The tokens' keys (an index; the
+// metadata's hash is what proves) follow; one this could not write, the
+// next Refresh does.
 func (n *Node) Retoken(ctx context.Context, o Owned, old string) error {
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
-	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		args := append([]any{n.cfg.Instance, o.Epoch, ms(n.cfg.Lease)}, o.fields()...)
-		refreshScript.Eval(ctx, p, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)}, args...)
+	v, err := retokenScript.Run(ctx, n.rdb, []string{n.keys.meta(o.ID), n.keys.inbox(o.ID)},
+		n.cfg.Instance, o.Epoch, Hash(old), Hash(o.Token), ms(n.cfg.Lease)).Int64()
+	if err != nil {
+		return err
+	}
+	switch v {
+	case 0:
+		return ErrFenced
+	case -1:
+		return ErrGone
+	case -2:
+		return ErrSpent
+	}
+	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, n.keys.token(Hash(o.Token)), o.ID, o.TTL+n.cfg.Lease)
 		p.Del(ctx, n.keys.token(Hash(old)))
 		return nil
 	})
-	return err
+	return nil
 }
 
 // Remove deletes an ended session from the cluster, if this instance
@@ -311,6 +379,7 @@ func (n *Node) List(ctx context.Context) ([]Meta, error) {
 			continue
 		}
 		if m, err := parseMeta(ids[i], v); err == nil {
+			n.openBridge(&m)
 			list = append(list, m)
 		}
 	}

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,7 @@ var instanceNames = []string{"a", "b", "c"}
 type cluster struct {
 	redis    *redistest.Server
 	prefix   string
+	secret   string // the instances' cluster secret
 	upstream *caddyproc.Proc
 	upAddr   string
 	inst     []*instance
@@ -76,7 +78,7 @@ type clusterOptions struct {
 // every Caddy's log, each under its name.
 func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{redis: redistest.Start(t), prefix: "ctest" + randomHex(4)}
+	c := &cluster{redis: redistest.Start(t), prefix: "ctest" + randomHex(4), secret: newSecret()}
 
 	upAdmin := addr(t)
 	if opts.upstream != "" {
@@ -122,6 +124,7 @@ http://%s {
 	admin %s
 	mcp_sse {
 		cluster %s {
+			secret %s
 			prefix %s
 			instance %s
 %s		}
@@ -136,7 +139,7 @@ http://%s {
 		rewrite /mcp
 	}
 }
-`, in.admin, redisURL, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
+`, in.admin, redisURL, c.secret, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
 		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)
@@ -342,6 +345,13 @@ func randomHex(n int) string {
 
 // indent puts prefix before every line of s (which ends in a newline
 // unless empty).
+// newSecret is a cluster secret: the base64 of 32 random bytes.
+func newSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
 func indent(s, prefix string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {

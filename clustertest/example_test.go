@@ -25,6 +25,9 @@ func TestClusterExample(t *testing.T) {
 		return string(b)
 	}
 	r := redistest.Start(t)
+	// As run.sh exports it, for both instances.
+	secret := newSecret()
+	t.Setenv("MCP_CLUSTER_KEY", secret)
 	port := func() string { return testport.Free(t) }
 	lb, a, b, up, lbAdmin := port(), port(), port(), port(), port()
 
@@ -55,6 +58,9 @@ func TestClusterExample(t *testing.T) {
 		}
 		if strings.Contains(config, r.Addr()) || !strings.Contains(config, "{env.REDIS_URL}") {
 			t.Errorf("instance %s: GET /config/ shows Redis's URL, want {env.REDIS_URL}: %s", in.name, config)
+		}
+		if strings.Contains(config, secret) || !strings.Contains(config, "{env.MCP_CLUSTER_KEY}") {
+			t.Errorf("instance %s: GET /config/ shows the cluster secret, want {env.MCP_CLUSTER_KEY}: %s", in.name, config)
 		}
 		insts = append(insts, "http://localhost:"+in.port)
 	}

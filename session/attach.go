@@ -45,6 +45,19 @@ func (s *Session) RotateToken() (old string) {
 	return old
 }
 
+// ReplaceToken makes next the session's resume token if old still is,
+// and reports whether it did: of two re-attaches proving the same token
+// at once, one spends it.
+func (s *Session) ReplaceToken(old, next string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != old {
+		return false
+	}
+	s.token = next
+	return true
+}
+
 // Attachment is one stream's hold on a session: the queue it drains (it
 // is an sse.Queue) and the journal that numbers its frames (an
 // sse.Journal). Once another stream has attached, or the session has

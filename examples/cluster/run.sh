@@ -13,6 +13,11 @@ fi
 bin=$(mktemp -d)
 go -C "$root" build -o "$bin/caddy" ./cmd/caddy
 
+# The instances' shared secret (the base64 of 32 random bytes): a new one
+# each run, unless one is given.
+MCP_CLUSTER_KEY=${MCP_CLUSTER_KEY:-$(head -c 32 /dev/urandom | base64)}
+export MCP_CLUSTER_KEY
+
 pids=()
 cleanup() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
