@@ -390,3 +390,21 @@ func TestGenerationsLegacySetting(t *testing.T) {
 		t.Error("probed with upstream_protocol legacy")
 	}
 }
+
+// A client whose initialize the upstream refuses (a clientInfo whose name
+// is not a string draws a 400 from the Go SDK) must not make the route's
+// remembered verdict legacy for every client after it.
+func TestGenerationsProbeNotPoisonedByClient(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	bad := tc.openStream(t)
+	bad.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":5}}}`)
+	bad.response(10 * time.Second)
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_input_required_result_elicitation"))
+	req := c.nextRequest(10 * time.Second)
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("got %+v", m)
+	}
+}

@@ -157,20 +157,18 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 	}
 	modern, disc, known := d.verdicts.Get(route(t))
 	if !known {
-		ctx, cancel := context.WithCancel(sess.Context())
-		defer cancel()
-		body := generation.DiscoverRequest(client)
-		head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
-		x := d.exchange(ctx, c.Next, t, &head, nil, nil)
-		if x.answer != nil || (x.status >= 400 && x.status < 500) {
-			// An answer either way; an upstream that could not be reached
-			// (or failed) says nothing of its generation.
-			modern, disc = generation.Verdict(x.answer)
+		modern, disc, known = d.discover(c, t, client)
+		if known && !modern {
+			// A legacy answer to a probe that carries what this client said
+			// of itself may be the upstream refusing just that (a clientInfo
+			// whose name is not a string draws a 400): remembered, it would
+			// put every client of the route on the legacy path. A probe with
+			// nothing of the client decides what the route is.
+			modern, disc, known = d.discover(c, t, generation.ProbeClient)
+		}
+		if known {
 			d.verdicts.Set(route(t), modern, disc)
 		}
-		d.Logger.Info("probed the upstream's protocol generation",
-			zap.String("session", session.ShortID(sess.ID)), zap.Bool("sessionless", modern),
-			zap.Int("status", x.status), zap.String("error", x.text))
 	}
 	if !modern && d.UpstreamProtocol != UpstreamModern {
 		return false
@@ -184,6 +182,26 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 		go d.modernListen(c, t, st)
 	}
 	return true
+}
+
+// discover sends server/discover with client's info and capabilities
+// in _meta and judges the answer; known is false when none came (an
+// upstream that could not be reached, or failed, says nothing of its
+// generation).
+func (d *Dispatcher) discover(c Call, t *requestTemplate, client generation.Client) (modern bool, disc generation.Discovery, known bool) {
+	ctx, cancel := context.WithCancel(c.Session.Context())
+	defer cancel()
+	body := generation.DiscoverRequest(client)
+	head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
+	x := d.exchange(ctx, c.Next, t, &head, nil, nil)
+	known = x.answer != nil || (x.status >= 400 && x.status < 500)
+	if known {
+		modern, disc = generation.Verdict(x.answer)
+	}
+	d.Logger.Info("probed the upstream's protocol generation",
+		zap.String("session", session.ShortID(c.Session.ID)), zap.Bool("sessionless", modern),
+		zap.Int("status", x.status), zap.String("error", x.text))
+	return modern, disc, known
 }
 
 // modernCall sends a client's request to the sessionless upstream, with
