@@ -408,3 +408,20 @@ func TestGenerationsProbeNotPoisonedByClient(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 }
+
+// logging/setLevel with a level the protocol does not name is refused, as
+// the client's own revision has a server do, and not carried in the _meta
+// of every later request.
+func TestGenerationsSetLevelValidated(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"bogus\r\nX: y"}}`)
+	if m := c.response(10 * time.Second); m.Error == nil || m.Error.Code != -32602 {
+		t.Fatalf("setLevel bogus: got %+v, want -32602", m)
+	}
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"warning"}}`)
+	if m := c.response(10 * time.Second); m.Error != nil || string(m.ID) != "2" {
+		t.Fatalf("setLevel warning: got %+v", m)
+	}
+}

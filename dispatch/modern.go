@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -103,8 +104,8 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 		var p struct {
 			Level string `json:"level"`
 		}
-		if json.Unmarshal(params(msg.Raw), &p) != nil || p.Level == "" {
-			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, "logging/setLevel needs params.level", nil))
+		if json.Unmarshal(params(msg.Raw), &p) != nil || !generation.ValidLogLevel(p.Level) {
+			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, "logging/setLevel needs params.level, one of "+strings.Join(generation.LogLevels, ", "), nil))
 			break
 		}
 		st.SetLogLevel(p.Level)
