@@ -425,3 +425,32 @@ func TestGenerationsSetLevelValidated(t *testing.T) {
 		t.Fatalf("setLevel warning: got %+v", m)
 	}
 }
+
+// A client the upstream refuses for its credentials (401) must not make
+// the route's remembered verdict legacy for the clients it accepts.
+func TestGenerationsProbeNotPoisonedByRefusal(t *testing.T) {
+	site := `route {
+		mcp_sse {
+			{settings}
+		}
+		@anon not header Authorization "Bearer ok"
+		respond @anon 401
+		reverse_proxy {upstream} {
+			rewrite /
+		}
+	}`
+	tc := startCaddySite(t, site, "", everythingServer(t, true))
+	anon := tc.openStream(t)
+	anon.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"anon","version":"1"}}}`)
+	if m := anon.response(10 * time.Second); m.Error == nil {
+		t.Fatalf("anonymous initialize: got %+v, want the upstream's refusal", m)
+	}
+	c := tc.openStreamWith(t, http.Header{"Authorization": {"Bearer ok"}})
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_input_required_result_elicitation"))
+	req := c.nextRequest(10 * time.Second)
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("got %+v", m)
+	}
+}

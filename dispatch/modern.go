@@ -195,14 +195,28 @@ func (d *Dispatcher) discover(c Call, t *requestTemplate, client generation.Clie
 	body := generation.DiscoverRequest(client)
 	head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
 	x := d.exchange(ctx, c.Next, t, &head, nil, nil)
-	known = x.answer != nil || (x.status >= 400 && x.status < 500)
-	if known {
+	if known = definitive(x); known {
 		modern, disc = generation.Verdict(x.answer)
 	}
 	d.Logger.Info("probed the upstream's protocol generation",
 		zap.String("session", session.ShortID(c.Session.ID)), zap.Bool("sessionless", modern),
 		zap.Int("status", x.status), zap.String("error", x.text))
 	return modern, disc, known
+}
+
+// definitive reports whether an answer to server/discover says which
+// generation the route speaks, for every client: a JSON-RPC answer, or the
+// statuses the revision's Backward Compatibility section reads as a legacy
+// server's (400, 404, 405). Other refusals (401 or 403 for this client's
+// credentials or Host, 429 for a loaded upstream, 413 for what it said of
+// itself) and failures (5xx, unreachable) say nothing of the route: the
+// session takes the legacy path, and the next one probes again.
+func definitive(x exchanged) bool {
+	switch x.status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
+		return true
+	}
+	return x.answer != nil && x.status < 400
 }
 
 // modernCall sends a client's request to the sessionless upstream, with
