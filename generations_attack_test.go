@@ -390,3 +390,67 @@ func TestGenerationsLegacySetting(t *testing.T) {
 		t.Error("probed with upstream_protocol legacy")
 	}
 }
+
+// A client whose initialize the upstream refuses (a clientInfo whose name
+// is not a string draws a 400 from the Go SDK) must not make the route's
+// remembered verdict legacy for every client after it.
+func TestGenerationsProbeNotPoisonedByClient(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	bad := tc.openStream(t)
+	bad.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":5}}}`)
+	bad.response(10 * time.Second)
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_input_required_result_elicitation"))
+	req := c.nextRequest(10 * time.Second)
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+// logging/setLevel with a level the protocol does not name is refused, as
+// the client's own revision has a server do, and not carried in the _meta
+// of every later request.
+func TestGenerationsSetLevelValidated(t *testing.T) {
+	tc := sessionlessCaddy(t, "")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"bogus\r\nX: y"}}`)
+	if m := c.response(10 * time.Second); m.Error == nil || m.Error.Code != -32602 {
+		t.Fatalf("setLevel bogus: got %+v, want -32602", m)
+	}
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"warning"}}`)
+	if m := c.response(10 * time.Second); m.Error != nil || string(m.ID) != "2" {
+		t.Fatalf("setLevel warning: got %+v", m)
+	}
+}
+
+// A client the upstream refuses for its credentials (401) must not make
+// the route's remembered verdict legacy for the clients it accepts.
+func TestGenerationsProbeNotPoisonedByRefusal(t *testing.T) {
+	site := `route {
+		mcp_sse {
+			{settings}
+		}
+		@anon not header Authorization "Bearer ok"
+		respond @anon 401
+		reverse_proxy {upstream} {
+			rewrite /
+		}
+	}`
+	tc := startCaddySite(t, site, "", everythingServer(t, true))
+	anon := tc.openStream(t)
+	anon.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"anon","version":"1"}}}`)
+	if m := anon.response(10 * time.Second); m.Error == nil {
+		t.Fatalf("anonymous initialize: got %+v, want the upstream's refusal", m)
+	}
+	c := tc.openStreamWith(t, http.Header{"Authorization": {"Bearer ok"}})
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "test_input_required_result_elicitation"))
+	req := c.nextRequest(10 * time.Second)
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("got %+v", m)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -103,8 +104,8 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 		var p struct {
 			Level string `json:"level"`
 		}
-		if json.Unmarshal(params(msg.Raw), &p) != nil || p.Level == "" {
-			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, "logging/setLevel needs params.level", nil))
+		if json.Unmarshal(params(msg.Raw), &p) != nil || !generation.ValidLogLevel(p.Level) {
+			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, "logging/setLevel needs params.level, one of "+strings.Join(generation.LogLevels, ", "), nil))
 			break
 		}
 		st.SetLogLevel(p.Level)
@@ -157,20 +158,18 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 	}
 	modern, disc, known := d.verdicts.Get(route(t))
 	if !known {
-		ctx, cancel := context.WithCancel(sess.Context())
-		defer cancel()
-		body := generation.DiscoverRequest(client)
-		head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
-		x := d.exchange(ctx, c.Next, t, &head, nil, nil)
-		if x.answer != nil || (x.status >= 400 && x.status < 500) {
-			// An answer either way; an upstream that could not be reached
-			// (or failed) says nothing of its generation.
-			modern, disc = generation.Verdict(x.answer)
+		modern, disc, known = d.discover(c, t, client)
+		if known && !modern {
+			// A legacy answer to a probe that carries what this client said
+			// of itself may be the upstream refusing just that (a clientInfo
+			// whose name is not a string draws a 400): remembered, it would
+			// put every client of the route on the legacy path. A probe with
+			// nothing of the client decides what the route is.
+			modern, disc, known = d.discover(c, t, generation.ProbeClient)
+		}
+		if known {
 			d.verdicts.Set(route(t), modern, disc)
 		}
-		d.Logger.Info("probed the upstream's protocol generation",
-			zap.String("session", session.ShortID(sess.ID)), zap.Bool("sessionless", modern),
-			zap.Int("status", x.status), zap.String("error", x.text))
 	}
 	if !modern && d.UpstreamProtocol != UpstreamModern {
 		return false
@@ -184,6 +183,40 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 		go d.modernListen(c, t, st)
 	}
 	return true
+}
+
+// discover sends server/discover with client's info and capabilities
+// in _meta and judges the answer; known is false when none came (an
+// upstream that could not be reached, or failed, says nothing of its
+// generation).
+func (d *Dispatcher) discover(c Call, t *requestTemplate, client generation.Client) (modern bool, disc generation.Discovery, known bool) {
+	ctx, cancel := context.WithCancel(c.Session.Context())
+	defer cancel()
+	body := generation.DiscoverRequest(client)
+	head := Message{Raw: body, ID: json.RawMessage(generation.DiscoverID), Method: "server/discover", ProtocolVersion: generation.Modern}
+	x := d.exchange(ctx, c.Next, t, &head, nil, nil)
+	if known = definitive(x); known {
+		modern, disc = generation.Verdict(x.answer)
+	}
+	d.Logger.Info("probed the upstream's protocol generation",
+		zap.String("session", session.ShortID(c.Session.ID)), zap.Bool("sessionless", modern),
+		zap.Int("status", x.status), zap.String("error", x.text))
+	return modern, disc, known
+}
+
+// definitive reports whether an answer to server/discover says which
+// generation the route speaks, for every client: a JSON-RPC answer, or the
+// statuses the revision's Backward Compatibility section reads as a legacy
+// server's (400, 404, 405). Other refusals (401 or 403 for this client's
+// credentials or Host, 429 for a loaded upstream, 413 for what it said of
+// itself) and failures (5xx, unreachable) say nothing of the route: the
+// session takes the legacy path, and the next one probes again.
+func definitive(x exchanged) bool {
+	switch x.status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
+		return true
+	}
+	return x.answer != nil && x.status < 400
 }
 
 // modernCall sends a client's request to the sessionless upstream, with

@@ -21,6 +21,13 @@ func DiscoverRequest(c Client) json.RawMessage {
 	return out
 }
 
+// ProbeClient is the client the bridge's probe names when it must not
+// depend on what a client said of itself: its own name, no capabilities.
+var ProbeClient = Client{
+	Info:         json.RawMessage(`{"name":"caddy-mcp-sse","version":"0"}`),
+	Capabilities: json.RawMessage(`{}`),
+}
+
 // Discovery is what a modern server said of itself in its answer to
 // server/discover.
 type Discovery struct {

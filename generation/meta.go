@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 )
 
 // Client is what a legacy client said of itself in its initialize, kept
@@ -145,3 +146,12 @@ func isEmptyObject(v json.RawMessage) bool {
 }
 
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+// LogLevels are the levels logging/setLevel may ask for (RFC 5424's, as
+// the protocol names them).
+var LogLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
+// ValidLogLevel reports whether level is one of LogLevels: anything else
+// is refused, as a server of the client's own revision would, rather than
+// carried in the _meta of every request the bridge sends.
+func ValidLogLevel(level string) bool { return slices.Contains(LogLevels, level) }
