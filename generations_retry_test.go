@@ -18,7 +18,9 @@ import (
 // scriptedSessionless is a sessionless upstream: server/discover says
 // 2026-07-28; tools/call "ask" first answers -32020 (HeaderMismatch), then
 // input_required, then, with inputResponses, a complete result. Its
-// tools/list has a tool whose x-mcp-header annotation is invalid.
+// tools/list has a tool whose x-mcp-header annotation is invalid; tools/call
+// "stray" is answered under an id the bridge did not send; tools/call "two"
+// asks for two inputs in one round.
 type scriptedSessionless struct {
 	addr  string
 	mu    sync.Mutex
@@ -54,6 +56,16 @@ func startScriptedSessionless(t *testing.T) *scriptedSessionless {
 			s.mu.Unlock()
 			answer("result", `{"tools":[{"name":"ask","inputSchema":{"type":"object"}},{"name":"bad","inputSchema":{"type":"object","properties":{"o":{"type":"object","x-mcp-header":"O"}}}}]}`)
 		case "tools/call":
+			if strings.Contains(string(m.Params), `"name":"stray"`) {
+				// An answer to a request the bridge did not send.
+				m.ID = json.RawMessage(`"not-this-request"`)
+				answer("result", `{"content":[{"type":"text","text":"stray"}]}`)
+				return
+			}
+			if strings.Contains(string(m.Params), `"name":"two"`) {
+				answer("result", `{"resultType":"input_required","inputRequests":{"a":{"method":"roots/list"},"b":{"method":"elicitation/create","params":{"message":"?","requestedSchema":{"type":"object","properties":{}}}}}}`)
+				return
+			}
 			s.mu.Lock()
 			s.calls = append(s.calls, m.Params)
 			s.ids = append(s.ids, string(m.ID))
@@ -137,5 +149,47 @@ func TestGenerationsToolsListFiltered(t *testing.T) {
 	}
 	if string(m.ID) != "2" || json.Unmarshal(m.Result, &res) != nil || len(res.Tools) != 1 || res.Tools[0].Name != "ask" {
 		t.Fatalf("tools/list answered id %s error %+v result %s", m.ID, m.Error, m.Result)
+	}
+}
+
+// An answer under an id the bridge did not send is not the call's answer:
+// the client gets an error, not the stray result.
+func TestGenerationsStrayAnswerID(t *testing.T) {
+	up := startScriptedSessionless(t)
+	tc := startCaddySite(t, everythingSite, "", up.addr)
+	c := tc.openStream(t)
+	c.initializeWith(`{}`)
+	c.send(callTool(3, "stray"))
+	if m := c.response(10 * time.Second); string(m.ID) != "3" || m.Error == nil || m.Result != nil {
+		t.Fatalf("the stray answer was taken: id %s error %+v result %s", m.ID, m.Error, m.Result)
+	}
+}
+
+// A client that fails one input request of a round gets the others of the
+// round withdrawn (notifications/cancelled), and the call fails.
+func TestGenerationsRoundErrorWithdrawsTheRest(t *testing.T) {
+	up := startScriptedSessionless(t)
+	tc := startCaddySite(t, everythingSite, "", up.addr)
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(4, "two"))
+	first := c.nextRequest(10 * time.Second) // "a", roots/list: the round goes out in key order
+	second := c.nextRequest(10 * time.Second)
+	if first.Method != "roots/list" || second.Method != "elicitation/create" {
+		t.Fatalf("input requests %s, %s", first.Method, second.Method)
+	}
+	c.send(`{"jsonrpc":"2.0","id":` + string(first.ID) + `,"error":{"code":-1,"message":"no roots for you"}}`)
+	var withdrawn, failed bool
+	for !withdrawn || !failed {
+		m := c.message(10 * time.Second)
+		switch {
+		case m.Method == "notifications/cancelled":
+			withdrawn = withdrawn || strings.Contains(string(m.Params), string(second.ID))
+		case string(m.ID) == "4":
+			if m.Error == nil || m.Error.Data["kind"] != "input_error" {
+				t.Fatalf("answer id %s error %+v result %s", m.ID, m.Error, m.Result)
+			}
+			failed = true
+		}
 	}
 }
