@@ -20,13 +20,14 @@ import (
 // input_required, then, with inputResponses, a complete result. Its
 // tools/list has a tool whose x-mcp-header annotation is invalid; tools/call
 // "stray" is answered under an id the bridge did not send; tools/call "two"
-// asks for two inputs in one round.
+// asks for two inputs in one round; tools/call "gone" gets a 404.
 type scriptedSessionless struct {
-	addr  string
-	mu    sync.Mutex
-	calls []json.RawMessage // the params of each tools/call, in order
-	ids   []string          // the id of each tools/call, in order
-	lists int               // tools/list requests
+	addr      string
+	mu        sync.Mutex
+	calls     []json.RawMessage // the params of each tools/call, in order
+	ids       []string          // the id of each tools/call, in order
+	lists     int               // tools/list requests
+	discovers int               // server/discover requests
 }
 
 func startScriptedSessionless(t *testing.T) *scriptedSessionless {
@@ -49,6 +50,9 @@ func startScriptedSessionless(t *testing.T) *scriptedSessionless {
 		}
 		switch m.Method {
 		case "server/discover":
+			s.mu.Lock()
+			s.discovers++
+			s.mu.Unlock()
 			answer("result", `{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"scripted","version":"1"}}}`)
 		case "tools/list":
 			s.mu.Lock()
@@ -60,6 +64,10 @@ func startScriptedSessionless(t *testing.T) *scriptedSessionless {
 				// An answer to a request the bridge did not send.
 				m.ID = json.RawMessage(`"not-this-request"`)
 				answer("result", `{"content":[{"type":"text","text":"stray"}]}`)
+				return
+			}
+			if strings.Contains(string(m.Params), `"name":"gone"`) {
+				http.NotFound(w, r) // refused as a legacy server would
 				return
 			}
 			if strings.Contains(string(m.Params), `"name":"two"`) {
@@ -191,5 +199,30 @@ func TestGenerationsRoundErrorWithdrawsTheRest(t *testing.T) {
 			}
 			failed = true
 		}
+	}
+}
+
+// A sessionless request refused with a 404, as a legacy server would, makes
+// the bridge forget the route's verdict: the next session probes again.
+func TestGenerationsRefusalReprobes(t *testing.T) {
+	up := startScriptedSessionless(t)
+	tc := startCaddySite(t, everythingSite, "", up.addr)
+	discovers := func() int {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return up.discovers
+	}
+	c := tc.openStream(t)
+	c.initializeWith(`{}`)
+	if n := discovers(); n != 1 {
+		t.Fatalf("%d probes for the first session", n)
+	}
+	c.send(callTool(5, "gone"))
+	if m := c.response(10 * time.Second); string(m.ID) != "5" || m.Error == nil {
+		t.Fatalf("answer id %s error %+v result %s", m.ID, m.Error, m.Result)
+	}
+	tc.openStream(t).initializeWith(`{}`)
+	if n := discovers(); n != 2 {
+		t.Errorf("%d probes after a refusal and a new session, want 2", n)
 	}
 }
