@@ -569,6 +569,12 @@ func TestUpstreamReplySizeLimit(t *testing.T) {
 			} `json:"params"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
+		if req.Method != "json" && req.Method != "sse" {
+			// The bridge's own requests (its server/discover probe, its
+			// initialize): a server that knows none of them.
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
 		// A response of exactly Params.Size bytes.
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"pad":""}}`, req.ID)
 		msg = strings.Replace(msg, `""`, `"`+strings.Repeat("x", req.Params.Size-len(msg))+`"`, 1)

@@ -227,13 +227,26 @@ func (s *Stream) Run(ctx context.Context, endpoint string, q Queue) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ErrClientGone
+			return s.ended()
 		case <-q.Ready():
 		}
 		if done, err := s.step(); done {
 			return err
 		}
 	}
+}
+
+// ended is why Run ends when its context does: a write that failed
+// meanwhile (Deliver's) is the cause, and its failure often ends the
+// context (the session it closes ends the stream); otherwise the client
+// went away. It waits for a write in progress, at most send_timeout.
+func (s *Stream) ended() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return ErrClientGone
 }
 
 // open writes the endpoint frame and starts the keepalive timer. (Every

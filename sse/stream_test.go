@@ -403,13 +403,22 @@ func TestDeliverBeforeRun(t *testing.T) {
 func TestDeliverFailureEndsRun(t *testing.T) {
 	t.Run("error", func(t *testing.T) { testDeliverFailure(t, &failingWriter{}, "broken") })
 	t.Run("panic", func(t *testing.T) { testDeliverFailure(t, &failingWriter{panics: true}, "panic") })
+	// The session a failed write closes ends the stream's context too,
+	// while the write still returns: Run reports the write's error, not a
+	// client that went away (a send_timeout was logged as client_gone).
+	t.Run("context ends as the write fails", func(t *testing.T) {
+		testDeliverFailure(t, &failingWriter{endsContext: true}, "broken")
+	})
 }
 
 func testDeliverFailure(t *testing.T, w *failingWriter, want string) {
 	messages := newTestQueue()
 	s := NewStream(w, nopController{}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.cancel = cancel
 	result := make(chan error, 1)
-	go func() { result <- s.Run(context.Background(), "/m", messages) }()
+	go func() { result <- s.Run(ctx, "/m", messages) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ok, err := s.Deliver([]byte(`{}`))
@@ -437,9 +446,11 @@ func testDeliverFailure(t *testing.T, w *failingWriter, want string) {
 // failingWriter takes the first write (the endpoint) and fails the rest,
 // or panics on them as Caddy's writers may (http.ErrAbortHandler).
 type failingWriter struct {
-	mu     sync.Mutex
-	writes int
-	panics bool
+	mu          sync.Mutex
+	writes      int
+	panics      bool
+	endsContext bool // the failing write ends Run's context first, and waits for Run to see it
+	cancel      context.CancelFunc
 }
 
 func (w *failingWriter) Write(p []byte) (int, error) {
@@ -447,6 +458,10 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.writes++
 	if w.writes > 1 {
+		if w.endsContext {
+			w.cancel()
+			time.Sleep(50 * time.Millisecond) // let Run see the context end before the write returns
+		}
 		if w.panics {
 			panic(http.ErrAbortHandler)
 		}
