@@ -18,19 +18,19 @@ import (
 // the bare mcp_sse_resume, which a sibling subdomain could have set for
 // the parent domain.
 func TestResumeCookieHTTPS(t *testing.T) {
-	// Caddy's internal CA keeps its root in the data directory.
+	certFile, keyFile := tlsFiles(t)
+	// Caddy keeps its data (and would keep a CA) in the data directory.
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
 	up := httptest.NewServer(demo.Handler())
 	t.Cleanup(up.Close)
 	tc := &testCaddy{t: t, logFile: filepath.Join(t.TempDir(), "caddy.log"), port: freePort(t), adminPort: freePort(t)}
 	tc.base = "https://127.0.0.1:" + tc.port
-	loadCaddyfile(t, strings.NewReplacer("{admin}", tc.adminPort, "{port}", tc.port, "{log}", tc.logFile,
+	loadCaddyfile(t, strings.NewReplacer("{cert}", certFile, "{key}", keyFile, "{admin}", tc.adminPort, "{port}", tc.port, "{log}", tc.logFile,
 		"{upstream}", strings.TrimPrefix(up.URL, "http://")).Replace(`{
 	admin 127.0.0.1:{admin}
 	persist_config off
 	skip_install_trust
-	local_certs
 	default_sni 127.0.0.1
 	log {
 		output file {log}
@@ -41,7 +41,7 @@ func TestResumeCookieHTTPS(t *testing.T) {
 
 https://127.0.0.1:{port} {
 	bind 127.0.0.1
-	tls internal
+	tls {cert} {key}
 	mcp_sse
 	reverse_proxy {upstream} {
 		rewrite /mcp
@@ -49,10 +49,10 @@ https://127.0.0.1:{port} {
 }
 `))
 	client := &http.Client{Transport: &http.Transport{
-		// The certificate comes from Caddy's internal CA, made for this test.
+		// The certificate is self-signed, made for this test (tlsFiles).
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 	}}
-	// The internal CA issues the certificate as the config starts.
+	// Wait until the site answers.
 	eventually(t, 10*time.Second, "the TLS site answering", func() bool {
 		resp, err := client.Get(tc.base + "/nothing-here")
 		if err == nil {

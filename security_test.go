@@ -556,21 +556,21 @@ func TestBodyTimeout(t *testing.T) {
 // TestUpstreamSeesHTTPS: a message posted over HTTPS reaches the upstream
 // marked so (X-Forwarded-Proto: https), as the POST itself would be.
 func TestUpstreamSeesHTTPS(t *testing.T) {
-	t.Setenv("XDG_DATA_HOME", t.TempDir()) // Caddy's internal CA keeps its root there
+	certFile, keyFile := tlsFiles(t)
+	t.Setenv("XDG_DATA_HOME", t.TempDir()) // Caddy keeps its data there
 	t.Setenv("HOME", t.TempDir())
 	upstream, seen := loggingUpstream(t)
 	port, adminPort := freePort(t), freePort(t)
-	loadCaddyfile(t, strings.NewReplacer("{admin}", adminPort, "{port}", port, "{upstream}", upstream).Replace(`{
+	loadCaddyfile(t, strings.NewReplacer("{cert}", certFile, "{key}", keyFile, "{admin}", adminPort, "{port}", port, "{upstream}", upstream).Replace(`{
 	admin 127.0.0.1:{admin}
 	persist_config off
 	skip_install_trust
-	local_certs
 	default_sni 127.0.0.1
 }
 
 https://127.0.0.1:{port} {
 	bind 127.0.0.1
-	tls internal
+	tls {cert} {key}
 	mcp_sse
 	reverse_proxy {upstream} {
 		rewrite /mcp
@@ -579,7 +579,7 @@ https://127.0.0.1:{port} {
 `))
 	base := "https://127.0.0.1:" + port
 	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // Caddy's internal CA, made for this test
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // self-signed, made for this test (tlsFiles)
 	}}
 	var resp *http.Response
 	eventually(t, 10*time.Second, "the TLS site answering", func() bool {
