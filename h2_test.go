@@ -51,8 +51,7 @@ https://127.0.0.1:{port} {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
 		ForceAttemptHTTP2: true,
 	}}
-	// Wait until the site answers. give
-	// it a moment.
+	// Wait until the site answers.
 	var probe *http.Response
 	var err error
 	eventually(t, 10*time.Second, "the TLS site answering", func() bool {
