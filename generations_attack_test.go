@@ -454,3 +454,28 @@ func TestGenerationsProbeNotPoisonedByRefusal(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 }
+
+// A call waiting on its client for input (up to input_timeout, minutes)
+// lets go of its POST's body: its bytes stop counting towards
+// max_pending_bytes, which is for what waits on the upstream, so clients
+// that sit on input requests cannot starve everyone else's POSTs.
+func TestGenerationsWaitingCallLetsGoOfBody(t *testing.T) {
+	// A client may hold a quarter of max_pending_bytes (or one largest
+	// message): 100,000 bytes.
+	tc := sessionlessCaddy(t, "max_pending_bytes 400000\n\t\tmax_message_size 100000")
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	pad := strings.Repeat(" ", 70_000) // JSON whitespace: the body's size, not its meaning
+	c.send(`{"jsonrpc":"2.0",` + pad + `"id":1,"method":"tools/call","params":{"name":"test_input_required_result_elicitation","arguments":{}}}`)
+	req := c.nextRequest(10 * time.Second)
+	// The first body would leave this one no room if it were still held.
+	c.send(`{"jsonrpc":"2.0",` + pad + `"id":2,"method":"ping"}`)
+	if m := c.response(10 * time.Second); string(m.ID) != "2" || string(m.Result) != "{}" {
+		t.Fatalf("ping %+v", m)
+	}
+	// The waiting call kept what it needs of its message.
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); string(m.ID) != "1" || toolText(t, m) != "Hello, Ada!" {
+		t.Fatalf("answer %+v %s", m, m.Result)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -104,14 +105,20 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 	remaining.Store(int32(len(msgs)))
 	for _, m := range msgs {
 		response := m.Method == ""
+		var let sync.Once
+		letGo := func() {
+			let.Do(func() {
+				if remaining.Add(-1) == 0 {
+					release() // the last of the body's messages has let go of it
+				}
+			})
+		}
 		done := func() {
 			sess.Finished(response)
-			if remaining.Add(-1) == 0 {
-				release() // the last of the body's messages has let go of it
-			}
+			letGo()
 		}
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, LetGo: letGo})
 	}
 	dispatched = true
 	w.WriteHeader(http.StatusAccepted)

@@ -86,6 +86,12 @@ type Call struct {
 	Next caddyhttp.Handler
 	// Done, if set, is called once the dispatch has ended, whichever way.
 	Done func()
+	// LetGo, if set, says the dispatch no longer holds the POST's body
+	// (it copied what it keeps of Message.Raw): the body's bytes stop
+	// counting towards max_pending_bytes. A call that waits on its client
+	// for input (MRTR) calls it, so what waits on a client cannot starve
+	// what waits on the upstream. Done lets go too.
+	LetGo func()
 	// Retry says the message was dispatched before, by an instance that
 	// died or lost the session (cluster mode). The upstream may still
 	// hold the first attempt, so a request goes under an id of its own,

@@ -310,6 +310,14 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 				map[string]any{"kind": "input_rounds", "rounds": rounds})
 			return
 		}
+		if c.LetGo != nil {
+			// From here the call waits on the client, for as long as
+			// input_timeout: it keeps a copy of its message, not the body,
+			// and is bounded by max_inflight × max_message_size a session.
+			msg.Raw, msg.ID = bytes.Clone(msg.Raw), bytes.Clone(msg.ID)
+			c.LetGo()
+			c.LetGo = nil
+		}
 		responses, code, text, data := d.ask(ctx, sess, st, ir, meta.Capabilities)
 		if ctx.Err() != nil {
 			return
