@@ -252,7 +252,9 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 		head := Message{Raw: body, ID: id, Method: msg.Method, Name: msg.Name, ProtocolVersion: generation.Modern}
 		var paramHeaders map[string]string
 		if msg.Method == "tools/call" {
-			paramHeaders = generation.ParamHeaders(st.ToolBindings(msg.Name), params(msg.Raw))
+			if bindings := st.ToolBindings(msg.Name); len(bindings) > 0 {
+				paramHeaders = generation.ParamHeaders(bindings, params(msg.Raw))
+			}
 		}
 		start := time.Now()
 		x := d.exchange(ctx, c.Next, t, &head, paramHeaders, relay)
@@ -302,7 +304,7 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			if msg.Method == "tools/list" {
 				answer = d.learnTools(sess, st, answer)
 			}
-			d.answer(sess, generation.Complete(answer, msg.ID))
+			d.answer(sess, generation.Complete(answer, msg.ID, x.answerID))
 			return
 		}
 		if _, maxRounds := d.inputLimits(); rounds >= maxRounds {
@@ -423,7 +425,7 @@ func (d *Dispatcher) cancelAsked(sess *session.Session, asked []askedInput, reas
 // message of the reply (notifications: progress, log messages) goes to
 // other. ctx ends it early: the client cancelled, or the session ended.
 func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *requestTemplate, head *Message, headers map[string]string, other func(json.RawMessage)) exchanged {
-	var answer json.RawMessage
+	var answer, answerID json.RawMessage
 	rep := newReply(d.MaxMessageSize)
 	rctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
 	defer cancel()
@@ -442,7 +444,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 			}
 		case answer == nil && (env.Result.set() || env.Error.set()) &&
 			(sameID(env.ID, head.ID) || (env.Error.set() && (env.ID == nil || string(env.ID) == "null"))):
-			answer = m
+			answer, answerID = m, env.ID
 		default:
 			rep.noteBad(fmt.Sprintf("upstream answered request id %s, not this request", string(env.ID)))
 		}
@@ -456,7 +458,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 		return req
 	})
 	rep.finish()
-	x := exchanged{answer: answer, status: rep.status}
+	x := exchanged{answer: answer, answerID: answerID, status: rep.status}
 	if answer == nil {
 		x.kind, x.text = failure(rctx, err, rep, d.Timeout, false)
 		x.status = rep.status // failure fills in a status for an unreachable upstream
@@ -468,6 +470,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 // came (an error kind for metrics, a text for the client).
 type exchanged struct {
 	answer     json.RawMessage
+	answerID   json.RawMessage // the id the answer came under
 	status     int
 	kind, text string
 }

@@ -147,12 +147,27 @@ func TestParseResult(t *testing.T) {
 }
 
 func TestComplete(t *testing.T) {
-	got := Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"mcp-sse-retry-1","result":{"content":[{"type":"text","text":"<ok>"}],"resultType":"complete"}}`), json.RawMessage(`5`))
+	got := Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"mcp-sse-retry-1","result":{"content":[{"type":"text","text":"<ok>"}],"resultType":"complete"}}`), json.RawMessage(`5`), json.RawMessage(`"mcp-sse-retry-1"`))
 	if string(got) != `{"id":5,"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"<ok>"}]}}` {
 		t.Errorf("%s", got)
 	}
-	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"r","error":{"code":-32602,"message":"bad"}}`), json.RawMessage(`5`))
+	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"r","error":{"code":-32602,"message":"bad"}}`), json.RawMessage(`5`), json.RawMessage(`"r"`))
 	if string(got) != `{"error":{"code":-32602,"message":"bad"},"id":5,"jsonrpc":"2.0"}` {
+		t.Errorf("%s", got)
+	}
+	// Under the client's id already and without resultType: as it came.
+	plain := json.RawMessage(`{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`)
+	if got = Complete(plain, json.RawMessage(`5`), json.RawMessage(`5`)); string(got) != string(plain) {
+		t.Errorf("%s", got)
+	}
+	// Under the client's id, with resultType: stripped.
+	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":5,"result":{"resultType":"complete"}}`), json.RawMessage(`5`), json.RawMessage(`5`))
+	if string(got) != `{"id":5,"jsonrpc":"2.0","result":{}}` {
+		t.Errorf("%s", got)
+	}
+	// An error under a null id goes out under the client's.
+	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`), json.RawMessage(`5`), json.RawMessage(`null`))
+	if string(got) != `{"error":{"code":-32600,"message":"bad"},"id":5,"jsonrpc":"2.0"}` {
 		t.Errorf("%s", got)
 	}
 }

@@ -8,6 +8,7 @@ package generation
 // requires of clients.
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -228,6 +229,9 @@ func (s *Session) ToolBindings(name string) []Binding {
 
 // ErrorCode is the code of an error response, 0 for any other message.
 func ErrorCode(msg json.RawMessage) int {
+	if !bytes.Contains(msg, []byte(`"error"`)) {
+		return 0 // no error member: no need to decode the whole result
+	}
 	var env struct {
 		Error *struct {
 			Code int `json:"code"`

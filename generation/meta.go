@@ -79,6 +79,17 @@ type Meta struct {
 	// LogLevel is what the client's last logging/setLevel asked for; ""
 	// until it sent one.
 	LogLevel string
+	// encoded is members() as a JSON object, made once for the many
+	// requests of a session (Session.Meta); nil: made per request.
+	encoded json.RawMessage
+}
+
+// object is the _meta members as a JSON object.
+func (m Meta) object() json.RawMessage {
+	if m.encoded != nil {
+		return m.encoded
+	}
+	return object(m.members())
 }
 
 // members are the _meta members Meta sets.
@@ -111,16 +122,18 @@ func Request(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage)
 			return nil, errors.New("params is not an object")
 		}
 	}
-	m := map[string]json.RawMessage{}
 	if old, ok := params["_meta"]; ok && !isNull(old) {
+		m := map[string]json.RawMessage{}
 		if err := json.Unmarshal(old, &m); err != nil {
 			return nil, errors.New("params._meta is not an object")
 		}
+		for k, v := range meta.members() {
+			m[k] = v
+		}
+		params["_meta"] = object(m)
+	} else {
+		params["_meta"] = meta.object()
 	}
-	for k, v := range meta.members() {
-		m[k] = v
-	}
-	params["_meta"] = object(m)
 	for k, v := range set {
 		if v == nil {
 			delete(params, k)

@@ -38,6 +38,9 @@ type InputRequired struct {
 // message is not (ok false, err nil). An input_required result the bridge
 // cannot act on is an error.
 func ParseResult(msg json.RawMessage) (ir InputRequired, ok bool, err error) {
+	if !bytes.Contains(msg, []byte(`"input_required"`)) {
+		return ir, false, nil // most results: no need to decode them
+	}
 	var env struct {
 		Result *struct {
 			ResultType    string                     `json:"resultType"`
@@ -152,8 +155,13 @@ func RetryParams(responses map[string]json.RawMessage, state json.RawMessage) (m
 }
 
 // Complete gives a final result for a legacy client: under the client's
-// id, without resultType, which a legacy client does not know.
-func Complete(msg, id json.RawMessage) json.RawMessage {
+// id, without resultType, which a legacy client does not know. answered
+// is the id the message came under: when it is the client's already and
+// there is no resultType, the message goes as it is.
+func Complete(msg, id, answered json.RawMessage) json.RawMessage {
+	if bytes.Equal(answered, id) && !bytes.Contains(msg, []byte(`"resultType"`)) {
+		return msg
+	}
 	var env map[string]json.RawMessage
 	if json.Unmarshal(msg, &env) != nil {
 		return msg

@@ -21,6 +21,7 @@ type Session struct {
 	mu       sync.Mutex
 	client   Client
 	logLevel string
+	meta     Meta   // cached by Meta, zero when the client or level changed
 	prefix   string // of the ids the bridge mints in this session
 	minted   uint64
 	waiting  map[string]chan json.RawMessage
@@ -49,6 +50,7 @@ func NewSession(c Client, d Discovery) *Session {
 func (s *Session) Reinitialize(c Client) {
 	s.mu.Lock()
 	s.client = c
+	s.meta = Meta{}
 	s.mu.Unlock()
 }
 
@@ -56,13 +58,18 @@ func (s *Session) Reinitialize(c Client) {
 func (s *Session) Meta() Meta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Meta{Client: s.client, LogLevel: s.logLevel}
+	if s.meta.encoded == nil {
+		s.meta = Meta{Client: s.client, LogLevel: s.logLevel}
+		s.meta.encoded = s.meta.object()
+	}
+	return s.meta
 }
 
 // SetLogLevel records the client's logging/setLevel.
 func (s *Session) SetLogLevel(level string) {
 	s.mu.Lock()
 	s.logLevel = level
+	s.meta = Meta{}
 	s.mu.Unlock()
 }
 
