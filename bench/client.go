@@ -243,9 +243,29 @@ func (s *sseSession) close() {
 type streamableSession struct {
 	url       string
 	sessionID string
+	// sessionless speaks 2026-07-28: every request carries the client's
+	// _meta and the revision's headers, and there is no handshake.
+	sessionless bool
+	method      string // of the request being posted, for Mcp-Method
+	name        string // of the tool being called, for Mcp-Name
 }
 
+// sessionlessMeta is what a 2026-07-28 client says of itself in every
+// request: the same client as initParams.
+const sessionlessMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}`
+
 func (s *streamableSession) call(ctx context.Context, id int64, method, params string) (*reply, error) {
+	if s.sessionless {
+		if method == "initialize" {
+			return &reply{}, nil // there is none
+		}
+		var p struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal([]byte(params), &p)
+		s.method, s.name = method, p.Name
+		params = "{" + sessionlessMeta + "," + strings.TrimPrefix(params, "{")
+	}
 	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, id, method, params)
 	var got *reply
 	err := s.post(ctx, body, func(r *reply) {
@@ -266,6 +286,13 @@ func (s *streamableSession) post(ctx context.Context, body string, onMessage fun
 	if s.sessionID != "" {
 		req.Header.Set("Mcp-Session-Id", s.sessionID)
 		req.Header.Set("Mcp-Protocol-Version", "2024-11-05")
+	}
+	if s.sessionless {
+		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", s.method)
+		if s.name != "" {
+			req.Header.Set("Mcp-Name", s.name)
+		}
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
@@ -321,6 +348,9 @@ func handshake(ctx context.Context, s session, id int64) error {
 	case *sseSession:
 		return s.notify(ctx, "notifications/initialized")
 	case *streamableSession:
+		if s.sessionless {
+			return nil
+		}
 		return s.post(ctx, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, func(*reply) {})
 	}
 	return nil

@@ -13,6 +13,9 @@ import (
 type contender struct {
 	name  string
 	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
+	// sessionless: the floor speaks 2026-07-28 (no initialize, _meta and
+	// the revision's headers on every request).
+	sessionless bool
 	url   string // SSE URL, or the Streamable HTTP endpoint
 	burst bool   // has the burst tool
 	main  *proc  // the bridge or server itself (Caddy, for ours)
@@ -73,7 +76,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -97,6 +100,14 @@ func (e *env) start(name string) (*contender, error) {
 			return nil, err
 		}
 		return &contender{name: name, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
+	case "direct/sessionless":
+		// ours/sessionless's upstream reached straight by a 2026-07-28
+		// client: what the sessionless server costs without the bridge.
+		p, err := start(e.dir, "direct-sessionless", true, e.servers, "-kind", "sessionless")
+		if err != nil {
+			return nil, err
+		}
+		return &contender{name: name, url: "http://" + p.addr + "/mcp", sessionless: true, main: p, procs: []*proc{p}}, nil
 	case "go-sdk SSE", "mcp-go SSE", "bare":
 		kind := map[string]string{"go-sdk SSE": "gosdk-sse", "mcp-go SSE": "mcpgo-sse", "bare": "bare"}[name]
 		p, err := start(e.dir, kind, true, e.servers, "-kind", kind)

@@ -168,7 +168,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			})
 		}
 		for _, n := range sc.idleCounts {
-			if name == "direct" {
+			if name == "direct" || name == "direct/sessionless" {
 				break // no streams to hold open
 			}
 			if clusterBaseline[name] != "" {
@@ -353,6 +353,17 @@ func ratiosOf(results []*result) []ratio {
 	times("ours/go-sdk ÷ go-sdk SSE, calls/s", thr("ours/go-sdk"), thr("go-sdk SSE"), "≥ 1")
 	times("ours/go-sdk ÷ supergateway, calls/s", thr("ours/go-sdk"), thr("supergateway"), "≥ 5")
 	times("ours/sessionless ÷ ours/go-sdk, calls/s", thr("ours/sessionless"), thr("ours/go-sdk"), "≥ 0.9")
+	// The sessionless upstream costs more per call than the stateful one on
+	// its own; these two separate its share from the bridge's.
+	times("ours/sessionless ÷ direct/sessionless, calls/s", thr("ours/sessionless"), thr("direct/sessionless"), "for orientation: ≥ ours/go-sdk ÷ direct")
+	times("direct/sessionless ÷ direct, calls/s (the upstream alone)", thr("direct/sessionless"), thr("direct"), "for orientation")
+	bridgeCPU := func(name string) float64 {
+		if r := find(results, name); r != nil && r.thr != nil {
+			return r.thr.cpuMain
+		}
+		return 0
+	}
+	times("bridge CPU per call, ours/sessionless ÷ ours/go-sdk", bridgeCPU("ours/sessionless"), bridgeCPU("ours/go-sdk"), "for orientation")
 	times("ours/stdio ÷ supergateway, calls/s", thr("ours/stdio"), thr("supergateway"), "≥ 10")
 	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {

@@ -31,7 +31,7 @@ func (l latencies) max() time.Duration { return slices.Max(l) }
 
 func openSession(c *contender, errs *counters) (session, error) {
 	if !c.sse {
-		return &streamableSession{url: c.url}, nil
+		return &streamableSession{url: c.url, sessionless: c.sessionless}, nil
 	}
 	return openSSE(c.url, c.postHost, errs)
 }
