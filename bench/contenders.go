@@ -11,15 +11,15 @@ import (
 
 // contender is one server setup under measurement.
 type contender struct {
-	name  string
-	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
+	name string
+	sse  bool // an HTTP+SSE server; false for the Streamable HTTP floor
 	// sessionless: the floor speaks 2026-07-28 (no initialize, _meta and
 	// the revision's headers on every request).
 	sessionless bool
-	url   string // SSE URL, or the Streamable HTTP endpoint
-	burst bool   // has the burst tool
-	main  *proc  // the bridge or server itself (Caddy, for ours)
-	procs []*proc
+	url         string // SSE URL, or the Streamable HTTP endpoint
+	burst       bool   // has the burst tool
+	main        *proc  // the bridge or server itself (Caddy, for ours)
+	procs       []*proc
 	// spawns: the bridge's children are the servers it runs (ours/stdio),
 	// so the bridge's own figures are of its process alone.
 	spawns bool
