@@ -16,7 +16,7 @@ func BenchmarkCallTranslation(b *testing.B) {
 	}
 	s := NewSession(c, Discovery{})
 	raw := json.RawMessage(`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello, world"},"_meta":{"progressToken":17}}}`)
-	answer := json.RawMessage(`{"jsonrpc":"2.0","id":17,"result":{"content":[{"type":"text","text":"hello, world"}],"structuredContent":{"text":"hello, world"}}}`)
+	answer := json.RawMessage(`{"jsonrpc":"2.0","id":17,"result":{"content":[{"type":"text","text":"hello, world"}],"structuredContent":{"text":"hello, world"},"resultType":"complete"}}`)
 	id := json.RawMessage(`17`)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -20,12 +20,13 @@ const Modern = "2026-07-28"
 
 // The _meta keys of the sessionless revision.
 const (
-	MetaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
-	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
-	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
-	MetaLogLevel           = "io.modelcontextprotocol/logLevel"
-	MetaServerInfo         = "io.modelcontextprotocol/serverInfo"
-	MetaSubscriptionID     = "io.modelcontextprotocol/subscriptionId"
+	metaPrefix             = "io.modelcontextprotocol/"
+	MetaProtocolVersion    = metaPrefix + "protocolVersion"
+	MetaClientInfo         = metaPrefix + "clientInfo"
+	MetaClientCapabilities = metaPrefix + "clientCapabilities"
+	MetaLogLevel           = metaPrefix + "logLevel"
+	MetaServerInfo         = metaPrefix + "serverInfo"
+	MetaSubscriptionID     = metaPrefix + "subscriptionId"
 )
 
 // JSON-RPC error codes of the sessionless revision.

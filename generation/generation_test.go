@@ -3,6 +3,7 @@ package generation
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,12 +18,12 @@ func TestRequestSetsMetaAndKeepsTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"id":"r2","jsonrpc":"2.0","method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/logLevel":"debug","io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"p1"},"arguments":{"a":"<&>"},"inputResponses":{"k":{"action":"accept"}},"name":"x"}}`
-	if string(out) != want {
+	if !sameJSON(out, []byte(want)) {
 		t.Errorf("got  %s\nwant %s", out, want)
 	}
 	// No params, and no log level: only the three members.
 	out, err = Request(json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), nil, Meta{Client: Client{Info: json.RawMessage(`{}`), Capabilities: json.RawMessage(`{}`)}}, nil)
-	if err != nil || string(out) != `{"id":1,"jsonrpc":"2.0","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}` {
+	if err != nil || !sameJSON(out, []byte(`{"id":1,"jsonrpc":"2.0","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`)) {
 		t.Errorf("no params: %s, %v", out, err)
 	}
 	for _, bad := range []string{`{"id":1,"method":"m","params":[1]}`, `{"id":1,"method":"m","params":{"_meta":3}}`, `nope`} {
@@ -88,7 +89,7 @@ func TestVerdict(t *testing.T) {
 func TestDiscoverRequest(t *testing.T) {
 	got := DiscoverRequest(Client{Info: json.RawMessage(`{"name":"c"}`), Capabilities: json.RawMessage(`{"roots":{}}`)})
 	want := `{"id":"caddy-mcp-sse-discover","jsonrpc":"2.0","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"roots":{}},"io.modelcontextprotocol/clientInfo":{"name":"c"},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
-	if string(got) != want {
+	if !sameJSON(got, []byte(want)) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
@@ -147,29 +148,64 @@ func TestParseResult(t *testing.T) {
 }
 
 func TestComplete(t *testing.T) {
-	got := Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"mcp-sse-retry-1","result":{"content":[{"type":"text","text":"<ok>"}],"resultType":"complete"}}`), json.RawMessage(`5`), json.RawMessage(`"mcp-sse-retry-1"`))
-	if string(got) != `{"id":5,"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"<ok>"}]}}` {
+	for _, c := range []struct{ msg, id, answered, want string }{
+		{`{"jsonrpc":"2.0","id":"mcp-sse-retry-1","result":{"content":[{"type":"text","text":"<ok>"}],"resultType":"complete"}}`, `5`, `"mcp-sse-retry-1"`,
+			`{"id":5,"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"<ok>"}]}}`},
+		{`{"jsonrpc":"2.0","id":"r","error":{"code":-32602,"message":"bad"}}`, `5`, `"r"`, `{"error":{"code":-32602,"message":"bad"},"id":5,"jsonrpc":"2.0"}`},
+		// Under the client's id already and without resultType: as it came.
+		{`{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`, `5`, `5`, `{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`},
+		// Under the client's id, with resultType: stripped, wherever it is.
+		{`{"jsonrpc":"2.0","id":5,"result":{"resultType":"complete"}}`, `5`, `5`, `{"id":5,"jsonrpc":"2.0","result":{}}`},
+		{`{"result":{"a":1, "resultType" : "complete" ,"b":"resultType"}, "id":"x","jsonrpc":"2.0"}`, `"y"`, `"x"`, `{"id":"y","jsonrpc":"2.0","result":{"a":1,"b":"resultType"}}`},
+		{`{"jsonrpc":"2.0","id":1,"result":{"text":"\"resultType\":1","resultType":"complete","x":[{"resultType":2}]}}`, `1`, `1`, `{"id":1,"jsonrpc":"2.0","result":{"text":"\"resultType\":1","x":[{"resultType":2}]}}`},
+		// An error under a null id goes out under the client's.
+		{`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`, `5`, `null`, `{"error":{"code":-32600,"message":"bad"},"id":5,"jsonrpc":"2.0"}`},
+	} {
+		got := Complete(json.RawMessage(c.msg), json.RawMessage(c.id), json.RawMessage(c.answered))
+		if !sameJSON(got, []byte(c.want)) {
+			t.Errorf("Complete(%s) = %s, want %s", c.msg, got, c.want)
+		}
+		if slow := completeSlow(json.RawMessage(c.msg), json.RawMessage(c.id)); !sameJSON(slow, []byte(c.want)) {
+			t.Errorf("completeSlow(%s) = %s, want %s", c.msg, slow, c.want)
+		}
+	}
+	// Untouched bytes stay as they came.
+	plain := `{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`
+	if got := Complete(json.RawMessage(plain), json.RawMessage(`5`), json.RawMessage(`5`)); string(got) != plain {
 		t.Errorf("%s", got)
 	}
-	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":"r","error":{"code":-32602,"message":"bad"}}`), json.RawMessage(`5`), json.RawMessage(`"r"`))
-	if string(got) != `{"error":{"code":-32602,"message":"bad"},"id":5,"jsonrpc":"2.0"}` {
-		t.Errorf("%s", got)
+}
+
+// FuzzComplete checks the splice against the maps: the same JSON value
+// for every valid message.
+func FuzzComplete(f *testing.F) {
+	f.Add(`{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","content":[]}}`, `7`)
+	f.Add(`{"result":{"resultType":"input_required"},"id":"a"}`, `"b"`)
+	f.Add(`{"id":1,"error":{"code":1}}`, `2`)
+	f.Fuzz(func(t *testing.T, msg, id string) {
+		if !json.Valid([]byte(msg)) || !json.Valid([]byte(id)) {
+			return
+		}
+		var top map[string]json.RawMessage
+		if json.Unmarshal([]byte(msg), &top) != nil {
+			return
+		}
+		fast, ok := completeFast(json.RawMessage(msg), json.RawMessage(id))
+		if !ok {
+			return
+		}
+		if slow := completeSlow(json.RawMessage(msg), json.RawMessage(id)); !sameJSON(fast, slow) {
+			t.Errorf("completeFast(%s, %s) = %s, completeSlow = %s", msg, id, fast, slow)
+		}
+	})
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
 	}
-	// Under the client's id already and without resultType: as it came.
-	plain := json.RawMessage(`{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`)
-	if got = Complete(plain, json.RawMessage(`5`), json.RawMessage(`5`)); string(got) != string(plain) {
-		t.Errorf("%s", got)
-	}
-	// Under the client's id, with resultType: stripped.
-	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":5,"result":{"resultType":"complete"}}`), json.RawMessage(`5`), json.RawMessage(`5`))
-	if string(got) != `{"id":5,"jsonrpc":"2.0","result":{}}` {
-		t.Errorf("%s", got)
-	}
-	// An error under a null id goes out under the client's.
-	got = Complete(json.RawMessage(`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`), json.RawMessage(`5`), json.RawMessage(`null`))
-	if string(got) != `{"error":{"code":-32600,"message":"bad"},"id":5,"jsonrpc":"2.0"}` {
-		t.Errorf("%s", got)
-	}
+	return reflect.DeepEqual(x, y)
 }
 
 func TestParseAnswer(t *testing.T) {
@@ -216,4 +252,38 @@ func TestSessionAnswers(t *testing.T) {
 	if s.Cancelled(json.RawMessage(`{"requestId":"c1"}`)) {
 		t.Error("untracked request still cancellable")
 	}
+}
+
+// FuzzRequest checks the splice against the maps: the same JSON value
+// for every valid message.
+func FuzzRequest(f *testing.F) {
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1},"_meta":{"progressToken":1}}}`, `"r-1"`, "debug", true)
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, ``, "", false)
+	f.Add(`{"params":{"_meta":{}, "x":null},"id":"a"}`, `2`, "info", true)
+	f.Add(`{"params":{"_meta":{"io.modelcontextprotocol/logLevel":"x"}}}`, `2`, "", false)
+	f.Fuzz(func(t *testing.T, raw, id, level string, withSet bool) {
+		if !json.Valid([]byte(raw)) || (id != "" && !json.Valid([]byte(id))) {
+			return
+		}
+		var idRaw json.RawMessage
+		if id != "" {
+			idRaw = json.RawMessage(id)
+		}
+		meta := Meta{Client: Client{Info: json.RawMessage(`{"name":"c","version":"1"}`), Capabilities: json.RawMessage(`{"sampling":{}}`)}, LogLevel: level}
+		var set map[string]json.RawMessage
+		if withSet {
+			set = map[string]json.RawMessage{"inputResponses": json.RawMessage(`{"k":{"action":"accept"}}`), "requestState": json.RawMessage(`"s"`), "x": nil}
+		}
+		fast, ok := requestFast(json.RawMessage(raw), idRaw, meta, set)
+		slow, err := requestSlow(json.RawMessage(raw), idRaw, meta, set)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("requestFast(%s) = %s, requestSlow failed: %v", raw, fast, err)
+		}
+		if !json.Valid(fast) || !sameJSON(fast, slow) {
+			t.Errorf("requestFast(%s, %s) = %s, requestSlow = %s", raw, id, fast, slow)
+		}
+	})
 }

@@ -112,6 +112,14 @@ func (m Meta) members() map[string]json.RawMessage {
 // params (a nil value removes the member). The client's params are
 // otherwise kept as they were, member by member.
 func Request(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage) (json.RawMessage, error) {
+	if out, ok := requestFast(raw, id, meta, set); ok {
+		return out, nil
+	}
+	return requestSlow(raw, id, meta, set)
+}
+
+// requestSlow is Request through maps, for any shape.
+func requestSlow(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage) (json.RawMessage, error) {
 	var msg map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &msg); err != nil {
 		return nil, err
@@ -168,3 +176,84 @@ var LogLevels = []string{"debug", "info", "notice", "warning", "error", "critica
 // is refused, as a server of the client's own revision would, rather than
 // carried in the _meta of every request the bridge sends.
 func ValidLogLevel(level string) bool { return slices.Contains(LogLevels, level) }
+
+// requestFast is Request by splicing the members of a valid message, the
+// client's bytes kept as they came. ok is false for a shape it leaves to
+// requestSlow: params or _meta not an object, a client _meta that sets
+// one of the bridge's own members, keys written with escapes.
+func requestFast(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage) (json.RawMessage, bool) {
+	top, ok := scanMembers(raw)
+	if !ok {
+		return nil, false
+	}
+	var params []member
+	var paramsObj []byte
+	if p := find(top, "params"); p != nil && !isNull(p.value) {
+		if params, ok = scanMembers(p.value); !ok {
+			return nil, false
+		}
+		paramsObj = p.value
+	}
+	metaObj := meta.object()
+	if cm := find(params, "_meta"); cm != nil && !isNull(cm.value) {
+		inner, ok := scanMembers(cm.value)
+		if !ok {
+			return nil, false
+		}
+		for _, m := range inner {
+			if bytes.HasPrefix(m.key, []byte(metaPrefix)) {
+				return nil, false // the bridge's members go over the client's: merge them
+			}
+		}
+		if len(inner) > 0 {
+			merged := make([]byte, 0, len(metaObj)+len(cm.value))
+			merged = append(merged, metaObj[:len(metaObj)-1]...)
+			merged = append(merged, ',')
+			merged = append(merged, cm.value[skipSpace(cm.value, 1):]...)
+			metaObj = merged
+		}
+	}
+	setKeys := make([]string, 0, len(set))
+	for k := range set {
+		setKeys = append(setKeys, k)
+	}
+	slices.Sort(setKeys)
+
+	n := len(raw) + len(metaObj) + len(id) + 32
+	for _, v := range set {
+		n += len(v) + 32
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for _, m := range top {
+		if string(m.key) == "params" || (string(m.key) == "id" && id != nil) {
+			continue
+		}
+		out = append(out, raw[m.start:m.end]...)
+		out = append(out, ',')
+	}
+	if id != nil {
+		out = append(out, `"id":`...)
+		out = append(out, id...)
+		out = append(out, ',')
+	}
+	out = append(out, `"params":{`...)
+	for _, m := range params {
+		if _, replaced := set[string(m.key)]; replaced || string(m.key) == "_meta" {
+			continue
+		}
+		out = append(out, paramsObj[m.start:m.end]...)
+		out = append(out, ',')
+	}
+	out = append(out, `"_meta":`...)
+	out = append(out, metaObj...)
+	for _, k := range setKeys {
+		if v := set[k]; v != nil {
+			out = append(out, ',')
+			out = appendKey(out, k)
+			out = append(out, ':')
+			out = append(out, v...)
+		}
+	}
+	return append(out, "}}"...), true
+}

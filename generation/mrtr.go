@@ -162,6 +162,14 @@ func Complete(msg, id, answered json.RawMessage) json.RawMessage {
 	if bytes.Equal(answered, id) && !bytes.Contains(msg, []byte(`"resultType"`)) {
 		return msg
 	}
+	if out, ok := completeFast(msg, id); ok {
+		return out
+	}
+	return completeSlow(msg, id)
+}
+
+// completeSlow is Complete through maps, for any shape.
+func completeSlow(msg, id json.RawMessage) json.RawMessage {
 	var env map[string]json.RawMessage
 	if json.Unmarshal(msg, &env) != nil {
 		return msg
@@ -175,4 +183,70 @@ func Complete(msg, id, answered json.RawMessage) json.RawMessage {
 		}
 	}
 	return object(env)
+}
+
+// completeFast is Complete by splicing: the id's value replaced and the
+// result's resultType member cut out, the rest of the bytes as they came
+// (every 2026-07-28 result carries resultType). ok is false when the
+// message is not the plain shape the splice handles.
+func completeFast(msg, id json.RawMessage) (json.RawMessage, bool) {
+	top, ok := scanMembers(msg)
+	if !ok {
+		return nil, false
+	}
+	idm, res := find(top, "id"), find(top, "result")
+	if idm == nil {
+		return nil, false
+	}
+	var cut *member
+	if res != nil {
+		inner, ok := scanMembers(res.value)
+		if !ok {
+			return nil, false
+		}
+		cut = find(inner, "resultType")
+	}
+	out := make([]byte, 0, len(msg)+len(id))
+	valueStart := idm.end - len(idm.value)
+	if cut == nil || idm.start < res.start {
+		out = append(out, msg[:valueStart]...)
+		out = append(out, id...)
+		if cut == nil {
+			return append(out, msg[idm.end:]...), true
+		}
+		out = append(out, msg[idm.end:res.end-len(res.value)]...)
+		out = appendWithout(out, res.value, cut)
+		return append(out, msg[res.end:]...), true
+	}
+	// result before id
+	out = append(out, msg[:res.end-len(res.value)]...)
+	out = appendWithout(out, res.value, cut)
+	out = append(out, msg[res.end:valueStart]...)
+	out = append(out, id...)
+	return append(out, msg[idm.end:]...), true
+}
+
+// appendWithout appends obj without its member m, and the comma that
+// went with it.
+func appendWithout(out, obj []byte, m *member) []byte {
+	start, end := m.start, m.end
+	// Take the comma after the member, or else the one before it.
+	if j := skipSpace(obj, end); j < len(obj) && obj[j] == ',' {
+		end = j + 1
+	} else if k := lastNonSpace(obj, start); k >= 0 && obj[k] == ',' {
+		start = k
+	}
+	out = append(out, obj[:start]...)
+	return append(out, obj[end:]...)
+}
+
+func lastNonSpace(b []byte, i int) int {
+	for i--; i >= 0; i-- {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return i
+		}
+	}
+	return -1
 }
