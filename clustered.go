@@ -393,6 +393,18 @@ func (h *Handler) clusterReattached(sess *session.Session, r *http.Request, next
 	}
 }
 
+// clusterStateChanged writes a session's state to the cluster at once
+// when it changed (dispatch.Dispatcher.StateChanged); a handler not in
+// cluster mode has nothing to tell.
+func (h *Handler) clusterStateChanged(sess *session.Session) {
+	if h.cluster == nil {
+		return
+	}
+	if o, ok := h.cluster.ownedSession(sess.ID); ok && o.sess == sess {
+		o.tell()
+	}
+}
+
 // clusterDetached tells the cluster at once that no stream holds sess, so
 // that its client may re-attach anywhere.
 func (h *Handler) clusterDetached(sess *session.Session) {

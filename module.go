@@ -223,6 +223,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxInputRounds:   h.MaxInputRounds,
 		InputRound:       countInputRound,
 		ListenStreams:    countListenStream,
+		StateChanged:     h.clusterStateChanged,
 		Observe:          observeDispatch,
 		UpstreamError:    countUpstreamError,
 		Logger:           h.logger,

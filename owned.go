@@ -43,6 +43,11 @@ type ownedSession struct {
 	// dispatches under mu.
 	seen seenNonces
 
+	// telling is set while tell writes; tellAgain asks it to write again.
+	tellMu    sync.Mutex
+	telling   bool
+	tellAgain bool
+
 	mu       sync.Mutex
 	cursor   string // the last inbox entry dispatched
 	draining bool
@@ -105,15 +110,37 @@ func (o *ownedSession) state() cluster.Owned {
 }
 
 // tell writes the session's state to the cluster now, not at the next
-// renewal: a detached session may be taken over at once.
+// renewal: a detached session may be taken over at once. One write runs
+// at a time, and a tell during it makes it write again, the state read
+// afresh: two writes racing could leave the older state in Redis (a
+// session told attached after it was told detached, which no stream
+// could then take over).
 func (o *ownedSession) tell() {
+	o.tellMu.Lock()
+	if o.telling {
+		o.tellAgain = true
+		o.tellMu.Unlock()
+		return
+	}
+	o.telling = true
+	o.tellMu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), o.m.node.Lease()/3)
-		defer cancel()
-		fenced, err := o.m.node.Refresh(ctx, []cluster.Owned{o.state()})
-		o.m.noteRedis(err)
-		if len(fenced) > 0 {
-			o.release("fenced: another instance owns the session now")
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), o.m.node.Lease()/3)
+			fenced, err := o.m.node.Refresh(ctx, []cluster.Owned{o.state()})
+			cancel()
+			o.m.noteRedis(err)
+			if len(fenced) > 0 {
+				o.release("fenced: another instance owns the session now")
+			}
+			o.tellMu.Lock()
+			if !o.tellAgain {
+				o.telling = false
+				o.tellMu.Unlock()
+				return
+			}
+			o.tellAgain = false
+			o.tellMu.Unlock()
 		}
 	}()
 }

@@ -76,6 +76,7 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		}
 		sess.SetInitialized(true)
 		sess.SetUpstreamProtocol(UpstreamLegacy)
+		d.stateChanged(sess)
 	}
 	return m, true
 }

@@ -66,6 +66,12 @@ type Dispatcher struct {
 	// ListenStreams, if set, is told of each subscriptions/listen stream
 	// opened (+1) and ended (-1).
 	ListenStreams func(delta int)
+	// StateChanged, if set, is told when what a session takes with it to
+	// another instance changed: it was initialized, or its state on the
+	// sessionless path (what the client declared, its log level, its
+	// subscriptions). Cluster mode writes it at once, not at the next
+	// renewal, so that an owner that dies right after does not lose it.
+	StateChanged func(sess *session.Session)
 
 	// workers run the dispatches: a dispatch goes deep (through
 	// reverse_proxy), and a worker keeps the stack it grew for the next.
@@ -290,4 +296,11 @@ func retryID() json.RawMessage {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return json.RawMessage(`"mcp-sse-retry-` + hex.EncodeToString(b[:]) + `"`)
+}
+
+// stateChanged tells StateChanged, if set.
+func (d *Dispatcher) stateChanged(sess *session.Session) {
+	if d.StateChanged != nil {
+		d.StateChanged(sess)
+	}
 }

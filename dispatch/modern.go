@@ -97,6 +97,7 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 			break
 		}
 		st.Reinitialize(client)
+		d.stateChanged(sess)
 		d.answer(sess, generation.InitializeResult(msg.ID, client.ProtocolVersion, st.Discovery))
 	case "ping":
 		d.answer(sess, generation.Response(msg.ID, struct{}{}))
@@ -109,6 +110,7 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 			break
 		}
 		st.SetLogLevel(p.Level)
+		d.stateChanged(sess)
 		d.answer(sess, generation.Response(msg.ID, struct{}{}))
 	case "notifications/cancelled":
 		st.Cancelled(params(msg.Raw))
@@ -127,6 +129,7 @@ func (d *Dispatcher) modern(c Call, t *requestTemplate, handed func()) bool {
 			d.answer(sess, ErrorResponse(msg.ID, CodeInvalidParams, err.Error(), nil))
 			break
 		}
+		d.stateChanged(sess)
 		d.answer(sess, generation.Response(msg.ID, struct{}{}))
 	default:
 		if !msg.IsRequest() {
@@ -178,6 +181,7 @@ func (d *Dispatcher) probe(c Call, t *requestTemplate) bool {
 	sess.SetBridge(st)
 	sess.SetUpstreamProtocol(generation.Modern)
 	sess.SetInitialized(true)
+	d.stateChanged(sess)
 	d.answer(sess, generation.InitializeResult(msg.ID, client.ProtocolVersion, disc))
 	if d.Listen && sess.StartListening() {
 		go d.modernListen(c, t, st)
