@@ -20,7 +20,8 @@ import (
 // input_required, then, with inputResponses, a complete result. Its
 // tools/list has a tool whose x-mcp-header annotation is invalid; tools/call
 // "stray" is answered under an id the bridge did not send; tools/call "two"
-// asks for two inputs in one round; tools/call "gone" gets a 404.
+// asks for two inputs in one round; tools/call "gone" gets a 404;
+// tools/call "later" first asks for nothing ("retry later").
 type scriptedSessionless struct {
 	addr      string
 	mu        sync.Mutex
@@ -28,6 +29,7 @@ type scriptedSessionless struct {
 	ids       []string          // the id of each tools/call, in order
 	lists     int               // tools/list requests
 	discovers int               // server/discover requests
+	later     []time.Time       // when each tools/call "later" came
 }
 
 func startScriptedSessionless(t *testing.T) *scriptedSessionless {
@@ -68,6 +70,19 @@ func startScriptedSessionless(t *testing.T) *scriptedSessionless {
 			}
 			if strings.Contains(string(m.Params), `"name":"gone"`) {
 				http.NotFound(w, r) // refused as a legacy server would
+				return
+			}
+			if strings.Contains(string(m.Params), `"name":"later"`) {
+				// "Retry later": input_required asking for nothing, then done.
+				s.mu.Lock()
+				s.later = append(s.later, time.Now())
+				n := len(s.later)
+				s.mu.Unlock()
+				if n == 1 {
+					answer("result", `{"resultType":"input_required","requestState":"wait"}`)
+				} else {
+					answer("result", `{"resultType":"complete","content":[{"type":"text","text":"later"}]}`)
+				}
 				return
 			}
 			if strings.Contains(string(m.Params), `"name":"two"`) {
@@ -224,5 +239,28 @@ func TestGenerationsRefusalReprobes(t *testing.T) {
 	tc.openStream(t).initializeWith(`{}`)
 	if n := discovers(); n != 2 {
 		t.Errorf("%d probes after a refusal and a new session, want 2", n)
+	}
+}
+
+// A round that asks for nothing ("retry later") is retried after a pause,
+// not at once, and asks the client nothing.
+func TestGenerationsRetryLaterWaits(t *testing.T) {
+	up := startScriptedSessionless(t)
+	tc := startCaddySite(t, everythingSite, "", up.addr)
+	c := tc.openStream(t)
+	c.initializeWith(allCapabilities)
+	c.send(callTool(1, "later"))
+	m := c.message(10 * time.Second)
+	if string(m.ID) != "1" || toolText(t, m) != "later" {
+		t.Fatalf("first message after the call: %+v (want its answer, no input request)", m)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.later) != 2 {
+		t.Fatalf("upstream saw %d calls, want 2", len(up.later))
+	}
+	// A lower bound: the bridge waited before the retry.
+	if gap := up.later[1].Sub(up.later[0]); gap < 200*time.Millisecond {
+		t.Errorf("retried %s after a round that asked for nothing, want a pause of 250ms", gap)
 	}
 }

@@ -247,6 +247,7 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 	var set map[string]json.RawMessage
 	id := msg.ID
 	relisted := false
+	later := 0 // rounds that asked for nothing
 	for rounds := 0; ; rounds++ {
 		body, err := generation.Request(msg.Raw, id, meta, set)
 		if err != nil {
@@ -316,6 +317,15 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 				map[string]any{"kind": "input_rounds", "rounds": rounds})
 			return
 		}
+		if len(ir.Requests) == 0 {
+			// "Retry later": the server asked for nothing, only for the
+			// request again. Not at once: a loaded server would get the
+			// rounds back to back.
+			if !sleepCtx(ctx, retryLaterDelay(later)) {
+				return
+			}
+			later++
+		}
 		if c.LetGo != nil {
 			// From here the call waits on the client, for as long as
 			// input_timeout: it keeps a copy of its message, not the body,
@@ -340,6 +350,25 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			return
 		}
 		id = retryID()
+	}
+}
+
+// retryLaterDelay is the wait before the n-th (from 0) retry of a round
+// that asked for nothing: 250ms, doubling, at most 5s.
+func retryLaterDelay(n int) time.Duration {
+	return min(250*time.Millisecond<<min(n, 5), 5*time.Second)
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether it
+// waited all of d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
