@@ -32,7 +32,9 @@ func TestAuthUnmarshalCaddyfile(t *testing.T) {
 				h.MaxTokenSize, h.MaxDocumentSize = 4<<10, 1<<20
 			})},
 		{"introspection", "mcp_auth {\n" + as + " introspection rs {env.SECRET}\n introspection_cache off\n}",
-			with(func(h *Handler) { h.Introspection = &Introspection{ClientID: "rs", ClientSecret: "{env.SECRET}", Cache: -1} })},
+			with(func(h *Handler) {
+				h.Introspection = &Introspection{ClientID: "rs", ClientSecret: "{env.SECRET}", Cache: -1}
+			})},
 		{"forward_token", "mcp_auth {\n" + as + " forward_token X-Token\n}", with(func(h *Handler) { h.ForwardTokenHeader = "X-Token" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
