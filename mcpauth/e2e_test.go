@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,6 +177,7 @@ func TestAuthRefusals(t *testing.T) {
 		{"scope missing", e.token("mcp:admin"), http.StatusForbidden, oauth.ReasonScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := e.refusedCount(tc.reason)
 			r := e.do(http.MethodGet, "/headers", bearer(tc.token), "", false)
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
@@ -192,9 +194,8 @@ func TestAuthRefusals(t *testing.T) {
 				}
 			}
 			if tc.reason != "" {
-				want := `caddy_mcp_auth_tokens_refused_total{reason="` + string(tc.reason) + `"}`
-				if m := e.metrics(); !strings.Contains(m, want) {
-					t.Errorf("metrics lack %s", want)
+				if got := e.refusedCount(tc.reason) - before; got != 1 {
+					t.Errorf("refusals counted under reason %q: %v, want 1", tc.reason, got)
 				}
 			}
 		})
@@ -202,6 +203,22 @@ func TestAuthRefusals(t *testing.T) {
 	if m := e.metrics(); !strings.Contains(m, "caddy_mcp_auth_tokens_accepted_total") {
 		t.Errorf("metrics lack the accepted count")
 	}
+}
+
+// refusedCount is the refusals counted under reason so far.
+func (e *env) refusedCount(reason oauth.Reason) float64 {
+	e.t.Helper()
+	prefix := `caddy_mcp_auth_tokens_refused_total{reason="` + string(reason) + `"} `
+	for _, line := range strings.Split(e.metrics(), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 func algNone(claims map[string]any, kid string) string {
