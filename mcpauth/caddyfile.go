@@ -40,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		timeout              <duration>        # default 5s
 //		keys_min_refresh     <duration>        # default 30s
 //		keys_max_age         <duration>        # default 10m
+//		token_cache          <duration> | off  # default 1m
 //		introspection        <client_id> <client_secret>
 //		introspection_cache  <duration> | off  # default 30s
 //		forward_token        <header>          # default: the token goes no further
@@ -90,6 +91,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = directive.PositiveDuration(d, &h.KeysMinRefresh)
 		case "keys_max_age":
 			err = directive.PositiveDuration(d, &h.KeysMaxAge)
+		case "token_cache":
+			err = directive.Duration(d, &h.TokenCache, true)
 		case "introspection":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

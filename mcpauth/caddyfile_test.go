@@ -36,6 +36,8 @@ func TestAuthUnmarshalCaddyfile(t *testing.T) {
 				h.Introspection = &Introspection{ClientID: "rs", ClientSecret: "{env.SECRET}", Cache: -1}
 			})},
 		{"forward_token", "mcp_auth {\n" + as + " forward_token X-Token\n}", with(func(h *Handler) { h.ForwardTokenHeader = "X-Token" })},
+		{"token_cache", "mcp_auth {\n" + as + " token_cache 5m\n}", with(func(h *Handler) { h.TokenCache = caddy.Duration(5 * time.Minute) })},
+		{"token_cache off", "mcp_auth {\n" + as + " token_cache off\n}", with(func(h *Handler) { h.TokenCache = -1 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got Handler

@@ -74,6 +74,10 @@ type Handler struct {
 	// KeysMaxAge is how long a fetched key set is used before it is
 	// fetched again. Default 10m.
 	KeysMaxAge caddy.Duration `json:"keys_max_age,omitempty"`
+	// TokenCache is how long an accepted JWT is accepted again without
+	// checking its signature, never past its exp. Default 1m; -1 (off in
+	// the Caddyfile) never.
+	TokenCache caddy.Duration `json:"token_cache,omitempty"`
 	// Introspection, when set, sends tokens that are not JWTs to the
 	// authorization server's introspection endpoint (RFC 7662).
 	Introspection *Introspection `json:"introspection,omitempty"`
@@ -122,6 +126,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Timeout:          time.Duration(h.Timeout),
 		KeysMinRefresh:   time.Duration(h.KeysMinRefresh),
 		KeysMaxAge:       time.Duration(h.KeysMaxAge),
+		TokenCache:       time.Duration(h.TokenCache),
 	}
 	for _, a := range h.Algorithms {
 		cfg.Algorithms = append(cfg.Algorithms, jose.SignatureAlgorithm(a))

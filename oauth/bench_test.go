@@ -9,12 +9,19 @@ import (
 )
 
 // BenchmarkVerifyCachedKeys is the per-request cost of mcp_auth's check
-// of a JWT access token once the authorization server's keys are cached:
-// parsing, the RS256 signature (2048-bit key, as the real server's), and
-// the claims. The keys come from the real authorization server.
+// of a JWT access token once the authorization server's keys are cached.
+// signature: the token's first use (or token_cache off): parsing, the
+// RS256 signature (2048-bit key, as the real server's), the claims.
+// repeated: the same token again within token_cache, as every POST of a
+// session sends it. The keys come from the real authorization server.
 func BenchmarkVerifyCachedKeys(b *testing.B) {
 	as := authservertest.Start(b)
-	v, err := oauth.NewVerifier(oauth.Config{Issuer: as.Issuer()})
+	b.Run("signature", func(b *testing.B) { benchVerify(b, as, -1) })
+	b.Run("repeated", func(b *testing.B) { benchVerify(b, as, 0) })
+}
+
+func benchVerify(b *testing.B, as *authservertest.Server, tokenCache time.Duration) {
+	v, err := oauth.NewVerifier(oauth.Config{Issuer: as.Issuer(), TokenCache: tokenCache})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"sync"
 	"time"
 )
 
@@ -27,7 +26,7 @@ type introspectionAnswer struct {
 // then shows that the token was meant for us), exp, nbf.
 func (v *Verifier) introspect(ctx context.Context, token, resource string) (*Token, error) {
 	key := sha256.Sum256([]byte(token))
-	if t := v.intro.get(key, resource); t != nil {
+	if t := v.introspected.get(key, resource); t != nil {
 		return t, nil
 	}
 	md, err := v.metadata(ctx)
@@ -72,7 +71,7 @@ func (v *Verifier) introspect(ctx context.Context, token, resource string) (*Tok
 		return nil, refuse(ReasonNoSubject, nil)
 	}
 	if v.cfg.IntrospectionCache > 0 {
-		v.intro.put(key, resource, t, now.Add(v.cfg.IntrospectionCache))
+		v.introspected.put(key, resource, t, now.Add(v.cfg.IntrospectionCache))
 	}
 	return t, nil
 }
@@ -86,54 +85,4 @@ func audiences(raw json.RawMessage) []string {
 	var list []string
 	_ = json.Unmarshal(raw, &list)
 	return list
-}
-
-// introspectionCache keeps active answers a short while, so a client
-// that sends many requests (an SSE session POSTs every message) costs
-// the authorization server one introspection per token and period.
-// Keys are hashes of the tokens; an entry never outlives its token's
-// exp; the cache is bounded in entries and cleared whole when full.
-type introspectionCache struct {
-	now     func() time.Time
-	mu      sync.Mutex
-	entries map[[32]byte]introspected
-}
-
-type introspected struct {
-	token    *Token
-	resource string
-	until    time.Time
-}
-
-// maxIntrospected bounds the cache: each entry holds a token's claims.
-const maxIntrospected = 4096
-
-func newIntrospectionCache(now func() time.Time) *introspectionCache {
-	return &introspectionCache{now: now, entries: make(map[[32]byte]introspected)}
-}
-
-func (c *introspectionCache) get(key [32]byte, resource string) *Token {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok {
-		return nil
-	}
-	if e.resource != resource || !c.now().Before(e.until) {
-		delete(c.entries, key)
-		return nil
-	}
-	return e.token
-}
-
-func (c *introspectionCache) put(key [32]byte, resource string, t *Token, until time.Time) {
-	if !t.Expiry.IsZero() && t.Expiry.Before(until) {
-		until = t.Expiry
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= maxIntrospected {
-		clear(c.entries)
-	}
-	c.entries[key] = introspected{token: t, resource: resource, until: until}
 }

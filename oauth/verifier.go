@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,11 @@ type Config struct {
 	// IntrospectionCache is how long an active introspection answer is
 	// reused (default 30s, never past the token's exp; negative: never).
 	IntrospectionCache time.Duration
+	// TokenCache is how long an accepted JWT is taken as accepted again
+	// without checking its signature (default 1m, never past its exp;
+	// negative: never). A key the server withdraws is thus honoured at
+	// most this long after the key set is fetched again.
+	TokenCache time.Duration
 	// HTTPClient, if set, is used to reach the authorization server
 	// (its Timeout is then the caller's business).
 	HTTPClient *http.Client
@@ -71,6 +77,7 @@ const (
 	DefaultKeysMaxAge       = 10 * time.Minute
 	DefaultKeysDropAfter    = 24 * time.Hour
 	DefaultIntrospectCache  = 30 * time.Second
+	DefaultTokenCache       = time.Minute
 )
 
 // Token is an accepted access token: who it speaks for and what it
@@ -90,14 +97,15 @@ type Token struct {
 // Verifier decides whether access tokens may be used on a resource.
 // It is safe for concurrent use.
 type Verifier struct {
-	cfg     Config
-	algs    []jose.SignatureAlgorithm
-	fetch   *fetcher
-	keys    *keyCache
-	intro   *introspectionCache
-	mdMu    sync.Mutex
-	md      *ServerMetadata
-	mdTried time.Time
+	cfg   Config
+	algs  []jose.SignatureAlgorithm
+	fetch *fetcher
+	keys  *keyCache
+	// introspected and verified hold accepted opaque and JWT tokens.
+	introspected, verified *tokenCache
+	mdMu                   sync.Mutex
+	md                     *ServerMetadata
+	mdTried                time.Time
 }
 
 // NewVerifier checks cfg and returns a Verifier. It does not reach the
@@ -125,6 +133,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.IntrospectionCache == 0 {
 		cfg.IntrospectionCache = DefaultIntrospectCache
 	}
+	if cfg.TokenCache == 0 {
+		cfg.TokenCache = DefaultTokenCache
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -139,7 +150,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, algs: algs, fetch: &fetcher{client: client, maxBytes: cfg.MaxDocumentBytes}}
 	v.keys = &keyCache{load: v.loadKeys, minInterval: cfg.KeysMinRefresh, maxAge: cfg.KeysMaxAge,
 		dropAfter: cfg.KeysDropAfter, now: cfg.Now}
-	v.intro = newIntrospectionCache(cfg.Now)
+	v.introspected, v.verified = newTokenCache(cfg.Now), newTokenCache(cfg.Now)
 	return v, nil
 }
 
@@ -222,7 +233,18 @@ func (v *Verifier) Verify(ctx context.Context, token, resource string) (*Token, 
 		return nil, refuse(ReasonTooLarge, fmt.Errorf("%d bytes, more than %d", len(token), v.cfg.MaxTokenBytes))
 	}
 	if strings.Count(token, ".") == 2 {
-		return v.verifyJWT(ctx, token, resource)
+		if v.cfg.TokenCache < 0 {
+			return v.verifyJWT(ctx, token, resource)
+		}
+		key := sha256.Sum256([]byte(token))
+		if t := v.verified.get(key, resource); t != nil {
+			return t, nil
+		}
+		t, err := v.verifyJWT(ctx, token, resource)
+		if err == nil {
+			v.verified.put(key, resource, t, v.cfg.Now().Add(v.cfg.TokenCache))
+		}
+		return t, err
 	}
 	if v.cfg.IntrospectionClientID == "" {
 		return nil, refuse(ReasonOpaqueNoIntr, errors.New("not a JWT, and no introspection is configured"))

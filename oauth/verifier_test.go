@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,5 +285,32 @@ func TestOAuthIntrospection(t *testing.T) {
 	as.Stop()
 	if _, err := v.Verify(t.Context(), "another-opaque-token", resource); reason(err) != oauth.ReasonUnavailable {
 		t.Errorf("introspection while the server is down: %v, want unavailable", err)
+	}
+}
+
+// TestOAuthTokenCacheNeverPastExp: an accepted token is taken again from
+// the cache, but never after its exp: the clock moves past it and the
+// same token is refused.
+func TestOAuthTokenCacheNeverPastExp(t *testing.T) {
+	as := authservertest.Start(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	v := newVerifier(t, as, func(c *oauth.Config) { c.Now, c.TokenCache = clock, time.Hour })
+	tok := authservertest.Sign(t, as.SigningKey(), with(claims(as), "exp", now.Add(10*time.Second).Unix()))
+	if _, err := v.Verify(t.Context(), tok, resource); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), tok, "http://127.0.0.1:9998/"); reason(err) != oauth.ReasonAudience {
+		t.Fatalf("the cached token on another resource: %v, want audience", err)
+	}
+	if _, err := v.Verify(t.Context(), tok, resource); err != nil {
+		t.Fatalf("the cached token again: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(oauth.DefaultLeeway + time.Minute)
+	mu.Unlock()
+	if _, err := v.Verify(t.Context(), tok, resource); reason(err) != oauth.ReasonExpired {
+		t.Fatalf("a cached token past its exp: %v, want expired", err)
 	}
 }
