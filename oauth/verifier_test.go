@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -188,8 +189,10 @@ func TestOAuthKeyRotation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the refresh interval passes
 	}
 	fetches := as.Stats().JWKS
-	for range 50 {
-		_, err := v.Verify(t.Context(), authservertest.Sign(t, authservertest.NewKey(t), claims(as)), resource)
+	stranger := authservertest.NewKey(t)
+	for i := range 50 {
+		stranger.KeyID = fmt.Sprintf("random-%d", i)
+		_, err := v.Verify(t.Context(), authservertest.Sign(t, stranger, claims(as)), resource)
 		if r := reason(err); r != oauth.ReasonUnknownKey {
 			t.Fatalf("random kid: %v", err)
 		}
@@ -204,8 +207,10 @@ func TestOAuthKeyRotation(t *testing.T) {
 func TestOAuthRandomKidsRateLimited(t *testing.T) {
 	as := authservertest.Start(t)
 	v := newVerifier(t, as, nil)
-	for range 100 {
-		_, err := v.Verify(t.Context(), authservertest.Sign(t, authservertest.NewKey(t), claims(as)), resource)
+	stranger := authservertest.NewKey(t)
+	for i := range 100 {
+		stranger.KeyID = fmt.Sprintf("random-%d", i)
+		_, err := v.Verify(t.Context(), authservertest.Sign(t, stranger, claims(as)), resource)
 		if reason(err) != oauth.ReasonUnknownKey {
 			t.Fatalf("random kid: %v", err)
 		}
