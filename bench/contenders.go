@@ -15,8 +15,11 @@ type contender struct {
 	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
 	url   string // SSE URL, or the Streamable HTTP endpoint
 	burst bool   // has the burst tool
-	main  *proc  // the bridge or server itself (Caddy, for ours)
-	procs []*proc
+	// authorization is the Authorization header every request carries
+	// (ours/auth: a token the real authorization server issued).
+	authorization string
+	main          *proc // the bridge or server itself (Caddy, for ours)
+	procs         []*proc
 	// spawns: the bridge's children are the servers it runs (ours/stdio),
 	// so the bridge's own figures are of its process alone.
 	spawns bool
@@ -73,7 +76,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/auth", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -85,6 +88,8 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "sessionless", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
+	case "ours/auth":
+		return e.startOursAuth(name)
 	case "ours/cluster":
 		return e.startCluster(name, "lean", "/mcp")
 	case "ours/cluster/go-sdk":
@@ -127,6 +132,12 @@ func (e *env) start(name string) (*contender, error) {
 // configured as the README recommends for many sessions at once (a larger
 // idle pool of upstream connections).
 func (e *env) startOurs(name, kind, path string) (*contender, error) {
+	return e.startOursBehind(name, kind, path, "")
+}
+
+// startOursBehind is startOurs with before (Caddyfile lines) ahead of
+// mcp_sse in the site.
+func (e *env) startOursBehind(name, kind, path, before string) (*contender, error) {
 	up, err := start(e.dir, kind+"-upstream", true, e.servers, "-kind", kind)
 	if err != nil {
 		return nil, err
@@ -145,6 +156,7 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 
 http://127.0.0.1:%s {
 	bind 127.0.0.1
+	%s
 	mcp_sse {
 		max_sessions off
 		max_sessions_per_client off
@@ -157,7 +169,7 @@ http://127.0.0.1:%s {
 		}
 	}
 }
-`, admin, port, e.extra, up.addr, path)
+`, admin, port, before, e.extra, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()
