@@ -291,3 +291,35 @@ func TestAuthServerDown(t *testing.T) {
 		t.Errorf("metrics lack the unavailable refusal")
 	}
 }
+
+// TestAuthIntrospection: with introspection configured (its secret from
+// the environment, as an operator would keep it), an opaque token the
+// server issued for this resource is accepted and one for another
+// resource refused; without it, opaque tokens are refused.
+func TestAuthIntrospection(t *testing.T) {
+	t.Setenv("MCP_TEST_INTROSPECTION_SECRET", authservertest.IntrospectSecret)
+	e := start(t, "introspection "+authservertest.IntrospectClient+" {env.MCP_TEST_INTROSPECTION_SECRET}")
+	opaque := e.as.Token(authservertest.OpaqueClient, e.resource()+"/", "mcp:tools")
+	r := e.do(http.MethodGet, "/headers", bearer(opaque), "", false)
+	var seen http.Header
+	_ = json.Unmarshal(r.body, &seen)
+	if r.status != http.StatusOK || seen.Get("X-Auth-User") != authservertest.OpaqueClient {
+		t.Fatalf("opaque token: %d %s", r.status, r.body)
+	}
+	other := e.as.Token(authservertest.OpaqueClient, "http://127.0.0.1:1/", "mcp:tools")
+	if r := e.do(http.MethodGet, "/headers", bearer(other), "", false); r.status != http.StatusUnauthorized {
+		t.Errorf("an opaque token for another resource: %d", r.status)
+	}
+}
+
+func TestAuthOpaqueWithoutIntrospection(t *testing.T) {
+	e := start(t, "")
+	opaque := e.as.Token(authservertest.OpaqueClient, e.resource()+"/", "mcp:tools")
+	before := e.refusedCount(oauth.ReasonOpaqueNoIntr)
+	if r := e.do(http.MethodGet, "/headers", bearer(opaque), "", false); r.status != http.StatusUnauthorized {
+		t.Errorf("an opaque token without introspection: %d", r.status)
+	}
+	if got := e.refusedCount(oauth.ReasonOpaqueNoIntr) - before; got != 1 {
+		t.Errorf("refusals counted as opaque: %v", got)
+	}
+}
