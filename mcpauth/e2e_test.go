@@ -1,17 +1,12 @@
 package mcpauth_test
 
 import (
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/mcpsse/caddy-mcp-sse/internal/authservertest"
 	"github.com/mcpsse/caddy-mcp-sse/oauth"
@@ -170,8 +165,8 @@ func TestAuthRefusals(t *testing.T) {
 		{"not yet valid", authservertest.Sign(t, key, claims("nbf", now.Add(time.Hour).Unix())), http.StatusUnauthorized, oauth.ReasonNotYetValid},
 		{"another resource's token", e.as.Token(authservertest.Client, "http://127.0.0.1:1/", "mcp:tools"), http.StatusUnauthorized, oauth.ReasonAudience},
 		{"wrong issuer", authservertest.Sign(t, key, claims("iss", "http://127.0.0.1:1")), http.StatusUnauthorized, oauth.ReasonIssuer},
-		{"alg none", algNone(claims("", nil), key.KeyID), http.StatusUnauthorized, oauth.ReasonAlgorithm},
-		{"HMAC keyed with the public key", hmacWithPublicKey(t, key, claims("", nil)), http.StatusUnauthorized, oauth.ReasonAlgorithm},
+		{"alg none", authservertest.SignNone(claims("", nil), key.KeyID), http.StatusUnauthorized, oauth.ReasonAlgorithm},
+		{"HMAC keyed with the public key", authservertest.SignHMACWithPublicKey(t, key, claims("", nil)), http.StatusUnauthorized, oauth.ReasonAlgorithm},
 		{"unknown kid", authservertest.Sign(t, authservertest.NewKey(t), claims("", nil)), http.StatusUnauthorized, oauth.ReasonUnknownKey},
 		{"4 MiB token", huge, http.StatusUnauthorized, oauth.ReasonTooLarge},
 		{"scope missing", e.token("mcp:admin"), http.StatusForbidden, oauth.ReasonScope},
@@ -219,30 +214,6 @@ func (e *env) refusedCount(reason oauth.Reason) float64 {
 		}
 	}
 	return 0
-}
-
-func algNone(claims map[string]any, kid string) string {
-	h, _ := json.Marshal(map[string]any{"alg": "none", "kid": kid, "typ": "at+jwt"})
-	c, _ := json.Marshal(claims)
-	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
-}
-
-func hmacWithPublicKey(t *testing.T, key jose.JSONWebKey, claims map[string]any) string {
-	t.Helper()
-	pub := key.Public()
-	der, err := x509.MarshalPKIXPublicKey(pub.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: der}, (&jose.SignerOptions{}).WithHeader("kid", key.KeyID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // TestAuthBehindTLSProxy: behind a proxy that terminates TLS and is in

@@ -2,18 +2,12 @@ package oauth_test
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/mcpsse/caddy-mcp-sse/internal/authservertest"
 	"github.com/mcpsse/caddy-mcp-sse/oauth"
@@ -59,37 +53,6 @@ func with(c map[string]any, k string, v any) map[string]any {
 	return out
 }
 
-// unsigned is a token with header and claims and sig as its signature
-// part, made by hand: what go-jose would never make.
-func unsigned(t *testing.T, header, claims map[string]any, sig string) string {
-	t.Helper()
-	h, _ := json.Marshal(header)
-	c, _ := json.Marshal(claims)
-	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "." + sig
-}
-
-// hmacWithPublicKey is the classic forgery: HS256 keyed with the bytes
-// of the server's public key, which anyone can read from its JWKS.
-func hmacWithPublicKey(t *testing.T, as *authservertest.Server, c map[string]any) string {
-	t.Helper()
-	signing := as.SigningKey()
-	pub := signing.Public()
-	der, err := x509.MarshalPKIXPublicKey(pub.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: der},
-		(&jose.SignerOptions{}).WithHeader("kid", pub.KeyID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(signer).Claims(c).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func TestOAuthVerifierAcceptsTheServersTokens(t *testing.T) {
 	as := authservertest.Start(t)
 	v := newVerifier(t, as, nil)
@@ -130,8 +93,8 @@ func TestOAuthVerifierRefusals(t *testing.T) {
 		{"no audience", authservertest.Sign(t, key, with(c, "aud", nil)), oauth.ReasonAudience},
 		{"one of several audiences", authservertest.Sign(t, key, with(c, "aud", []string{"urn:other", resource})), ""},
 		{"wrong issuer", authservertest.Sign(t, key, with(c, "iss", "http://127.0.0.1:1/")), oauth.ReasonIssuer},
-		{"alg none", unsigned(t, map[string]any{"alg": "none", "kid": key.KeyID}, c, ""), oauth.ReasonAlgorithm},
-		{"HMAC with the public key", hmacWithPublicKey(t, as, c), oauth.ReasonAlgorithm},
+		{"alg none", authservertest.SignNone(c, key.KeyID), oauth.ReasonAlgorithm},
+		{"HMAC with the public key", authservertest.SignHMACWithPublicKey(t, key, c), oauth.ReasonAlgorithm},
 		{"another key under the server's kid", authservertest.Sign(t, forged, c), oauth.ReasonSignature},
 		{"unknown kid", authservertest.Sign(t, authservertest.NewKey(t), c), oauth.ReasonUnknownKey},
 		{"signature cut", authservertest.Sign(t, key, c) + "x", oauth.ReasonSignature},
