@@ -200,6 +200,8 @@ func (v *Verifier) metadata(ctx context.Context) (*ServerMetadata, error) {
 		return nil, refuse(ReasonUnavailable, errors.New("the authorization server's metadata could not be fetched; trying again shortly"))
 	}
 	v.mdTried = now
+	ctx, cancel := v.detached(ctx)
+	defer cancel()
 	md, err := v.fetch.discover(ctx, v.cfg.Issuer)
 	if err != nil {
 		return nil, refuse(ReasonUnavailable, err)
@@ -208,8 +210,19 @@ func (v *Verifier) metadata(ctx context.Context) (*ServerMetadata, error) {
 	return md, nil
 }
 
+// detached is the context of a fetch whose result every request shares
+// (the metadata, the keys): not ended by the request that happened to
+// start it, or a client that hangs up at once would make the attempt
+// fail for everyone until the next one is allowed; bounded by the
+// timeout of the requests it makes instead.
+func (v *Verifier) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 4*v.cfg.Timeout)
+}
+
 // loadKeys fetches the key set the metadata names.
 func (v *Verifier) loadKeys(ctx context.Context) ([]jose.JSONWebKey, error) {
+	ctx, cancel := v.detached(ctx)
+	defer cancel()
 	md, err := v.metadata(ctx)
 	if err != nil {
 		return nil, err

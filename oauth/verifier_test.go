@@ -282,3 +282,19 @@ func TestOAuthTokenCacheNeverPastExp(t *testing.T) {
 		t.Fatalf("a cached token past its exp: %v, want expired", err)
 	}
 }
+
+// TestOAuthFetchOutlivesTheRequest: the request that makes the verifier
+// fetch the metadata and keys may be gone already (its client hung up);
+// the fetch is everyone's, so it still completes and the next request is
+// decided with its keys instead of being refused until the next attempt.
+func TestOAuthFetchOutlivesTheRequest(t *testing.T) {
+	as := authservertest.Start(t)
+	v := newVerifier(t, as, func(c *oauth.Config) { c.KeysMinRefresh = time.Hour })
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	tok := authservertest.Sign(t, as.SigningKey(), claims(as))
+	_, _ = v.Verify(gone, tok, resource)
+	if _, err := v.Verify(t.Context(), tok, resource); err != nil {
+		t.Fatalf("after a request that was gone when it started the fetch: %v", err)
+	}
+}
