@@ -62,6 +62,12 @@ func TestAuthChallengeAndMetadata(t *testing.T) {
 		strings.Join(md.ScopesSupported, " ") != "mcp:tools" || strings.Join(md.BearerMethodsSupported, " ") != "header" {
 		t.Errorf("metadata: %+v", md)
 	}
+	// A browser client of another origin can read the challenge.
+	r = e.do(http.MethodGet, "/sse", http.Header{"Origin": {"https://app.example"}}, "", false)
+	if r.status != http.StatusUnauthorized || r.header.Get("Access-Control-Allow-Origin") != "*" ||
+		r.header.Get("Access-Control-Expose-Headers") != "WWW-Authenticate" {
+		t.Errorf("cross-origin 401: %d %v", r.status, r.header)
+	}
 	// The metadata needs no token, and browser clients of other origins
 	// may read it.
 	r = e.do(http.MethodGet, "/.well-known/oauth-protected-resource", http.Header{"Origin": {"https://app.example"}}, "", false)

@@ -207,7 +207,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	raw, present, err := oauth.BearerToken(r.Header, h.maxTokenBytes())
 	if err == nil && !present {
 		metrics.refused.WithLabelValues(string(oauth.ReasonMissing)).Inc()
-		w.Header().Set("WWW-Authenticate", oauth.Challenge(oauth.MetadataURL(resource), h.scope(), "", ""))
+		h.challenge(w, r, resource, "", "")
 		return caddyhttp.Error(http.StatusUnauthorized, errors.New("no bearer token"))
 	}
 	var tok *oauth.Token
@@ -215,12 +215,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		tok, err = h.verifier.Verify(r.Context(), raw, resource)
 	}
 	if err != nil {
-		return h.refuse(w, resource, err)
+		return h.refuse(w, r, resource, err)
 	}
 	if !tok.HasScopes(h.Scopes) {
 		metrics.refused.WithLabelValues(string(oauth.ReasonScope)).Inc()
-		w.Header().Set("WWW-Authenticate", oauth.Challenge(oauth.MetadataURL(resource), h.scope(),
-			"insufficient_scope", "the token lacks a required scope"))
+		h.challenge(w, r, resource, "insufficient_scope", "the token lacks a required scope")
 		return caddyhttp.Error(http.StatusForbidden, errors.New("token lacks a required scope"))
 	}
 	metrics.accepted.Inc()
@@ -232,7 +231,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // refuse answers a request whose token was refused: 401 with
 // error="invalid_token", or 503 when the authorization server could not
 // be asked (the token may be fine: retry later, do not log in again).
-func (h *Handler) refuse(w http.ResponseWriter, resource string, err error) error {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, resource string, err error) error {
 	reason := oauth.ReasonOf(err)
 	metrics.refused.WithLabelValues(string(reason)).Inc()
 	var e *oauth.Error
@@ -242,9 +241,22 @@ func (h *Handler) refuse(w http.ResponseWriter, resource string, err error) erro
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	h.logger.Debug("token refused", zap.String("reason", string(reason)), zap.Error(err))
-	w.Header().Set("WWW-Authenticate", oauth.Challenge(oauth.MetadataURL(resource), h.scope(),
-		"invalid_token", description(reason)))
+	h.challenge(w, r, resource, "invalid_token", description(reason))
 	return caddyhttp.Error(http.StatusUnauthorized, err)
+}
+
+// challenge sets the WWW-Authenticate header of a refusal. A browser
+// client of another origin must be able to read it to start its login,
+// so a request with an Origin also gets the CORS headers that expose it;
+// a refusal tells nothing a client of any origin may not know (the same
+// as the public metadata).
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, resource, errCode, description string) {
+	hdr := w.Header()
+	hdr.Set("WWW-Authenticate", oauth.Challenge(oauth.MetadataURL(resource), h.scope(), errCode, description))
+	if r.Header.Get("Origin") != "" {
+		hdr.Set("Access-Control-Allow-Origin", "*")
+		hdr.Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+	}
 }
 
 // description is the fixed error_description of a reason: the client
