@@ -1,6 +1,8 @@
 package mcpauth_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -298,5 +300,43 @@ func TestAuthOpaqueWithoutIntrospection(t *testing.T) {
 	}
 	if got := e.refusedCount(oauth.ReasonOpaqueNoIntr) - before; got != 1 {
 		t.Errorf("refusals counted as opaque: %v", got)
+	}
+}
+
+// TestAuthSessionBoundToSubject: an mcp_sse session opened with a token
+// carries the token's sub as its identity, with no identity setting.
+func TestAuthSessionBoundToSubject(t *testing.T) {
+	e := start(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token("mcp:tools"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /sse with a token: %s", resp.Status)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n') // the stream is open once a frame arrives
+	if err != nil {
+		t.Fatalf("reading the stream: %v (%q)", err, line)
+	}
+	r, err := http.Get(e.admin + "/mcp_sse/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var list struct {
+		Sessions []struct {
+			Identity string `json:"identity"`
+		} `json:"sessions"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&list); err != nil || len(list.Sessions) != 1 {
+		t.Fatalf("sessions: %+v %v", list, err)
+	}
+	if got := list.Sessions[0].Identity; got != authservertest.Client {
+		t.Errorf("the session's identity is %q, want the token's sub %q", got, authservertest.Client)
 	}
 }
