@@ -45,6 +45,10 @@ const caddyfileTemplate = `{
 	admin 127.0.0.1:{admin}
 	persist_config off
 	auto_https off
+	log {
+		output file {log}
+		format json
+	}
 	servers {
 		trusted_proxies static ` + proxyAddr + `/32
 		max_header_size 16MB
@@ -133,7 +137,8 @@ func startWith(t *testing.T, as *authservertest.Server, settings string) *env {
 	t.Cleanup(headers.Close)
 	port, adminPort := testport.Free(t), testport.Free(t)
 	e.base, e.admin = "http://127.0.0.1:"+port, "http://127.0.0.1:"+adminPort
-	cfg := strings.NewReplacer("{admin}", adminPort, "{port}", port, "{issuer}", as.Issuer(),
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	cfg := strings.NewReplacer("{log}", logFile, "{admin}", adminPort, "{port}", port, "{issuer}", as.Issuer(),
 		"{settings}", settings, "{upstream}", strings.TrimPrefix(up.URL, "http://"),
 		"{headers}", strings.TrimPrefix(headers.URL, "http://"), "{stdioserver}", proctest.Server(t),
 	).Replace(caddyfileTemplate)
@@ -147,6 +152,11 @@ func startWith(t *testing.T, as *authservertest.Server, settings string) *env {
 	t.Cleanup(func() {
 		if err := caddy.Stop(); err != nil {
 			t.Errorf("stopping Caddy: %v", err)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("caddy log, its end:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 		if seen := e.upstream.Seen(); len(seen) > 0 {
 			t.Errorf("the client's token reached the upstream, %d times: %.40q…", len(seen), seen[0])
