@@ -5,6 +5,10 @@
 // client_credentials grant, token introspection (RFC 7662), and keys it
 // signs with that the test can rotate.
 //
+// oidc-provider 9 prints "Unsupported runtime. Use Node.js v22.x LTS" under
+// node 20, the node of this project's machines; everything the tests use
+// works there (they pass on 20.20).
+//
 // Usage: node authserver.mjs <port> <keys.json>
 //   keys.json is a JWKS of private keys; the first RS256 key signs.
 // It prints "READY <issuer>" once it listens on 127.0.0.1:<port>.
