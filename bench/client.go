@@ -66,10 +66,11 @@ type session interface {
 
 // sseSession is an HTTP+SSE session.
 type sseSession struct {
-	endpoint string
-	body     io.ReadCloser
-	cancel   context.CancelFunc
-	errs     *counters
+	endpoint      string
+	authorization string // sent with every request when set
+	body          io.ReadCloser
+	cancel        context.CancelFunc
+	errs          *counters
 
 	mu       sync.Mutex
 	pending  map[string]chan *reply
@@ -82,10 +83,13 @@ type sseSession struct {
 // openSSE opens a stream at sseURL. If postHost is set, the session's
 // POSTs go there (another instance of a cluster) instead of to the host
 // the endpoint event names.
-func openSSE(sseURL, postHost string, errs *counters) (*sseSession, error) {
+func openSSE(sseURL, postHost, authorization string, errs *counters) (*sseSession, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sseURL, nil)
 	req.Header.Set("Accept", "text/event-stream")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		cancel()
@@ -96,7 +100,7 @@ func openSSE(sseURL, postHost string, errs *counters) (*sseSession, error) {
 		cancel()
 		return nil, fmt.Errorf("GET %s: %s", sseURL, resp.Status)
 	}
-	s := &sseSession{body: resp.Body, cancel: cancel, errs: errs, pending: map[string]chan *reply{},
+	s := &sseSession{authorization: authorization, body: resp.Body, cancel: cancel, errs: errs, pending: map[string]chan *reply{},
 		answered: map[string]bool{}, done: make(chan struct{})}
 	endpoint := make(chan string, 1)
 	go s.read(endpoint)
@@ -222,6 +226,9 @@ func (s *sseSession) notify(ctx context.Context, method string) error {
 func (s *sseSession) post(ctx context.Context, body string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if s.authorization != "" {
+		req.Header.Set("Authorization", s.authorization)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err

@@ -11,15 +11,18 @@ import (
 
 // contender is one server setup under measurement.
 type contender struct {
-	name string
-	sse  bool // an HTTP+SSE server; false for the Streamable HTTP floor
+	name  string
+	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
+	url   string // SSE URL, or the Streamable HTTP endpoint
+	burst bool   // has the burst tool
 	// sessionless: the floor speaks 2026-07-28 (no initialize, _meta and
 	// the revision's headers on every request).
 	sessionless bool
-	url         string // SSE URL, or the Streamable HTTP endpoint
-	burst       bool   // has the burst tool
-	main        *proc  // the bridge or server itself (Caddy, for ours)
-	procs       []*proc
+	// authorization is the Authorization header every request carries
+	// (ours/auth: a token the real authorization server issued).
+	authorization string
+	main          *proc // the bridge or server itself (Caddy, for ours)
+	procs         []*proc
 	// spawns: the bridge's children are the servers it runs (ours/stdio),
 	// so the bridge's own figures are of its process alone.
 	spawns bool
@@ -76,7 +79,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/auth", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -88,6 +91,8 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "sessionless", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
+	case "ours/auth":
+		return e.startOursAuth(name)
 	case "ours/cluster":
 		return e.startCluster(name, "lean", "/mcp")
 	case "ours/cluster/go-sdk":
@@ -138,6 +143,12 @@ func (e *env) start(name string) (*contender, error) {
 // configured as the README recommends for many sessions at once (a larger
 // idle pool of upstream connections).
 func (e *env) startOurs(name, kind, path string) (*contender, error) {
+	return e.startOursBehind(name, kind, path, "")
+}
+
+// startOursBehind is startOurs with before (Caddyfile lines) ahead of
+// mcp_sse in the site.
+func (e *env) startOursBehind(name, kind, path, before string) (*contender, error) {
 	up, err := start(e.dir, kind+"-upstream", true, e.servers, "-kind", kind)
 	if err != nil {
 		return nil, err
@@ -156,6 +167,7 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 
 http://127.0.0.1:%s {
 	bind 127.0.0.1
+	%s
 	mcp_sse {
 		max_sessions off
 		max_sessions_per_client off
@@ -168,7 +180,7 @@ http://127.0.0.1:%s {
 		}
 	}
 }
-`, admin, port, e.extra, up.addr, path)
+`, admin, port, before, e.extra, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()

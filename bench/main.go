@@ -171,6 +171,9 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			if name == "direct" || name == "direct/sessionless" {
 				break // no streams to hold open
 			}
+			if name == "ours/auth" {
+				break // its figures are about calls; raw idle streams carry no token
+			}
 			if clusterBaseline[name] != "" {
 				break // the targets of cluster mode are about calls
 			}
@@ -366,6 +369,7 @@ func ratiosOf(results []*result) []ratio {
 	times("bridge CPU per call, ours/sessionless ÷ ours/go-sdk", bridgeCPU("ours/sessionless"), bridgeCPU("ours/go-sdk"), "for orientation")
 	times("ours/stdio ÷ supergateway, calls/s", thr("ours/stdio"), thr("supergateway"), "≥ 10")
 	times("ours/lean ÷ bare, calls/s", thr("ours/lean"), thr("bare"), "for orientation")
+	times("ours/auth ÷ ours/lean, calls/s (mcp_auth in front)", thr("ours/auth"), thr("ours/lean"), "for orientation")
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
 		out = append(out,
 			ratio{"p99 added over direct at 1 session", " ms", "≤ 1 ms", float64((o.lat.p99 - d.lat.p99).Microseconds()) / 1000},

@@ -33,7 +33,7 @@ func openSession(c *contender, errs *counters) (session, error) {
 	if !c.sse {
 		return &streamableSession{url: c.url, sessionless: c.sessionless}, nil
 	}
-	return openSSE(c.url, c.postHost, errs)
+	return openSSE(c.url, c.postHost, c.authorization, errs)
 }
 
 // echo calls the echo tool with a token only this call uses and checks
@@ -367,7 +367,7 @@ type burstResult struct {
 // notifications through the stream before its result.
 func runBurst(c *contender, n int) (burstResult, error) {
 	var errs counters
-	s, err := openSSE(c.url, c.postHost, &errs)
+	s, err := openSSE(c.url, c.postHost, c.authorization, &errs)
 	if err != nil {
 		return burstResult{}, err
 	}

@@ -91,6 +91,35 @@ func RequestScheme(r *http.Request) string {
 	return "http"
 }
 
+// RequestHost is the host (and port) the client sent the request to: the
+// Host header, or what a trusted proxy in front said it was in
+// X-Forwarded-Host (its last value, as reverse_proxy reads it). A value
+// that is not a plain host[:port] is ignored: it is about to be written
+// into URLs that clients follow.
+func RequestHost(r *http.Request) string {
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if v := r.Header.Values("X-Forwarded-Host"); len(v) > 0 {
+			last := strings.TrimSpace(v[len(v)-1])
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = strings.TrimSpace(last[i+1:])
+			}
+			if validHost(last) {
+				return last
+			}
+		}
+	}
+	return r.Host
+}
+
+// validHost reports whether h is host[:port] and nothing else.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	u, err := url.Parse("http://" + h)
+	return err == nil && u.Host == h && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == ""
+}
+
 func withoutDefaultPort(hostport, scheme string) string {
 	if scheme == "https" {
 		return strings.TrimSuffix(hostport, ":443")

@@ -70,3 +70,37 @@ func TestClientKey(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestHost: X-Forwarded-Host counts only from a trusted proxy, its
+// last value, and only when it is a plain host[:port].
+func TestRequestHost(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted bool
+		fwd     []string
+		want    string
+	}{
+		{"untrusted", false, []string{"public.example"}, "internal:8080"},
+		{"trusted", true, []string{"public.example"}, "public.example"},
+		{"trusted, with port", true, []string{"public.example:8443"}, "public.example:8443"},
+		{"trusted, last of a list", true, []string{"first.example, last.example"}, "last.example"},
+		{"trusted, last header", true, []string{"first.example", "last.example"}, "last.example"},
+		{"trusted, none", true, nil, "internal:8080"},
+		{"trusted, a path", true, []string{"evil.example/x"}, "internal:8080"},
+		{"trusted, userinfo", true, []string{"user@evil.example"}, "internal:8080"},
+		{"trusted, a query", true, []string{"evil.example?x"}, "internal:8080"},
+		{"trusted, empty", true, []string{""}, "internal:8080"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "http://internal:8080/sse", nil)
+			for _, v := range tc.fwd {
+				r.Header.Add("X-Forwarded-Host", v)
+			}
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
+			caddyhttp.SetVar(r.Context(), caddyhttp.TrustedProxyVarKey, tc.trusted)
+			if got := RequestHost(r); got != tc.want {
+				t.Errorf("RequestHost = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

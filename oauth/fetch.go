@@ -1,0 +1,67 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// fetcher asks the authorization server for documents, each bounded in
+// bytes (a hostile or broken server cannot make us read without end) and
+// in time (the client's timeout).
+type fetcher struct {
+	client   *http.Client
+	maxBytes int64
+}
+
+// getJSON GETs url and decodes its JSON body into out.
+func (f *fetcher) getJSON(ctx context.Context, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	return f.do(req, out)
+}
+
+// postForm POSTs form to url, authenticated with HTTP Basic as
+// clientID/secret (client_secret_basic), and decodes the JSON answer.
+func (f *fetcher) postForm(ctx context.Context, url, form, clientID, secret string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(form))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(clientID, secret)
+	return f.do(req, out)
+}
+
+func (f *fetcher) do(req *http.Request, out any) error {
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Redacted(), resp.Status)
+	}
+	if resp.ContentLength > f.maxBytes {
+		return fmt.Errorf("%s %s: %d bytes, more than the bound of %d", req.Method, req.URL.Redacted(), resp.ContentLength, f.maxBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	if int64(len(body)) > f.maxBytes {
+		return fmt.Errorf("%s %s: more than the bound of %d bytes", req.Method, req.URL.Redacted(), f.maxBytes)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return nil
+}
