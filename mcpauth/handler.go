@@ -209,8 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveMetadata(w, r)
 	}
 	if isPreflight(r) {
-		// A browser's CORS preflight never carries credentials; the
-		// handlers behind (mcp_sse, mcp_stdio) answer it.
+		// The handlers behind (mcp_sse, mcp_stdio) answer it.
 		return next.ServeHTTP(w, r)
 	}
 	resource := h.resource(r)
@@ -309,8 +308,14 @@ func (h *Handler) removeToken(r *http.Request) {
 	}
 }
 
+// isPreflight reports whether r is a CORS preflight, which goes on
+// without a token. A browser's preflight carries neither a body nor
+// credentials (Fetch); an OPTIONS with either is an ordinary request,
+// checked like any other, or it would take a body past mcp_auth, or a
+// token on to the upstream.
 func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && len(r.Header.Values("Authorization")) == 0
 }
 
 func validHeaderName(name string) bool {
