@@ -213,6 +213,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	resource := h.resource(r)
+	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
+		// The MCP specification forbids a token in the query string (the
+		// metadata says "header"): going on, it would reach the upstream
+		// and its logs in the URL.
+		metrics.refused.WithLabelValues(string(oauth.ReasonMalformed)).Inc()
+		h.challenge(w, r, resource, "invalid_request", "a token in the query string is not accepted")
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("access_token in the query string"))
+	}
 	raw, present, err := oauth.BearerToken(r.Header, h.maxTokenBytes())
 	if err == nil && !present {
 		metrics.refused.WithLabelValues(string(oauth.ReasonMissing)).Inc()
