@@ -44,10 +44,10 @@ type Handler struct {
 	// in scopes_supported. Default: none required.
 	Scopes []string `json:"scopes,omitempty"`
 	// Resource is this resource's URI, fixed. Default: built from each
-	// request's public scheme and host, and ResourcePath. Set it on a
-	// site that answers for any host (no host matcher), or a token
-	// issued for another resource of the same authorization server
-	// could be sent with that resource's Host.
+	// request's public scheme and host, and ResourcePath, when that host
+	// names this site (access.HostNamesThisSite; otherwise 421). Set it
+	// where clients reach Caddy under a port or name it cannot see (a
+	// port mapping, an untrusted proxy).
 	Resource string `json:"resource,omitempty"`
 	// ResourcePath is the path of the resource's URI (/mcp), when it is
 	// not the site's origin; the metadata is then also served at the
@@ -88,7 +88,8 @@ type Handler struct {
 	ForwardTokenHeader string `json:"forward_token_header,omitempty"`
 
 	verifier *oauth.Verifier
-	metaPath string // where the metadata is served (path-suffixed when ResourcePath is set)
+	metaPath string        // where the metadata is served (path-suffixed when ResourcePath is set)
+	sites    *access.Sites // the host matchers on the way to the handler
 	logger   *zap.Logger
 }
 
@@ -146,6 +147,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.verifier = v
 	h.metaPath = oauth.MetadataPath(h.resourcePath())
+	h.sites = access.NewSites("mcp_auth")
 	return nil
 }
 
@@ -195,15 +197,30 @@ func (h *Handler) resource(r *http.Request) string {
 // ServeHTTP serves the metadata, or lets a request with a usable token go
 // on to next, or refuses it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.Resource == "" && !access.HostNamesThisSite(r, h.sites.Of(r, h)) {
+		// The resource would be built from a host the client picked,
+		// which may name another server: a token for that one would
+		// pass here, and the metadata would describe it.
+		h.logger.Debug("Host does not name this site; set resource if clients reach it under a port or name Caddy cannot see",
+			zap.String("host", r.Host))
+		return caddyhttp.Error(http.StatusMisdirectedRequest, errors.New("the request's host does not name this resource"))
+	}
 	if r.URL.Path == h.metaPath || r.URL.Path == oauth.WellKnownPrefix {
 		return h.serveMetadata(w, r)
 	}
 	if isPreflight(r) {
-		// A browser's CORS preflight never carries credentials; the
-		// handlers behind (mcp_sse, mcp_stdio) answer it.
+		// The handlers behind (mcp_sse, mcp_stdio) answer it.
 		return next.ServeHTTP(w, r)
 	}
 	resource := h.resource(r)
+	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
+		// The MCP specification forbids a token in the query string (the
+		// metadata says "header"): going on, it would reach the upstream
+		// and its logs in the URL.
+		metrics.refused.WithLabelValues(string(oauth.ReasonMalformed)).Inc()
+		h.challenge(w, r, resource, "invalid_request", "a token in the query string is not accepted")
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("access_token in the query string"))
+	}
 	raw, present, err := oauth.BearerToken(r.Header, h.maxTokenBytes())
 	if err == nil && !present {
 		metrics.refused.WithLabelValues(string(oauth.ReasonMissing)).Inc()
@@ -299,8 +316,14 @@ func (h *Handler) removeToken(r *http.Request) {
 	}
 }
 
+// isPreflight reports whether r is a CORS preflight, which goes on
+// without a token. A browser's preflight carries neither a body nor
+// credentials (Fetch); an OPTIONS with either is an ordinary request,
+// checked like any other, or it would take a body past mcp_auth, or a
+// token on to the upstream.
 func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && len(r.Header.Values("Authorization")) == 0
 }
 
 func validHeaderName(name string) bool {

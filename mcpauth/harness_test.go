@@ -55,7 +55,7 @@ const caddyfileTemplate = `{
 	}
 }
 
-http://127.0.0.1:{port} {
+{site} {
 	bind 127.0.0.1
 	mcp_auth {
 		authorization_server {issuer}
@@ -127,6 +127,13 @@ func start(t *testing.T, settings string) *env {
 
 func startWith(t *testing.T, as *authservertest.Server, settings string) *env {
 	t.Helper()
+	return startSite(t, as, "http://127.0.0.1:{port}", settings)
+}
+
+// startSite is startWith with the site's address (a template with
+// {port}): "http://:{port}" makes a site that answers for any host.
+func startSite(t *testing.T, as *authservertest.Server, site, settings string) *env {
+	t.Helper()
 	e := &env{t: t, as: as, upstream: &sawAuthorization{}}
 	up := httptest.NewServer(e.upstream.wrap(demo.Handler()))
 	t.Cleanup(up.Close)
@@ -138,7 +145,7 @@ func startWith(t *testing.T, as *authservertest.Server, settings string) *env {
 	port, adminPort := testport.Free(t), testport.Free(t)
 	e.base, e.admin = "http://127.0.0.1:"+port, "http://127.0.0.1:"+adminPort
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	cfg := strings.NewReplacer("{log}", logFile, "{admin}", adminPort, "{port}", port, "{issuer}", as.Issuer(),
+	cfg := strings.NewReplacer("{site}", strings.ReplaceAll(site, "{port}", port), "{log}", logFile, "{admin}", adminPort, "{port}", port, "{issuer}", as.Issuer(),
 		"{settings}", settings, "{upstream}", strings.TrimPrefix(up.URL, "http://"),
 		"{headers}", strings.TrimPrefix(headers.URL, "http://"), "{stdioserver}", proctest.Server(t),
 	).Replace(caddyfileTemplate)
@@ -200,6 +207,9 @@ func (e *env) do(method, path string, header http.Header, body string, fromProxy
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // Go sends req.Host, never a Host in req.Header
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
@@ -249,3 +259,6 @@ type nodeError struct {
 }
 
 func (n *nodeError) Error() string { return n.err.Error() + "\n" + n.stderr }
+
+// port is the port Caddy listens on.
+func (e *env) port() string { return e.base[strings.LastIndexByte(e.base, ':')+1:] }

@@ -66,9 +66,9 @@ func (v *Verifier) introspect(ctx context.Context, token, resource string) (*Tok
 	if ans.Exp != 0 {
 		exp = time.Unix(ans.Exp, 0)
 	}
-	t := newToken(ans.Sub, all, exp)
-	if t.Subject == "" {
-		return nil, refuse(ReasonNoSubject, nil)
+	t, err := newToken(ans.Sub, all, exp)
+	if err != nil {
+		return nil, err
 	}
 	if v.cfg.IntrospectionCache > 0 {
 		v.introspected.put(key, resource, t, now.Add(v.cfg.IntrospectionCache))

@@ -49,7 +49,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token, resource string) (*Toke
 	if err := v.checkClaims(&std, resource); err != nil {
 		return nil, err
 	}
-	return newToken(std.Subject, all, std.Expiry.Time()), nil
+	return newToken(std.Subject, all, std.Expiry.Time())
 }
 
 // decodeClaims decodes a JSON object of claims twice: into typed, for the
@@ -93,13 +93,19 @@ func (v *Verifier) checkClaims(c *jwt.Claims, resource string) error {
 	return nil
 }
 
-// newToken is the Token of the claims all; subject is sub if known.
-func newToken(subject string, all map[string]any, exp time.Time) *Token {
+// newToken is the Token of the claims all; subject is sub if known. A
+// token that names no one (neither sub nor client_id) is refused: its
+// identity would be empty, which the handlers behind take for "no
+// authentication", so mcp_sse would bind its sessions to no one.
+func newToken(subject string, all map[string]any, exp time.Time) (*Token, error) {
 	clientID, _ := all["client_id"].(string)
 	if subject == "" {
 		subject = clientID
 	}
-	return &Token{Subject: subject, ClientID: clientID, Scopes: scopesOf(all), Expiry: exp, Claims: all}
+	if subject == "" {
+		return nil, refuse(ReasonNoSubject, errors.New("neither sub nor client_id"))
+	}
+	return &Token{Subject: subject, ClientID: clientID, Scopes: scopesOf(all), Expiry: exp, Claims: all}, nil
 }
 
 // scopesOf reads scope (RFC 9068, RFC 7662: space-separated) or, failing
