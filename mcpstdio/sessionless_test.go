@@ -7,6 +7,9 @@ package mcpstdio_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -91,5 +94,260 @@ func TestSessionlessGoSDKEverything(t *testing.T) {
 	}
 	if got := call(t, ctx, cs, &mcp.CallToolParams{Name: "test_sampling", Arguments: map[string]any{"prompt": "hi"}}); !strings.Contains(got, "alice-sampled") {
 		t.Errorf("test_sampling = %q", got)
+	}
+}
+
+// modernCall is a sessionless request as a 2026-07-28 client sends it:
+// the body (its _meta carrying the revision, client info and
+// capabilities) and the headers mirroring it.
+type modernCall struct {
+	id     any
+	method string
+	name   string // params.name, or params.uri of resources/read
+	params map[string]any
+	caps   map[string]any
+	header http.Header // set over the mirrored headers
+}
+
+func (m modernCall) body() string {
+	params := map[string]any{}
+	for k, v := range m.params {
+		params[k] = v
+	}
+	if m.name != "" {
+		key := "name"
+		if m.method == "resources/read" {
+			key = "uri"
+		}
+		params[key] = m.name
+	}
+	caps := m.caps
+	if caps == nil {
+		caps = map[string]any{}
+	}
+	params["_meta"] = map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    modernVersion,
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": caps,
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.id, "method": m.method, "params": params})
+	return string(b)
+}
+
+// post sends m as user (X-User, the test's process_key) and returns the
+// reply.
+func postModern(t *testing.T, tc *testCaddy, user string, m modernCall) reply {
+	t.Helper()
+	c := newRaw(t, tc)
+	c.header.Set("MCP-Protocol-Version", modernVersion)
+	c.header.Set("Mcp-Method", m.method)
+	if m.name != "" {
+		c.header.Set("Mcp-Name", m.name)
+	}
+	if user != "" {
+		c.header.Set("X-User", user)
+	}
+	for k, v := range m.header {
+		c.header[k] = v
+	}
+	return c.do(http.MethodPost, m.body())
+}
+
+// inputRequired reads an InputRequiredResult: its requests and state.
+func inputRequired(t *testing.T, r reply) (requests map[string]struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}, state string) {
+	t.Helper()
+	if r.status != http.StatusOK || len(r.msgs) == 0 {
+		t.Fatalf("want an InputRequiredResult, got %d %s", r.status, r.body)
+	}
+	var res struct {
+		ResultType    string `json:"resultType"`
+		InputRequests map[string]struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		} `json:"inputRequests"`
+		RequestState string `json:"requestState"`
+	}
+	last := r.msgs[len(r.msgs)-1]
+	if err := json.Unmarshal(last.Result, &res); err != nil || res.ResultType != "input_required" || res.RequestState == "" {
+		t.Fatalf("want an InputRequiredResult, got %s", r.body)
+	}
+	return res.InputRequests, res.RequestState
+}
+
+// wantError checks a refusal: its status and JSON-RPC code.
+func wantError(t *testing.T, what string, r reply, status, code int) {
+	t.Helper()
+	if r.status != status || len(r.msgs) != 1 || r.msgs[0].Error == nil || r.msgs[0].Error.Code != code {
+		t.Errorf("%s: got %d %s, want %d with error %d", what, r.status, r.body, status, code)
+	}
+}
+
+// messagesIn is how many messages the process of key has taken on its
+// stdin.
+func messagesIn(t *testing.T, tc *testCaddy, key string) int64 {
+	t.Helper()
+	for _, p := range listProcesses(t, tc) {
+		if p.Mode == "sessionless" && p.Key == key {
+			return p.MessagesIn
+		}
+	}
+	t.Fatalf("no sessionless process of key %q", key)
+	return 0
+}
+
+var elicitCaps = map[string]any{"elicitation": map[string]any{"form": map[string]any{}}}
+
+// TestSessionlessRequestState: a retry's requestState is taken once, from
+// its principal, until it expires, and only as the bridge sealed it;
+// every refusal is a 400 and reaches no process.
+func TestSessionlessRequestState(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), `process_key {http.request.header.X-User}
+		input_timeout 3s`))
+	ask := func(user string) (string, string) {
+		reqs, state := inputRequired(t, postModern(t, tc, user, modernCall{id: 1, method: "tools/call", name: "test_elicitation",
+			params: map[string]any{"arguments": map[string]any{"message": "who?"}}, caps: elicitCaps}))
+		if len(reqs) != 1 {
+			t.Fatalf("input requests %v", reqs)
+		}
+		for k, r := range reqs {
+			if r.Method != "elicitation/create" {
+				t.Fatalf("input request %s is %s", k, r.Method)
+			}
+			return k, state
+		}
+		return "", ""
+	}
+	retry := func(user, key, state string, id any) reply {
+		return postModern(t, tc, user, modernCall{id: id, method: "tools/call", name: "test_elicitation", caps: elicitCaps,
+			params: map[string]any{"arguments": map[string]any{"message": "who?"}, "requestState": state,
+				"inputResponses": map[string]any{key: map[string]any{"action": "accept", "content": map[string]any{"username": "alice-name"}}}}})
+	}
+	key, state := ask("alice")
+	before := messagesIn(t, tc, "alice")
+
+	forged := []byte(state)
+	forged[len(forged)/2] ^= 1
+	if forged[len(forged)/2] == '-' || forged[len(forged)/2] == '_' {
+		forged[len(forged)/2] = 'A'
+	}
+	wantError(t, "forged state", retry("alice", key, string(forged), 2), http.StatusBadRequest, -32602)
+	wantError(t, "made-up state", retry("alice", key, "bm90IGEgc3RhdGU", 2), http.StatusBadRequest, -32602)
+	wantError(t, "another principal's state", retry("mallory", key, state, 2), http.StatusBadRequest, -32602)
+	if got := messagesIn(t, tc, "alice"); got != before {
+		t.Errorf("refused retries reached the process: %d messages in, %d before", got, before)
+	}
+	for _, p := range listProcesses(t, tc) {
+		if p.Key == "mallory" {
+			t.Error("a refused retry started a process for its principal")
+		}
+	}
+
+	r := retry("alice", key, state, 3)
+	if r.status != http.StatusOK || len(r.msgs) == 0 || string(r.msgs[len(r.msgs)-1].ID) != "3" ||
+		!strings.Contains(string(r.msgs[len(r.msgs)-1].Result), "alice-name") {
+		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	before = messagesIn(t, tc, "alice")
+	wantError(t, "spent state", retry("alice", key, state, 4), http.StatusBadRequest, -32602)
+	if got := messagesIn(t, tc, "alice"); got != before {
+		t.Errorf("a spent state reached the process: %d messages in, %d before", got, before)
+	}
+
+	// No retry within input_timeout: the bridge answers the server, and
+	// the state expires.
+	key, state = ask("alice")
+	eventually(t, 20*time.Second, "the bridge to answer the server after input_timeout", func() bool {
+		for _, l := range tc.logs("http.handlers.mcp_stdio") {
+			if strings.Contains(fmt.Sprint(l["msg"]), "no retry within input_timeout") {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, 20*time.Second, "the state to expire", func() bool {
+		r := retry("alice", key, state, 5)
+		if r.status == http.StatusOK {
+			t.Fatalf("a retry after input_timeout was taken: %s", r.body)
+		}
+		return strings.Contains(string(r.body), "expired")
+	})
+}
+
+// TestSessionlessHeaderRules: the revision's checks of a sessionless
+// request, each a 400 with its JSON-RPC code before any process sees it.
+func TestSessionlessHeaderRules(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), `process_key {http.request.header.X-User}`))
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	region := func(v any) map[string]any { return map[string]any{"arguments": map[string]any{"region": v}} }
+	// A first request warms the process up (and lists its tools).
+	if r := postModern(t, tc, "alice", modernCall{id: 1, method: "server/discover"}); r.status != http.StatusOK {
+		t.Fatalf("discover: %d %s", r.status, r.body)
+	}
+	before := messagesIn(t, tc, "alice")
+	for _, tt := range []struct {
+		name string
+		m    modernCall
+	}{
+		{"Mcp-Method differs", modernCall{method: "tools/call", name: "test_simple_text", header: hdr("Mcp-Method", "tools/list")}},
+		{"Mcp-Name differs", modernCall{method: "tools/call", name: "test_simple_text", header: hdr("Mcp-Name", "test_error_handling")}},
+		{"Mcp-Name missing", modernCall{method: "prompts/get", name: "test_simple_prompt", header: hdr("Mcp-Name", "")}},
+		{"version header differs from _meta", modernCall{method: "tools/list", header: hdr("MCP-Protocol-Version", "2025-11-25", "Mcp-Session-Id", "")}},
+		{"Mcp-Param missing", modernCall{method: "tools/call", name: "test_x_mcp_header", params: region("eu")}},
+		{"Mcp-Param differs", modernCall{method: "tools/call", name: "test_x_mcp_header", params: region("eu"), header: hdr("Mcp-Param-Region", "us")}},
+		{"Mcp-Param for an absent argument", modernCall{method: "tools/call", name: "test_x_mcp_header", params: map[string]any{"arguments": map[string]any{}}, header: hdr("Mcp-Param-Region", "us")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.m.id = 7
+			r := postModern(t, tc, "alice", tt.m)
+			if tt.name == "version header differs from _meta" {
+				// A legacy version without a session is no sessionless
+				// request: the legacy rules answer it.
+				if r.status != http.StatusBadRequest {
+					t.Errorf("got %d %s", r.status, r.body)
+				}
+				return
+			}
+			wantError(t, tt.name, r, http.StatusBadRequest, -32020)
+		})
+	}
+	if got := messagesIn(t, tc, "alice"); got != before {
+		t.Errorf("refused requests reached the process: %d messages in, %d before", got, before)
+	}
+	ok := postModern(t, tc, "alice", modernCall{id: 8, method: "tools/call", name: "test_x_mcp_header", params: region("eu"), header: hdr("Mcp-Param-Region", "eu")})
+	if ok.status != http.StatusOK || ok.msgs[len(ok.msgs)-1].Error != nil {
+		t.Errorf("matching Mcp-Param: %d %s", ok.status, ok.body)
+	}
+	encoded := postModern(t, tc, "alice", modernCall{id: 9, method: "tools/call", name: "test_x_mcp_header", params: region(" é "), header: hdr("Mcp-Param-Region", "=?base64?IMOpIA==?=")})
+	if encoded.status != http.StatusOK || encoded.msgs[len(encoded.msgs)-1].Error != nil {
+		t.Errorf("base64 Mcp-Param: %d %s", encoded.status, encoded.body)
+	}
+
+	unsupported := postModern(t, tc, "alice", modernCall{id: 10, method: "tools/list", header: hdr("MCP-Protocol-Version", "2099-01-01")})
+	wantError(t, "unsupported version", unsupported, http.StatusBadRequest, -32022)
+	if len(unsupported.msgs) == 1 && unsupported.msgs[0].Error != nil {
+		if s := fmt.Sprint(unsupported.msgs[0].Error.Data["supported"]); !strings.Contains(s, modernVersion) || !strings.Contains(s, "2025-11-25") {
+			t.Errorf("supported versions: %s", s)
+		}
+	}
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		c := newRaw(t, tc)
+		c.header.Set("MCP-Protocol-Version", modernVersion)
+		if r := c.do(method, ""); r.status != http.StatusMethodNotAllowed {
+			t.Errorf("%s without a session: %d %s", method, r.status, r.body)
+		}
+	}
+	batch := newRaw(t, tc)
+	batch.header.Set("MCP-Protocol-Version", modernVersion)
+	if r := batch.do(http.MethodPost, `[`+modernCall{id: 1, method: "tools/list"}.body()+`]`); r.status != http.StatusBadRequest {
+		t.Errorf("a batch: %d %s", r.status, r.body)
 	}
 }
