@@ -54,7 +54,7 @@ func answeringClient(who string) *mcp.ClientOptions {
 		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: who + "-sampled"}}, nil
 		},
-		Capabilities: &mcp.ClientCapabilities{Roots: mcp.RootCapabilities{}},
+		Capabilities: &mcp.ClientCapabilities{RootsV2: &mcp.RootCapabilities{}},
 	}
 }
 
@@ -350,4 +350,138 @@ func TestSessionlessHeaderRules(t *testing.T) {
 	if r := batch.do(http.MethodPost, `[`+modernCall{id: 1, method: "tools/list"}.body()+`]`); r.status != http.StatusBadRequest {
 		t.Errorf("a batch: %d %s", r.status, r.body)
 	}
+}
+
+// asUser adds X-User to every request: the test's process_key.
+type asUser struct {
+	user string
+	rt   http.RoundTripper
+}
+
+func (a asUser) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-User", a.user)
+	return a.rt.RoundTrip(req)
+}
+
+// userClient is the Go SDK's client at its default revision, as user, with
+// a root of its own and handlers answering with its name.
+func userClient(t *testing.T, ctx context.Context, tc *testCaddy, user string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-" + user, Version: "1.0.0"}, answeringClient(user))
+	client.AddRoots(&mcp.Root{URI: "file:///home/" + user, Name: user})
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp",
+		HTTPClient: &http.Client{Transport: asUser{user, http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("%s: connect: %v", user, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if got := cs.InitializeResult().ProtocolVersion; got != modernVersion {
+		t.Fatalf("%s: negotiated %q", user, got)
+	}
+	return cs
+}
+
+// TestSessionlessManyClients: clients of several principals at once, each
+// answering input for its own requests with its own answers, each on a
+// process of its own, beside a legacy session on the same handler.
+func TestSessionlessManyClients(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), `process_key {http.request.header.X-User}
+		max_processes_per_client off`))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	legacy, err := mcp.NewClient(&mcp.Implementation{Name: "legacy", Version: "1"}, answeringClient("legacy")).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { legacy.Close() })
+	if v := legacy.InitializeResult().ProtocolVersion; v == modernVersion {
+		t.Fatalf("the legacy client negotiated %s", v)
+	}
+	users := []string{"u0", "u1", "u2", "u3", "u4", "u5"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	check := func(who, tool, got, want string) {
+		if !strings.Contains(got, want) {
+			errs <- fmt.Sprintf("%s: %s = %q, want %q in it", who, tool, got, want)
+		}
+	}
+	run := func(who string, cs *mcp.ClientSession) {
+		defer wg.Done()
+		for i := 0; i < 3; i++ {
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "who?"}})
+			check(who, "test_elicitation", resultText(res, err), who+"-name")
+			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_sampling", Arguments: map[string]any{"prompt": "hi"}})
+			check(who, "test_sampling", resultText(res, err), who+"-sampled")
+		}
+	}
+	sessions := map[string]*mcp.ClientSession{}
+	for _, u := range users {
+		sessions[u] = userClient(t, ctx, tc, u)
+	}
+	for _, u := range users {
+		wg.Add(1)
+		go run(u, sessions[u])
+	}
+	wg.Add(1)
+	go run("legacy", legacy)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// Roots, asked of the client by the server, through MRTR.
+	res, err := sessions["u1"].CallTool(ctx, &mcp.CallToolParams{Name: "test_input_required_result_list_roots"})
+	if got := resultText(res, err); !strings.Contains(got, "file:///home/u1") {
+		t.Errorf("roots: %q", got)
+	}
+
+	procs := listProcesses(t, tc)
+	pids := map[int]string{}
+	keys := map[string]bool{}
+	legacyProcs := 0
+	for _, p := range procs {
+		switch p.Mode {
+		case "sessionless":
+			if keys[p.Key] {
+				t.Errorf("two processes for key %q", p.Key)
+			}
+			keys[p.Key] = true
+		case "legacy_session":
+			legacyProcs++
+		default:
+			t.Errorf("process %d: mode %q", p.PID, p.Mode)
+		}
+		if other, dup := pids[p.PID]; dup {
+			t.Errorf("pid %d serves %q and %q", p.PID, other, p.Key)
+		}
+		pids[p.PID] = p.Key
+		if !procExists(p.PID) {
+			t.Errorf("pid %d (%q) not in /proc", p.PID, p.Key)
+		}
+	}
+	for _, u := range users {
+		if !keys[u] {
+			t.Errorf("no process of its own for %s: %+v", u, procs)
+		}
+	}
+	if legacyProcs != 1 {
+		t.Errorf("%d legacy-session processes, want 1", legacyProcs)
+	}
+}
+
+func resultText(res *mcp.CallToolResult, err error) string {
+	switch {
+	case err != nil:
+		return "error: " + err.Error()
+	case res.IsError || len(res.Content) == 0:
+		b, _ := json.Marshal(res)
+		return "error result: " + string(b)
+	}
+	if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+		return tc.Text
+	}
+	return ""
 }
