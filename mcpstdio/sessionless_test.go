@@ -6,9 +6,11 @@ package mcpstdio_test
 // server-everything.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -484,4 +486,228 @@ func resultText(res *mcp.CallToolResult, err error) string {
 		return tc.Text
 	}
 	return ""
+}
+
+// stderrLogged reports whether a process wrote a line holding s to its
+// stderr (mcp_stdio logs each).
+func stderrLogged(tc *testCaddy, s string) bool {
+	for _, l := range tc.logs("http.handlers.mcp_stdio") {
+		if l["msg"] == "stderr" && strings.Contains(fmt.Sprint(l["line"]), s) {
+			return true
+		}
+	}
+	return false
+}
+
+func logged(tc *testCaddy, msg string) bool {
+	for _, l := range tc.logs("http.handlers.mcp_stdio") {
+		if strings.Contains(fmt.Sprint(l["msg"]), msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSessionlessCancelByClosing: a client that closes a sessionless
+// request's stream cancels the request on the process.
+func TestSessionlessCancelByClosing(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("stdioserver", ""))
+	if r := postModern(t, tc, "", modernCall{id: 1, method: "server/discover"}); r.status != http.StatusOK {
+		t.Fatalf("discover: %d %s", r.status, r.body)
+	}
+	before := messagesIn(t, tc, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := modernCall{id: 2, method: "tools/call", name: "block"}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tc.base+"/mcp", strings.NewReader(m.body()))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", modernVersion)
+	req.Header.Set("Mcp-Method", "tools/call")
+	req.Header.Set("Mcp-Name", "block")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := rawHTTP.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	eventually(t, 10*time.Second, "the request to reach the process", func() bool { return messagesIn(t, tc, "") > before })
+	if stderrLogged(tc, "block: cancelled") {
+		t.Fatal("cancelled before the client went away")
+	}
+	cancel()
+	<-done
+	eventually(t, 10*time.Second, "the process to see the request cancelled", func() bool { return stderrLogged(tc, "block: cancelled") })
+}
+
+// TestSessionlessInputRefusals: the server's request for input is
+// answered by the bridge with an error, and the client never asked, when
+// the client did not declare the capability, or when no request of the
+// client runs.
+func TestSessionlessInputRefusals(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), ""))
+	r := postModern(t, tc, "", modernCall{id: 1, method: "tools/call", name: "test_elicitation",
+		params: map[string]any{"arguments": map[string]any{"message": "who?"}}, caps: map[string]any{"sampling": map[string]any{}}})
+	if r.status != http.StatusOK || strings.Contains(string(r.body), "input_required") || !strings.Contains(string(r.body), `"isError":true`) {
+		t.Errorf("elicitation from a client without the capability: %d %s", r.status, r.body)
+	}
+	if n := inputRounds(t, tc); n != 0 {
+		t.Errorf("%v input rounds, want none", n)
+	}
+
+	tc2 := startCaddyAgain(t, tc, sessionlessSite("stdioserver", ""))
+	r = postModern(t, tc2, "", modernCall{id: 2, method: "tools/call", name: "ask_later", caps: map[string]any{"roots": map[string]any{}}})
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), "asked later") {
+		t.Fatalf("ask_later: %d %s", r.status, r.body)
+	}
+	eventually(t, 10*time.Second, "the process's request outside any request to be answered with an error", func() bool {
+		return stderrLogged(tc2, "ask_later: roots/list answered, error:") && !stderrLogged(tc2, "error: <nil>")
+	})
+	if !logged(tc2, "outside any request") {
+		t.Error("the request outside any request was not logged")
+	}
+}
+
+// startCaddyAgain reloads the test's Caddy with another site.
+func startCaddyAgain(t *testing.T, tc *testCaddy, site string) *testCaddy {
+	t.Helper()
+	tc.reload(site)
+	return tc
+}
+
+// inputRounds reads caddy_mcp_stdio_input_rounds_total.
+func inputRounds(t *testing.T, tc *testCaddy) float64 {
+	t.Helper()
+	resp, err := rawHTTP.Get(tc.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "caddy_mcp_stdio_input_rounds_total "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestSessionlessLogLevel: a request whose _meta sets a log level gets
+// the process's log messages; one that sets none does not.
+func TestSessionlessLogLevel(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), ""))
+	withLevel := modernCall{id: 1, method: "tools/call", name: "test_logging_tool"}
+	body := strings.Replace(withLevel.body(), `"io.modelcontextprotocol/protocolVersion"`, `"io.modelcontextprotocol/logLevel":"debug","io.modelcontextprotocol/protocolVersion"`, 1)
+	c := newRaw(t, tc)
+	c.header.Set("MCP-Protocol-Version", modernVersion)
+	c.header.Set("Mcp-Method", "tools/call")
+	c.header.Set("Mcp-Name", "test_logging_tool")
+	r := c.do(http.MethodPost, body)
+	if !hasMethod(r, "notifications/message") {
+		t.Errorf("a request that set a level got no log message: %s", r.body)
+	}
+	r = postModern(t, tc, "", modernCall{id: 2, method: "tools/call", name: "test_logging_tool"})
+	if r.status != http.StatusOK || hasMethod(r, "notifications/message") {
+		t.Errorf("a request that set no level: %d %s", r.status, r.body)
+	}
+}
+
+func hasMethod(r reply, method string) bool {
+	for _, m := range r.msgs {
+		if m.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSessionlessListen: list changes and resource updates reach a
+// client through subscriptions/listen, tagged with its subscription.
+func TestSessionlessListen(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), `process_key {http.request.header.X-User}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	changed := make(chan struct{}, 16)
+	updated := make(chan string, 16)
+	opts := answeringClient("alice")
+	opts.ToolListChangedHandler = func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} }
+	opts.ResourceUpdatedHandler = func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI }
+	client := mcp.NewClient(&mcp.Implementation{Name: "listener", Version: "1"}, opts)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: tc.base + "/mcp",
+		HTTPClient: &http.Client{Transport: asUser{"alice", http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	other := userClient(t, ctx, tc, "alice")
+	call(t, ctx, other, &mcp.CallToolParams{Name: "test_trigger_tool_change"})
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("no tools/list_changed through subscriptions/listen")
+	}
+	select {
+	case uri := <-updated:
+		if uri != "test://watched-resource" {
+			t.Errorf("update of %q", uri)
+		}
+	case <-ctx.Done():
+		t.Fatal("no resources/updated through subscriptions/listen")
+	}
+
+	// On the wire: the acknowledgement first, then the change, each
+	// tagged with the listen request's id.
+	m := modernCall{id: 42, method: "subscriptions/listen", params: map[string]any{"notifications": map[string]any{"toolsListChanged": true}}}
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	req, _ := http.NewRequestWithContext(lctx, http.MethodPost, tc.base+"/mcp", strings.NewReader(m.body()))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", modernVersion)
+	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	req.Header.Set("X-User", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := make(chan rpcMessage, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var m rpcMessage
+				_ = json.Unmarshal([]byte(d), &m)
+				events <- m
+			}
+		}
+		close(events)
+	}()
+	next := func(what string) rpcMessage {
+		select {
+		case m := <-events:
+			return m
+		case <-ctx.Done():
+			t.Fatalf("no %s on the listen stream", what)
+		}
+		return rpcMessage{}
+	}
+	tagged := func(m rpcMessage) bool {
+		return strings.Contains(string(m.Params), `"io.modelcontextprotocol/subscriptionId":42`)
+	}
+	if ack := next("acknowledgement"); ack.Method != "notifications/subscriptions/acknowledged" || !tagged(ack) ||
+		!strings.Contains(string(ack.Params), `"toolsListChanged":true`) {
+		t.Fatalf("first message: %s %s", ack.Method, ack.Params)
+	}
+	call(t, ctx, other, &mcp.CallToolParams{Name: "test_trigger_tool_change"})
+	if m := next("tools/list_changed"); m.Method != "notifications/tools/list_changed" || !tagged(m) {
+		t.Errorf("after a change: %s %s", m.Method, m.Params)
+	}
 }
