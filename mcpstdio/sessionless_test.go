@@ -711,3 +711,64 @@ func TestSessionlessListen(t *testing.T) {
 		t.Errorf("after a change: %s %s", m.Method, m.Params)
 	}
 }
+
+// TestSessionlessNpmEverything: the reference server-everything (npm),
+// a TypeScript stdio server of the legacy revisions, to the Go SDK's
+// client at 2026-07-28: tools, progress, elicitation and sampling
+// through MRTR.
+func TestSessionlessNpmEverything(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("node "+npmEverythingServer(t)+" stdio", ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var progress []float64
+	opts := answeringClient("npm-user")
+	opts.ElicitationHandler = func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "npm-user-name", "check": true}}, nil
+	}
+	opts.ProgressNotificationHandler = func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+		mu.Lock()
+		progress = append(progress, req.Params.Progress)
+		mu.Unlock()
+	}
+	cs := modernClient(t, ctx, tc, opts)
+	if got := cs.InitializeResult().ServerInfo; got == nil || got.Name != "mcp-servers/everything" {
+		t.Errorf("serverInfo %+v", got)
+	}
+	if got := call(t, ctx, cs, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "token-77"}}); !strings.Contains(got, "token-77") {
+		t.Errorf("echo = %q", got)
+	}
+	p := &mcp.CallToolParams{Name: "trigger-long-running-operation", Arguments: map[string]any{"duration": 0.3, "steps": 3}}
+	p.SetProgressToken("npm-progress")
+	call(t, ctx, cs, p)
+	eventually(t, 5*time.Second, "three progress notifications", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(progress) == 3
+	})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "trigger-elicitation-request"})
+	if got := allText(res, err); !strings.Contains(got, "npm-user-name") {
+		t.Errorf("trigger-elicitation-request = %q", got)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "trigger-sampling-request", Arguments: map[string]any{"prompt": "hi"}})
+	if got := allText(res, err); !strings.Contains(got, "npm-user-sampled") {
+		t.Errorf("trigger-sampling-request = %q", got)
+	}
+	if n := inputRounds(t, tc); n < 2 {
+		t.Errorf("%v input rounds counted, want 2 at least", n)
+	}
+}
+
+// allText joins every text of a tool result.
+func allText(res *mcp.CallToolResult, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text + "\n")
+		}
+	}
+	return b.String()
+}
