@@ -237,7 +237,11 @@ func TestSessionlessRequestState(t *testing.T) {
 	}
 	wantError(t, "forged state", retry("alice", key, string(forged), 2), http.StatusBadRequest, -32602)
 	wantError(t, "made-up state", retry("alice", key, "bm90IGEgc3RhdGU", 2), http.StatusBadRequest, -32602)
-	wantError(t, "another principal's state", retry("mallory", key, state, 2), http.StatusBadRequest, -32602)
+	foreign := retry("mallory", key, state, 2)
+	wantError(t, "another principal's state", foreign, http.StatusBadRequest, -32602)
+	if !strings.Contains(string(foreign.body), "another principal") {
+		t.Errorf("another principal's state: %s", foreign.body)
+	}
 	if got := messagesIn(t, tc, "alice"); got != before {
 		t.Errorf("refused retries reached the process: %d messages in, %d before", got, before)
 	}
@@ -253,7 +257,11 @@ func TestSessionlessRequestState(t *testing.T) {
 		t.Fatalf("retry: %d %s", r.status, r.body)
 	}
 	before = messagesIn(t, tc, "alice")
-	wantError(t, "spent state", retry("alice", key, state, 4), http.StatusBadRequest, -32602)
+	spent := retry("alice", key, state, 4)
+	wantError(t, "spent state", spent, http.StatusBadRequest, -32602)
+	if !strings.Contains(string(spent.body), "already used") {
+		t.Errorf("spent state: %s", spent.body)
+	}
 	if got := messagesIn(t, tc, "alice"); got != before {
 		t.Errorf("a spent state reached the process: %d messages in, %d before", got, before)
 	}
@@ -771,4 +779,37 @@ func allText(res *mcp.CallToolResult, err error) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSessionlessSameIDs: two requests of one principal with the same
+// JSON-RPC id, at once, on one process: each gets its own answer, under
+// its own id.
+func TestSessionlessSameIDs(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("stdioserver", ""))
+	slow := make(chan reply, 1)
+	go func() {
+		slow <- postModern(t, tc, "", modernCall{id: 1, method: "tools/call", name: "slow",
+			params: map[string]any{"arguments": map[string]any{"steps": 3, "delay_ms": 300}}})
+	}()
+	eventually(t, 10*time.Second, "the slow call to reach the process", func() bool {
+		for _, p := range listProcesses(t, tc) {
+			if p.Mode == "sessionless" && p.MessagesIn >= 4 { // initialize, initialized, tools/list, the call
+				return true
+			}
+		}
+		return false
+	})
+	echo := postModern(t, tc, "", modernCall{id: 1, method: "tools/call", name: "echo", params: map[string]any{"arguments": map[string]any{"text": "second"}}})
+	if echo.status != http.StatusOK || string(echo.msgs[len(echo.msgs)-1].ID) != "1" || !strings.Contains(string(echo.msgs[len(echo.msgs)-1].Result), "second") {
+		t.Errorf("echo: %d %s", echo.status, echo.body)
+	}
+	var r reply
+	select {
+	case r = <-slow:
+	case <-time.After(40 * time.Second): // beyond rawHTTP's timeout: the call failed
+		t.Fatal("the slow call was never answered")
+	}
+	if r.status != http.StatusOK || string(r.msgs[len(r.msgs)-1].ID) != "1" || strings.Contains(string(r.body), "second") || r.msgs[len(r.msgs)-1].Result == nil {
+		t.Errorf("slow: %d %s", r.status, r.body)
+	}
 }
