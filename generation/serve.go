@@ -42,7 +42,7 @@ func (e *ProtocolError) Error() string { return e.Message }
 func UnsupportedVersion(requested string, supported []string) *ProtocolError {
 	return &ProtocolError{
 		Code:    CodeUnsupportedProtocolVersion,
-		Message: fmt.Sprintf("unsupported protocol version %q", requested),
+		Message: fmt.Sprintf("unsupported %s %q", HeaderProtocolVersion, requested),
 		Data:    map[string]any{"supported": supported, "requested": requested},
 	}
 }

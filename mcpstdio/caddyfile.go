@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
 	"github.com/mcpsse/caddy-mcp-sse/internal/directive"
 )
 
@@ -143,7 +144,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "input_timeout":
 			err = directive.PositiveDuration(d, &h.InputTimeout)
 		case "state_secret":
-			err = directive.OneArg(d, &h.StateSecret)
+			if err = directive.OneArg(d, &h.StateSecret); err == nil && !strings.Contains(h.StateSecret, "{") {
+				if _, kerr := cluster.ParseKey(h.StateSecret); kerr != nil {
+					return d.Errf("state_secret: %v", kerr)
+				}
+			}
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

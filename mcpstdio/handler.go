@@ -308,6 +308,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return writeProtocolError(w, http.StatusBadRequest, nil, perr)
 	}
 	if generation.ModernVersion(version) {
+		if dispatch.InProcess(r) {
+			// mcp_sse's probe for its sessions: each of them gets a
+			// process of its own on the legacy path, where the sessionless
+			// one would put every session of a principal on one process.
+			postbody.CloseUnread(w, r)
+			return writeProtocolError(w, http.StatusBadRequest, nil,
+				generation.UnsupportedVersion(version, discoverVersions[1:]))
+		}
 		if r.Header.Get(dispatch.HeaderSessionID) != "" {
 			postbody.CloseUnread(w, r)
 			return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,

@@ -107,6 +107,7 @@ func main() {
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "block", Description: "Runs until cancelled, and says so on stderr."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			fmt.Fprintln(os.Stderr, "block: started")
 			<-ctx.Done()
 			fmt.Fprintln(os.Stderr, "block: cancelled")
 			return nil, nil, ctx.Err()
