@@ -207,7 +207,7 @@ func (s *mcpSession) failInputs(inputs []input, text string) {
 
 // inputExpired ends the wait for a retry that did not come within
 // input_timeout: the bridge answers the server's requests with an error
-// itself, and what the process sends for the request is dropped.
+// itself, and cancels the request, whose answer no one awaits.
 func (s *mcpSession) inputExpired(c *call, round int, timeout time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -219,6 +219,14 @@ func (s *mcpSession) inputExpired(c *call, round int, timeout time.Duration) {
 	m.parked = false
 	s.failInputs(m.inputs, fmt.Sprintf("the client did not answer within %s (input_timeout)", timeout))
 	m.inputs, m.held, m.final = nil, nil, nil
+	if s.calls[c.key] == c {
+		// No one awaits its answer: the request ends, and leaves room
+		// (max_inflight, idle_timeout) for others.
+		s.removeCall(c)
+		note, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled",
+			"params": map[string]any{"requestId": m.callID, "reason": "no retry within input_timeout"}})
+		s.sendAsync(note)
+	}
 	metrics.inputTimeouts.Inc()
 	s.logger.Info("no retry within input_timeout: the server's requests were answered with an error",
 		zap.String("session", session.ShortID(s.id)), zap.String("method", m.method), zap.Duration("input_timeout", timeout))

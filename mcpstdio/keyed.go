@@ -56,6 +56,7 @@ type keyedState struct {
 	// initResult is the result of the process's initialize.
 	initResult json.RawMessage
 	tools      generation.Tools
+	relisting  atomic.Bool // a tools/list for the bindings is under way
 	minted     atomic.Uint64
 
 	// Under the session's mu:

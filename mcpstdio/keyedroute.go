@@ -29,8 +29,12 @@ func (s *mcpSession) routeKeyed(msg []byte, env *outEnvelope) {
 		s.serverRequest(msg, env)
 	case env.Method == "notifications/tools/list_changed" || env.Method == "notifications/prompts/list_changed" ||
 		env.Method == "notifications/resources/list_changed" || env.Method == "notifications/resources/updated":
-		if env.Method == "notifications/tools/list_changed" {
-			go s.learnTools(s.sendTimeout)
+		if env.Method == "notifications/tools/list_changed" && s.keyed.relisting.CompareAndSwap(false, true) {
+			// One listing at a time, however many changes come.
+			go func() {
+				defer s.keyed.relisting.Store(false)
+				s.learnTools(s.sendTimeout)
+			}()
 		}
 		s.toListeners(msg, env.Method)
 	default:
