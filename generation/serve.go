@@ -7,6 +7,7 @@ package generation
 // InputRequiredResult and of its retry.
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -251,8 +252,8 @@ func ParseRetry(params json.RawMessage) (r Retry, ok bool, err error) {
 		InputResponses map[string]json.RawMessage `json:"inputResponses"`
 		RequestState   *string                    `json:"requestState"`
 	}
-	if len(params) == 0 || isNull(params) {
-		return r, false, nil
+	if len(params) == 0 || !bytes.Contains(params, []byte(`"requestState"`)) {
+		return r, false, nil // no retry: not worth a scan
 	}
 	if err := json.Unmarshal(params, &p); err != nil {
 		return r, false, fmt.Errorf("inputResponses must be an object of results, requestState a string")
@@ -283,4 +284,66 @@ func WithoutRetry(raw json.RawMessage) (json.RawMessage, error) {
 	delete(params, "requestState")
 	msg["params"] = object(params)
 	return object(msg), nil
+}
+
+// RequestWithID is a request for another peer: id given, the method and
+// params as they were (what else the message held, a request has no use
+// for). Cheaper than WithID, which decodes the message.
+func RequestWithID(id json.RawMessage, method string, params json.RawMessage) json.RawMessage {
+	b := make([]byte, 0, len(id)+len(method)+len(params)+48)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"method":`...)
+	b = appendKey(b, method)
+	if len(params) > 0 {
+		b = append(b, `,"params":`...)
+		b = append(b, params...)
+	}
+	return append(b, '}')
+}
+
+// SwapID gives a response another id: by replacing the bytes of old when
+// the message holds them once (they are then its id, which holds them),
+// else through WithID.
+func SwapID(msg, old, id json.RawMessage) json.RawMessage {
+	if i := bytes.Index(msg, old); i >= 0 && bytes.Count(msg, old) == 1 {
+		out := make([]byte, 0, len(msg)-len(old)+len(id))
+		out = append(out, msg[:i]...)
+		out = append(out, id...)
+		return append(out, msg[i+len(old):]...)
+	}
+	return WithID(msg, id)
+}
+
+// modernMetaKeys are the _meta members a 2026-07-28 client sends on every
+// request, which a legacy server has no use for.
+var modernMetaKeys = []string{MetaProtocolVersion, MetaClientInfo, MetaClientCapabilities, MetaLogLevel}
+
+// LegacyParams are a sessionless request's params for a legacy server:
+// without the revision's _meta members (the server learned what it needs
+// of its client in initialize; reading them on every request costs it,
+// and a server of both generations would take the request as a
+// sessionless one). The client's other _meta members (progressToken) and
+// params are kept as they were.
+func LegacyParams(params json.RawMessage) json.RawMessage {
+	if !bytes.Contains(params, []byte(`"io.modelcontextprotocol/`)) {
+		return params
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil {
+		return params
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(p["_meta"], &meta) != nil || meta == nil {
+		return params
+	}
+	for _, k := range modernMetaKeys {
+		delete(meta, k)
+	}
+	if len(meta) == 0 {
+		delete(p, "_meta")
+	} else {
+		p["_meta"] = object(meta)
+	}
+	return object(p)
 }

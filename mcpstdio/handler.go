@@ -168,10 +168,11 @@ type Handler struct {
 	// runs (reloads included).
 	StateSecret string `json:"state_secret,omitempty"`
 
-	reg       *registry
-	stateRing *cluster.Keyring
-	sites     *access.Sites
-	logger    *zap.Logger
+	reg        *registry
+	stateRing  *cluster.Keyring
+	slotPrefix string
+	sites      *access.Sites
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -206,6 +207,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("provisioning the process registry: %w", err)
 	}
 	h.reg = reg
+	h.slotPrefix = slotPrefix(h)
 	h.stateRing = reg.ring
 	if h.StateSecret != "" {
 		secret := caddy.NewReplacer().ReplaceAll(h.StateSecret, "")

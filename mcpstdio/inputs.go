@@ -288,9 +288,13 @@ func (s *mcpSession) resume(h *Handler, state requestState, msg dispatch.Message
 	} else {
 		final = generation.WithID(final, m.clientID)
 	}
-	for i, n := range first {
-		first[i] = s.forClient(c, n, envelopeOf(n))
+	kept := first[:0]
+	for _, n := range first {
+		if out := s.forClient(c, n, envelopeOf(n)); out != nil {
+			kept = append(kept, out)
+		}
 	}
+	first = kept
 	s.mu.Unlock()
 	for _, a := range answers {
 		if err := s.send(a); err != nil {

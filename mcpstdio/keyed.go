@@ -98,8 +98,13 @@ func (h *Handler) processKey(r *http.Request) string {
 // slot names the process of key among every handler's: the same key in
 // front of another command is another process.
 func (h *Handler) slot(key string) string {
+	return h.slotPrefix + key
+}
+
+// slotPrefix names the handler's command among every handler's.
+func slotPrefix(h *Handler) string {
 	sum := sha256.Sum256([]byte(strings.Join(append([]string{h.Command, h.Dir}, h.Args...), "\x00")))
-	return hex.EncodeToString(sum[:8]) + "\x00" + key
+	return hex.EncodeToString(sum[:8]) + "\x00"
 }
 
 // errLimit is a process refused for max_processes or
@@ -233,6 +238,12 @@ var errNoAnswer = errors.New("no answer in time")
 // dropped).
 func (s *mcpSession) ask(method string, params json.RawMessage, wait time.Duration) (json.RawMessage, error) {
 	id := s.keyed.mint("bridge")
+	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+	if wait == 0 {
+		// Nothing awaits the answer: it is dropped as one to no request,
+		// and a server that never answers leaves nothing behind.
+		return nil, s.send(msg)
+	}
 	ch := make(chan json.RawMessage, 1)
 	s.mu.Lock()
 	if s.ended {
@@ -246,13 +257,9 @@ func (s *mcpSession) ask(method string, params json.RawMessage, wait time.Durati
 		delete(s.keyed.internal, idKey(id))
 		s.mu.Unlock()
 	}
-	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 	if err := s.send(msg); err != nil {
 		forget()
 		return nil, err
-	}
-	if wait == 0 {
-		return nil, nil // the answer is dropped when it comes
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()

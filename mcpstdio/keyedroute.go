@@ -80,7 +80,7 @@ func (s *mcpSession) routeResponse(msg []byte, env *outEnvelope) {
 		return
 	}
 	st.pending--
-	out := generation.WithID(msg, m.clientID)
+	out := generation.SwapID(msg, m.callID, m.clientID)
 	s.mu.Unlock()
 	s.put(st, item{msg: out, resp: true, last: true})
 }
@@ -117,18 +117,23 @@ func (s *mcpSession) routeNotification(msg []byte, env *outEnvelope) {
 	out := s.forClient(c, msg, env)
 	st := c.st
 	s.mu.Unlock()
-	if st != nil && st.sse && st.open() {
+	if out != nil && st != nil && st.sse && st.open() {
 		s.put(st, item{msg: out})
 	}
 }
 
 // forClient rewrites a notification for the client of c: a progress
-// token back to the client's. s.mu is held.
+// token back to the client's; nil (nothing to send) for progress of a
+// request whose client asked for none (a retry without a token). s.mu is
+// held.
 func (s *mcpSession) forClient(c *call, msg []byte, env *outEnvelope) []byte {
-	if env.Params.ProgressToken != nil && c.modern.clientToken != nil {
-		return generation.SetParam(msg, "progressToken", c.modern.clientToken)
+	if env.Params.ProgressToken == nil {
+		return msg
 	}
-	return msg
+	if c.modern.clientToken == nil {
+		return nil
+	}
+	return generation.SetParam(msg, "progressToken", c.modern.clientToken)
 }
 
 // put queues an item on a stream, cutting a stream its client lets stay

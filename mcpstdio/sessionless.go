@@ -190,7 +190,7 @@ func (h *Handler) processFailed(w http.ResponseWriter, r *http.Request, id json.
 func (s *mcpSession) start(h *Handler, m dispatch.Message, meta generation.Meta, st *stream) (*call, error) {
 	k := s.keyed
 	id := k.mint("req")
-	raw := generation.WithID(m.Raw, id)
+	raw := generation.RequestWithID(id, m.Method, generation.LegacyParams(paramsOf(m.Raw)))
 	token := progressToken(m.Raw)
 	var minted json.RawMessage
 	if token != nil {

@@ -549,11 +549,10 @@ func TestSessionlessCancelByClosing(t *testing.T) {
 	eventually(t, 10*time.Second, "the process to see the request cancelled", func() bool { return stderrLogged(tc, "block: cancelled") })
 }
 
-// TestSessionlessInputRefusals: the server's request for input is
+// TestSessionlessMissingCapability: the server's request for input is
 // answered by the bridge with an error, and the client never asked, when
-// the client did not declare the capability, or when no request of the
-// client runs.
-func TestSessionlessInputRefusals(t *testing.T) {
+// the client did not declare the capability.
+func TestSessionlessMissingCapability(t *testing.T) {
 	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), ""))
 	rounds := inputRounds(t, tc)
 	r := postModern(t, tc, "", modernCall{id: 1, method: "tools/call", name: "test_elicitation",
@@ -565,8 +564,13 @@ func TestSessionlessInputRefusals(t *testing.T) {
 		t.Errorf("%v input rounds, want none", n)
 	}
 
-	tc2 := startCaddyAgain(t, tc, sessionlessSite("stdioserver", ""))
-	r = postModern(t, tc2, "", modernCall{id: 2, method: "tools/call", name: "ask_later", caps: map[string]any{"roots": map[string]any{}}})
+}
+
+// TestSessionlessAskOutsideRequest: a request of the process while no
+// request of a client runs is logged and answered with an error.
+func TestSessionlessAskOutsideRequest(t *testing.T) {
+	tc2 := startCaddy(t, sessionlessSite("stdioserver", ""))
+	r := postModern(t, tc2, "", modernCall{id: 2, method: "tools/call", name: "ask_later", caps: map[string]any{"roots": map[string]any{}}})
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), "asked later") {
 		t.Fatalf("ask_later: %d %s", r.status, r.body)
 	}
@@ -576,13 +580,6 @@ func TestSessionlessInputRefusals(t *testing.T) {
 	if !logged(tc2, "outside any request") {
 		t.Error("the request outside any request was not logged")
 	}
-}
-
-// startCaddyAgain reloads the test's Caddy with another site.
-func startCaddyAgain(t *testing.T, tc *testCaddy, site string) *testCaddy {
-	t.Helper()
-	tc.reload(site)
-	return tc
 }
 
 // inputRounds reads caddy_mcp_stdio_input_rounds_total.

@@ -89,7 +89,10 @@ http://127.0.0.1:%s {
 			return sessionlessClient(client, url, "k"+strconv.Itoa(w))
 		}},
 		{"sessionless, one key (one process)", func(w int) (func() error, func(), error) { return sessionlessClient(client, url, "shared") }},
-		{"pipes, a process each", func(w int) (func() error, func(), error) { return pipeClient(*server) }},
+		{"pipes, a process each", func(w int) (func() error, func(), error) { return pipeClient(*server, echoArgs) }},
+		{"pipes, a process each, 2026-07-28 _meta in params", func(w int) (func() error, func(), error) {
+			return pipeClient(*server, strings.TrimSuffix(echoArgs, "}")+","+modernMeta+"}")
+		}},
 	}
 	results := map[string][]float64{}
 	for r := 0; r < *repeat; r++ {
@@ -159,6 +162,9 @@ func measure(workers, calls int, client func(int) (func() error, func(), error))
 
 const echoArgs = `{"name":"echo","arguments":{"text":"hello"}}`
 
+// modernMeta is the _meta a 2026-07-28 client puts in every request.
+const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"load","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
+
 func post(c *http.Client, url string, hdr map[string]string, body string) ([]byte, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -219,8 +225,7 @@ func legacyClient(c *http.Client, url string) (func() error, func(), error) {
 // is key.
 func sessionlessClient(c *http.Client, url, key string) (func() error, func(), error) {
 	h := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo", "X-Key": key}
-	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"load","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
-	params := strings.TrimSuffix(echoArgs, "}") + "," + meta + "}"
+	params := strings.TrimSuffix(echoArgs, "}") + "," + modernMeta + "}"
 	id := 0
 	call := func() error {
 		id++
@@ -235,7 +240,7 @@ func sessionlessClient(c *http.Client, url, key string) (func() error, func(), e
 
 // pipeClient starts the server and calls echo through its stdin and
 // stdout: what no bridge can beat.
-func pipeClient(server string) (func() error, func(), error) {
+func pipeClient(server, args string) (func() error, func(), error) {
 	cmd := exec.Command(server)
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
@@ -273,7 +278,7 @@ func pipeClient(server string) (func() error, func(), error) {
 	id := 0
 	call := func() error {
 		id++
-		if err := send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":` + echoArgs + `}`); err != nil {
+		if err := send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":` + args + `}`); err != nil {
 			return err
 		}
 		b, err := read()
