@@ -811,3 +811,78 @@ func TestSessionlessSameIDs(t *testing.T) {
 		t.Errorf("slow: %d %s", r.status, r.body)
 	}
 }
+
+// TestSessionlessPromptAndRounds: prompts/get takes input too, and a
+// tool whose server asks once costs one round and one question.
+func TestSessionlessPromptAndRounds(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("* "+goEverythingServer(t), ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := answeringClient("carol")
+	asked := 0
+	opts.ElicitationHandler = func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		asked++
+		return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"context": "carol-context", "username": "carol-name"}}, nil
+	}
+	cs := modernClient(t, ctx, tc, opts)
+	res, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_input_required_result_prompt"})
+	if err != nil || len(res.Messages) == 0 || !strings.Contains(res.Messages[0].Content.(*mcp.TextContent).Text, "carol-context") {
+		t.Fatalf("prompt: %+v %v", res, err)
+	}
+	rounds := inputRounds(t, tc)
+	asked = 0
+	if got := call(t, ctx, cs, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "one"}}); !strings.Contains(got, "carol-name") {
+		t.Errorf("test_elicitation = %q", got)
+	}
+	if n := inputRounds(t, tc) - rounds; n != 1 || asked != 1 {
+		t.Errorf("%v rounds, %d questions for one elicitation", n, asked)
+	}
+}
+
+// TestSessionlessProcessLimitsAndIdle: a key's process counts in
+// max_processes (a new key beyond it gets 503), and ends after
+// idle_timeout; the admin API ends one on demand.
+func TestSessionlessProcessLimitsAndIdle(t *testing.T) {
+	tc := startCaddy(t, sessionlessSite("stdioserver", `process_key {http.request.header.X-User}
+		max_processes 2
+		idle_timeout 2s`))
+	discover := func(user string) reply {
+		return postModern(t, tc, user, modernCall{id: 1, method: "server/discover"})
+	}
+	for _, u := range []string{"a", "b"} {
+		if r := discover(u); r.status != http.StatusOK || !strings.Contains(string(r.body), `"supportedVersions":["2026-07-28"`) {
+			t.Fatalf("discover as %s: %d %s", u, r.status, r.body)
+		}
+	}
+	if r := discover("c"); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("a third key beyond max_processes 2: %d %s", r.status, r.body)
+	}
+	if r := discover("a"); r.status != http.StatusOK {
+		t.Errorf("a key whose process runs: %d %s", r.status, r.body)
+	}
+	var pidA int
+	for _, p := range listProcesses(t, tc) {
+		if p.Key == "a" {
+			pidA = p.PID
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, tc.admin+"/mcp_stdio/processes/"+processOf(t, tc, "b"), nil)
+	if resp, err := rawHTTP.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin DELETE: %v %v", resp, err)
+	}
+	eventually(t, 20*time.Second, "the idle process to end", func() bool { return !procExists(pidA) && len(listProcesses(t, tc)) == 0 })
+	if r := discover("c"); r.status != http.StatusOK {
+		t.Errorf("a key once the others ended: %d %s", r.status, r.body)
+	}
+}
+
+func processOf(t *testing.T, tc *testCaddy, key string) string {
+	t.Helper()
+	for _, p := range listProcesses(t, tc) {
+		if p.Mode == "sessionless" && p.Key == key {
+			return p.Session
+		}
+	}
+	t.Fatalf("no process of key %q", key)
+	return ""
+}
