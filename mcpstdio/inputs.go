@@ -33,26 +33,28 @@ type modernCall struct {
 	clientID    json.RawMessage
 	clientToken json.RawMessage
 	// caps are the client capabilities the request's _meta declared.
-	caps        json.RawMessage
-	logs        bool // the request's _meta set a log level
-	method      string
-	name        string
-	callID      json.RawMessage // the id the process knows the request by
-	inputs      []input         // the server's requests not answered yet
-	asked       int             // how many of inputs the client was asked for
-	signalled   bool            // an input item waits on the stream
-	round       int
-	minted      uint64
-	parked      bool
-	timer       *time.Timer
-	held        [][]byte // notifications while parked
-	heldBytes   int64
-	final       []byte // the response, when it came while parked
-	inputBudget int64  // bytes of inputs' params
+	caps      json.RawMessage
+	logs      bool // the request's _meta set a log level
+	method    string
+	name      string
+	callID    json.RawMessage // the id the process knows the request by
+	inputs    []input         // the server's requests not answered yet
+	asked     int             // how many of inputs the client was asked for
+	signalled bool            // an input item waits on the stream
+	round     int
+	minted    uint64
+	parked    bool
+	timer     *time.Timer
+	held      [][]byte // notifications while parked
+	final     []byte   // the response, when it came while parked
+	// held's bytes and those of the server's requests in inputs, counted
+	// in the process's keyedState.waiting too.
+	heldBytes, inputBytes int64
 }
 
 // input is a request of the server awaiting a client's answer.
 type input struct {
+	size     int64 // the bytes of the server's request
 	key      string
 	serverID json.RawMessage
 	method   string
@@ -65,14 +67,25 @@ func inputMethod(method string) bool {
 	return method == "tools/call" || method == "prompts/get" || method == "resources/read"
 }
 
-// hold keeps a notification for the retry, within limit bytes; beyond, it
-// is dropped (progress of a request whose client is away).
-func (m *modernCall) hold(msg []byte, limit int64) {
-	if m.heldBytes+int64(len(msg)) > limit || len(m.held) >= maxBacklog {
+// hold keeps a notification of c for the retry, within the process's
+// max_queued_bytes of what waits for clients; beyond, it is dropped
+// (progress of a request whose client is away). s.mu is held.
+func (s *mcpSession) hold(c *call, msg []byte) {
+	m, n := c.modern, int64(len(msg))
+	if s.keyed.waiting+n > s.maxQueued || len(m.held) >= maxBacklog {
 		return
 	}
 	m.held = append(m.held, msg)
-	m.heldBytes += int64(len(msg))
+	m.heldBytes += n
+	s.keyed.waiting += n
+}
+
+// release gives back what c held for its client (held notifications, the
+// server's requests): they were answered, sent, or dropped. s.mu is held.
+func (s *mcpSession) release(c *call) {
+	m := c.modern
+	s.keyed.waiting -= m.heldBytes + m.inputBytes
+	m.heldBytes, m.inputBytes = 0, 0
 }
 
 // serverRequest takes a request the process sent: input for the request
@@ -104,7 +117,7 @@ func (s *mcpSession) serverRequest(msg []byte, env *outEnvelope) {
 		s.mu.Unlock()
 		refuse(fmt.Sprintf("the client did not declare the %s capability", capability))
 		return
-	case len(c.modern.inputs) >= generation.MaxInputRequests || c.modern.inputBudget+int64(len(msg)) > s.maxQueued:
+	case len(c.modern.inputs) >= generation.MaxInputRequests || s.keyed.waiting+int64(len(msg)) > s.maxQueued:
 		s.mu.Unlock()
 		refuse("too many requests for input at once")
 		return
@@ -119,9 +132,10 @@ func (s *mcpSession) serverRequest(msg []byte, env *outEnvelope) {
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage(`{}`)
 	}
-	m.inputs = append(m.inputs, input{key: "input-" + strconv.FormatUint(m.minted, 10),
+	m.inputs = append(m.inputs, input{size: int64(len(msg)), key: "input-" + strconv.FormatUint(m.minted, 10),
 		serverID: bytes.Clone(env.ID), method: env.Method, params: bytes.Clone(params)})
-	m.inputBudget += int64(len(msg))
+	m.inputBytes += int64(len(msg))
+	s.keyed.waiting += int64(len(msg))
 	st := c.st
 	signal := !m.parked && !m.signalled && st != nil
 	if signal {
@@ -171,7 +185,8 @@ func (s *mcpSession) issueInput(h *Handler, c *call) (answer []byte, ok bool) {
 		// A state issued now could not be spent: refuse the inputs as if
 		// the client did not answer.
 		s.failInputs(m.inputs, "the server holds too many pending requestStates; retry later")
-		m.inputs, m.inputBudget = nil, 0
+		m.inputs = nil
+		s.release(c)
 		return nil, false
 	}
 	timeout := time.Duration(h.InputTimeout)
@@ -219,6 +234,7 @@ func (s *mcpSession) inputExpired(c *call, round int, timeout time.Duration) {
 	m.parked = false
 	s.failInputs(m.inputs, fmt.Sprintf("the client did not answer within %s (input_timeout)", timeout))
 	m.inputs, m.held, m.final = nil, nil, nil
+	s.release(c)
 	if s.calls[c.key] == c {
 		// No one awaits its answer: the request ends, and leaves room
 		// (max_inflight, idle_timeout) for others.
@@ -272,10 +288,15 @@ func (s *mcpSession) resume(h *Handler, state requestState, msg dispatch.Message
 				"the client's retry carries no answer to "+in.key, nil))
 		}
 	}
+	answered := int64(0)
+	for _, in := range m.inputs[:m.asked] {
+		answered += in.size
+	}
 	m.inputs = m.inputs[m.asked:]
 	m.asked = 0
-	m.inputBudget = 0
-	first, m.held, m.heldBytes = m.held, nil, 0
+	first, m.held = m.held, nil
+	s.keyed.waiting -= m.heldBytes + answered
+	m.heldBytes, m.inputBytes = 0, m.inputBytes-answered
 	final, m.final = m.final, nil
 	if final == nil {
 		c.st = st
@@ -329,6 +350,7 @@ func (s *mcpSession) cancelCall(c *call, st *stream, why string) {
 	c.st = nil
 	inputs := c.modern.inputs
 	c.modern.inputs = nil
+	s.release(c)
 	s.failInputs(inputs, "the request was cancelled")
 	s.mu.Unlock()
 	note, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled",

@@ -65,6 +65,10 @@ type keyedState struct {
 	parked    map[string]*call                // requests awaiting a client's retry, by id key
 	listeners map[*listener]struct{}
 	subs      map[string]int // URIs resources/subscribe'd on the process, by listeners holding them
+	// waiting is the bytes held for clients that are away: notifications
+	// of requests awaiting a retry, and the server's requests for input,
+	// within max_queued_bytes for the process.
+	waiting int64
 }
 
 func newKeyedState(key, slot string) *keyedState {

@@ -110,7 +110,7 @@ func (s *mcpSession) routeNotification(msg []byte, env *outEnvelope) {
 	}
 	if c.modern.parked {
 		// Rewritten for the retry, whose progress token may differ.
-		c.modern.hold(msg, s.maxQueued)
+		s.hold(c, msg)
 		s.mu.Unlock()
 		return
 	}

@@ -41,3 +41,21 @@ func TestSpentSetBounded(t *testing.T) {
 		t.Error("an expired nonce still holds its room")
 	}
 }
+
+// What waits for clients that are away is bounded for the whole process,
+// not per request, and given back when released.
+func TestWaitingBoundedPerProcess(t *testing.T) {
+	s := &mcpSession{maxQueued: 100, keyed: newKeyedState("k", "slot")}
+	a, b := &call{modern: &modernCall{}}, &call{modern: &modernCall{}}
+	msg := make([]byte, 60)
+	s.hold(a, msg)
+	s.hold(b, msg)
+	if len(a.modern.held) != 1 || len(b.modern.held) != 0 || s.keyed.waiting != 60 {
+		t.Fatalf("held %d and %d, waiting %d: want the second refused", len(a.modern.held), len(b.modern.held), s.keyed.waiting)
+	}
+	s.release(a)
+	s.hold(b, msg)
+	if len(b.modern.held) != 1 || s.keyed.waiting != 60 {
+		t.Errorf("after release: held %d, waiting %d", len(b.modern.held), s.keyed.waiting)
+	}
+}
