@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
@@ -339,6 +340,10 @@ func TestGenerationsReprobe(t *testing.T) {
 	c1.initializeWith(allCapabilities)
 	first.kill()
 	// A stateful server takes the same address.
+	everythingBin, err := everything.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(everythingBin, "-http", first.addr, "-stateless=false")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,12 +20,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-var (
-	everythingOnce sync.Once
-	everythingBin  string
-	everythingErr  error
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 )
 
 // everythingServer builds the Go SDK's conformance everything-server, at
@@ -51,21 +47,9 @@ func everythingServerProcess(t *testing.T) everythingProcess {
 
 func startEverything(t *testing.T, stateless bool) everythingProcess {
 	t.Helper()
-	everythingOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mcp-sse-everything-")
-		if err != nil {
-			everythingErr = err
-			return
-		}
-		everythingBin = filepath.Join(dir, "everything-server")
-		out, err := exec.Command("go", "build", "-o", everythingBin,
-			"github.com/modelcontextprotocol/go-sdk/conformance/everything-server").CombinedOutput()
-		if err != nil {
-			everythingErr = fmt.Errorf("%w\n%s", err, out)
-		}
-	})
-	if everythingErr != nil {
-		t.Fatalf("building the Go SDK's everything-server: %v", everythingErr)
+	everythingBin, err := everything.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(everythingBin, "-http", addr, fmt.Sprintf("-stateless=%t", stateless))

@@ -154,3 +154,28 @@ func inboxContext(session string) string { return "mcp_sse inbox\x00" + session 
 func bridgeContext(session string) string { return "mcp_sse bridge\x00" + session }
 
 const controlContext = "mcp_sse control"
+
+// Seal encrypts plain with the current key, bound to context: a value
+// sealed for one context does not open in another. For values other
+// packages hand to clients or peers (mcp_stdio's requestState).
+func (kr *Keyring) Seal(plain []byte, context string) []byte { return kr.seal(plain, context) }
+
+// Open decrypts what Seal made for context, with any key of the ring; it
+// fails with ErrUnreadable on a value altered, forged, sealed by a key
+// the ring lacks, or for another context.
+func (kr *Keyring) Open(sealed []byte, context string) ([]byte, error) {
+	plain, _, err := kr.open(sealed, context)
+	return plain, err
+}
+
+// RandomKeyring is a keyring of one fresh random key: for values that
+// only this instance, in this run, has to open.
+func RandomKeyring() *Keyring {
+	b := make([]byte, KeySize)
+	_, _ = rand.Read(b)
+	kr, err := NewKeyring(base64.StdEncoding.EncodeToString(b))
+	if err != nil { // not reached: the key is well-formed
+		panic(err)
+	}
+	return kr
+}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mcpsse/caddy-mcp-sse/internal/caddyproc"
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 	"github.com/mcpsse/caddy-mcp-sse/internal/redistest"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
@@ -24,6 +25,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	caddyproc.RemoveBinary()
+	everything.Remove()
 	os.Exit(code)
 }
 

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
 
@@ -22,10 +22,9 @@ import (
 // everything-server at its default (sessionless); it returns host:port.
 func sessionlessServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "everything-server")
-	if out, err := exec.Command("go", "build", "-o", bin,
-		"github.com/modelcontextprotocol/go-sdk/conformance/everything-server").CombinedOutput(); err != nil {
-		t.Fatalf("building the everything-server: %v\n%s", err, out)
+	bin, err := everything.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + testport.Free(t)
 	cmd := exec.Command(bin, "-http", addr)

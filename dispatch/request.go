@@ -141,7 +141,7 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		req.Body = http.NoBody
 	}
 	ctx, rep.sends = watchSends(ctx, rep.gate)
-	req = req.WithContext(ctx)
+	req = req.WithContext(context.WithValue(ctx, inProcessKey{}, true))
 	repl := caddy.NewReplacer()
 	for k, v := range t.values {
 		repl.Set(k, v)
@@ -184,3 +184,15 @@ func (b *handoffBody) Read(p []byte) (int, error) {
 }
 
 func (b *handoffBody) Close() error { return nil }
+
+// inProcessKey marks the requests a dispatch sends through the handler
+// chain.
+type inProcessKey struct{}
+
+// InProcess reports whether r was sent by mcp_sse's dispatch, in
+// process, for one of its sessions: a handler after mcp_sse can tell its
+// own clients from those of mcp_sse.
+func InProcess(r *http.Request) bool {
+	v, _ := r.Context().Value(inProcessKey{}).(bool)
+	return v
+}

@@ -287,3 +287,23 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestServerSideRewrites(t *testing.T) {
+	params := json.RawMessage(`{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c"},"progressToken":"p"}}`)
+	if got := string(LegacyParams(params)); got != `{"_meta":{"progressToken":"p"},"name":"x"}` {
+		t.Errorf("LegacyParams = %s", got)
+	}
+	if got := string(LegacyParams(json.RawMessage(`{"_meta":{"io.modelcontextprotocol/logLevel":"info"}}`))); got != `{}` {
+		t.Errorf("LegacyParams, only modern members = %s", got)
+	}
+	if got := string(RequestWithID(json.RawMessage(`"b-1"`), "tools/call", json.RawMessage(`{"a":1}`))); got != `{"jsonrpc":"2.0","id":"b-1","method":"tools/call","params":{"a":1}}` {
+		t.Errorf("RequestWithID = %s", got)
+	}
+	if got := string(SwapID(json.RawMessage(`{"jsonrpc":"2.0","id":"b-1","result":{}}`), json.RawMessage(`"b-1"`), json.RawMessage(`7`))); got != `{"jsonrpc":"2.0","id":7,"result":{}}` {
+		t.Errorf("SwapID = %s", got)
+	}
+	// The old id in the result too: not replaced there.
+	if got := string(SwapID(json.RawMessage(`{"jsonrpc":"2.0","id":"b-1","result":{"echo":"b-1"}}`), json.RawMessage(`"b-1"`), json.RawMessage(`7`))); got != `{"id":7,"jsonrpc":"2.0","result":{"echo":"b-1"}}` {
+		t.Errorf("SwapID, id in the result = %s", got)
+	}
+}

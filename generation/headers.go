@@ -15,6 +15,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ParamHeaderPrefix starts the name of every parameter header.
@@ -205,27 +206,41 @@ func HeaderValue(v string) string {
 	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
 }
 
-// LearnTools records the bindings of a tools/list response's tools.
-func (s *Session) LearnTools(bindings map[string][]Binding) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tools == nil || len(s.tools)+len(bindings) > MaxTools {
-		s.tools = make(map[string][]Binding, len(bindings))
+// Tools are the x-mcp-header bindings learned from the tools/list
+// results a bridge relays, by tool name, at most MaxTools of them. Safe
+// for concurrent use.
+type Tools struct {
+	mu sync.Mutex
+	m  map[string][]Binding
+}
+
+// Learn records the bindings of a tools/list response's tools.
+func (t *Tools) Learn(bindings map[string][]Binding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil || len(t.m)+len(bindings) > MaxTools {
+		t.m = make(map[string][]Binding, len(bindings))
 	}
 	for name, b := range bindings {
-		if len(s.tools) >= MaxTools {
+		if len(t.m) >= MaxTools {
 			break
 		}
-		s.tools[name] = b
+		t.m[name] = b
 	}
 }
 
-// ToolBindings are the bindings learned for a tool, nil if none.
-func (s *Session) ToolBindings(name string) []Binding {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tools[name]
+// Of are the bindings learned for a tool, nil if none.
+func (t *Tools) Of(name string) []Binding {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[name]
 }
+
+// LearnTools records the bindings of a tools/list response's tools.
+func (s *Session) LearnTools(bindings map[string][]Binding) { s.tools.Learn(bindings) }
+
+// ToolBindings are the bindings learned for a tool, nil if none.
+func (s *Session) ToolBindings(name string) []Binding { return s.tools.Of(name) }
 
 // ErrorCode is the code of an error response, 0 for any other message.
 func ErrorCode(msg json.RawMessage) int {

@@ -29,7 +29,7 @@ type Session struct {
 	subs     []string // subscribed resource URIs
 	subBytes int
 	changed  chan struct{}
-	tools    map[string][]Binding // x-mcp-header bindings by tool name
+	tools    Tools // x-mcp-header bindings by tool name
 }
 
 // NewSession starts the state of a client that initialized.

@@ -42,24 +42,38 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 
 // processInfo is one process as the admin API shows it.
 type processInfo struct {
-	Session     string    `json:"session"`
-	PID         int       `json:"pid"`
-	Command     string    `json:"command"`
-	Started     time.Time `json:"started"`
-	Identity    string    `json:"identity,omitempty"`
-	MessagesIn  int64     `json:"messages_in"`
-	MessagesOut int64     `json:"messages_out"`
-	LastStderr  string    `json:"last_stderr,omitempty"`
-	Ending      string    `json:"ending,omitempty"` // why, while it is being stopped
+	Session  string    `json:"session"`
+	PID      int       `json:"pid"`
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Identity string    `json:"identity,omitempty"`
+	// Mode is "legacy_session" for a process of one Mcp-Session-Id, or
+	// "sessionless" for the process of a process_key.
+	Mode string `json:"mode"`
+	// Key is the process_key value of a sessionless process.
+	Key string `json:"key,omitempty"`
+	// AwaitingInput counts its requests awaiting a client's retry.
+	AwaitingInput int    `json:"awaiting_input,omitempty"`
+	MessagesIn    int64  `json:"messages_in"`
+	MessagesOut   int64  `json:"messages_out"`
+	LastStderr    string `json:"last_stderr,omitempty"`
+	Ending        string `json:"ending,omitempty"` // why, while it is being stopped
 }
 
 func info(s *mcpSession) processInfo {
 	in, out := s.proc.Counts()
 	reason, _ := s.endInfo()
-	return processInfo{
-		Session: s.id, PID: s.proc.PID(), Command: s.command, Started: s.started.UTC(),
+	p := processInfo{
+		Session: s.id, PID: s.proc.PID(), Command: s.command, Started: s.started.UTC(), Mode: "legacy_session",
 		Identity: s.identity, MessagesIn: in, MessagesOut: out, LastStderr: s.proc.LastStderr(), Ending: reason,
 	}
+	if s.keyed != nil {
+		p.Mode, p.Key, p.Identity = "sessionless", s.keyed.key, ""
+		s.mu.Lock()
+		p.AwaitingInput = len(s.keyed.parked)
+		s.mu.Unlock()
+	}
+	return p
 }
 
 func (adminAPI) list(w http.ResponseWriter, r *http.Request) error {
@@ -96,7 +110,7 @@ func (adminAPI) one(w http.ResponseWriter, r *http.Request) error {
 	var s *mcpSession
 	ok := false
 	if reg != nil {
-		s, ok = reg.get(id)
+		s, ok = reg.find(id)
 	}
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no session %s", id)}

@@ -101,6 +101,8 @@ type processInfo struct {
 	MessagesIn  int64  `json:"messages_in"`
 	MessagesOut int64  `json:"messages_out"`
 	LastStderr  string `json:"last_stderr"`
+	Mode        string `json:"mode"`
+	Key         string `json:"key"`
 }
 
 func listProcesses(t *testing.T, tc *testCaddy) []processInfo {

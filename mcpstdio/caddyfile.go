@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
 	"github.com/mcpsse/caddy-mcp-sse/internal/directive"
 )
 
@@ -45,6 +46,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		send_timeout     <duration>           # default 30s
 //		identity         <placeholder> | off  # default {http.auth.user.id}
 //		allowed_origins  <origin...>          # cross-origin browser clients, or *
+//		process_key      <placeholder>        # sessionless requests: default {http.auth.user.id}
+//		input_timeout    <duration>           # default 10m
+//		state_secret     <base64 of 32 bytes> # default: a random key
 //	}
 //
 // The command runs without a shell. A command given by absolute path
@@ -135,6 +139,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = directive.PositiveDuration(d, &h.SendTimeout)
 		case "identity":
 			err = directive.OneArg(d, &h.Identity)
+		case "process_key":
+			err = directive.OneArg(d, &h.ProcessKey)
+		case "input_timeout":
+			err = directive.PositiveDuration(d, &h.InputTimeout)
+		case "state_secret":
+			if err = directive.OneArg(d, &h.StateSecret); err == nil && !strings.Contains(h.StateSecret, "{") {
+				if _, kerr := cluster.ParseKey(h.StateSecret); kerr != nil {
+					return d.Errf("state_secret: %v", kerr)
+				}
+			}
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

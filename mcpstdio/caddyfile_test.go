@@ -41,6 +41,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			BodyTimeout: -1, MaxPendingBytes: -1, MaxInflight: -1}},
 		{"stream bounds", "mcp_stdio s {\n max_queued_bytes 1MiB\n send_timeout 5s\n}", Handler{Command: "s",
 			MaxQueuedBytes: 1 << 20, SendTimeout: caddy.Duration(5 * time.Second)}},
+		{"sessionless", "mcp_stdio s {\n process_key {http.request.header.X-User}\n input_timeout 2m\n state_secret {env.MCP_STATE_KEY}\n}", Handler{Command: "s",
+			ProcessKey: "{http.request.header.X-User}", InputTimeout: caddy.Duration(2 * time.Minute), StateSecret: "{env.MCP_STATE_KEY}"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +60,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	tests := []struct{ name, input, wantErr string }{
 		{"no command", `mcp_stdio`, "mcp_stdio needs a command"},
+		{"input_timeout off", "mcp_stdio s {\n input_timeout off\n}", "input_timeout"},
+		{"process_key without a value", "mcp_stdio s {\n process_key\n}", "process_key"},
+		{"state_secret not a key", "mcp_stdio s {\n state_secret hunter2\n}", "state_secret"},
 		{"unknown", "mcp_stdio s {\n bogus 1\n}", "unrecognized mcp_stdio subdirective 'bogus'"},
 		{"env one arg", "mcp_stdio s {\n env A\n}", "env takes <KEY> <VALUE>"},
 		{"env bad name", "mcp_stdio s {\n env A=B c\n}", "env: invalid variable name"},
@@ -176,7 +181,8 @@ func TestDefaultsApplied(t *testing.T) {
 		StopTimeout: caddy.Duration(DefaultStopTimeout), MaxMessageSize: DefaultMaxMessageSize,
 		BodyTimeout: caddy.Duration(DefaultBodyTimeout), MaxPendingBytes: DefaultMaxPendingBytes,
 		MaxBatchSize: DefaultMaxBatchSize, MaxInflight: DefaultMaxInflight, MaxQueuedBytes: DefaultMaxQueuedBytes,
-		SendTimeout: caddy.Duration(DefaultSendTimeout), Identity: "{http.auth.user.id}"}
+		SendTimeout: caddy.Duration(DefaultSendTimeout), Identity: "{http.auth.user.id}",
+		ProcessKey: "{http.auth.user.id}", InputTimeout: caddy.Duration(10 * time.Minute)}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got %+v\nwant %+v", h, want)
 	}

@@ -30,10 +30,21 @@ func goSDKTransports(tc *testCaddy) map[string]func() mcp.Transport {
 	}
 }
 
+// connect connects the Go SDK's client at the newest legacy revision
+// (2025-11-25): a session of its own, with a process of its own. At its
+// default, 2026-07-28, it would make sessionless requests (see
+// sessionless_test.go).
 func connect(t *testing.T, ctx context.Context, tr mcp.Transport, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
+	return connectAt(t, ctx, tr, opts, "2025-11-25")
+}
+
+// connectAt connects the Go SDK's client asking for version ("" for its
+// default).
+func connectAt(t *testing.T, ctx context.Context, tr mcp.Transport, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
+	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-e2e", Version: "1.0.0"}, opts)
-	cs, err := client.Connect(ctx, tr, nil)
+	cs, err := client.Connect(ctx, tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

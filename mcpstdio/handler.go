@@ -21,7 +21,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
+	"github.com/mcpsse/caddy-mcp-sse/generation"
 	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
@@ -147,10 +149,30 @@ type Handler struct {
 	// request's scheme: see access.SameOrigin), are always allowed; any
 	// other Origin gets 403.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// The placeholder choosing the process of a sessionless (2026-07-28)
+	// request: one process per value, shared by every request with that
+	// value, never by two values. Default: {http.auth.user.id}; a request
+	// where it is empty (no authentication) runs on the one process of
+	// the empty key, shared by every such request. Key by a header
+	// ({http.request.header.X-User}) or a cookie
+	// ({http.request.cookie.session}) instead, where those say who the
+	// client is.
+	ProcessKey string `json:"process_key,omitempty"`
+	// How long a sessionless request that asked its client for input
+	// waits for the retry; then the bridge answers the server's requests
+	// with an error, and the requestState expires. Default: 10m.
+	InputTimeout caddy.Duration `json:"input_timeout,omitempty"`
+	// The key sealing requestState (AES-256-GCM): the base64 of 32
+	// random bytes (openssl rand -base64 32); placeholders allowed, such
+	// as {env.MCP_STATE_KEY}. Default: a random key, kept while Caddy
+	// runs (reloads included).
+	StateSecret string `json:"state_secret,omitempty"`
 
-	reg    *registry
-	sites  *access.Sites
-	logger *zap.Logger
+	reg        *registry
+	stateRing  *cluster.Keyring
+	slotPrefix string
+	sites      *access.Sites
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -185,6 +207,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("provisioning the process registry: %w", err)
 	}
 	h.reg = reg
+	h.slotPrefix = slotPrefix(h)
+	h.stateRing = reg.ring
+	if h.StateSecret != "" {
+		secret := caddy.NewReplacer().ReplaceAll(h.StateSecret, "")
+		if h.stateRing, err = cluster.NewKeyring(secret); err != nil {
+			return fmt.Errorf("state_secret: %w", err)
+		}
+	}
 
 	// End the processes when Caddy exits: http.Server.Shutdown waits for
 	// running requests (a standalone stream never ends by itself) and
@@ -213,6 +243,8 @@ func (h *Handler) applyDefaults() {
 	setDefault(&h.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	setDefault(&h.SendTimeout, caddy.Duration(DefaultSendTimeout))
 	setDefault(&h.Identity, access.DefaultIdentity)
+	setDefault(&h.ProcessKey, access.DefaultIdentity)
+	setDefault(&h.InputTimeout, caddy.Duration(dispatch.DefaultInputTimeout))
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -241,6 +273,8 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("max_queued_bytes must be positive: %d", h.MaxQueuedBytes)
 	case h.SendTimeout < 0:
 		return fmt.Errorf("send_timeout must be positive: %s", time.Duration(h.SendTimeout))
+	case h.InputTimeout < 0:
+		return fmt.Errorf("input_timeout must be positive: %s", time.Duration(h.InputTimeout))
 	}
 	for k := range h.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -270,9 +304,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !h.admit(w, r) {
 		return nil
 	}
-	if msg, ok := checkProtocolVersion(r); !ok {
+	version, perr := checkProtocolVersion(r)
+	if perr != nil {
 		postbody.CloseUnread(w, r)
-		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, msg)
+		return writeProtocolError(w, http.StatusBadRequest, nil, perr)
+	}
+	if generation.ModernVersion(version) {
+		if dispatch.InProcess(r) {
+			// mcp_sse's probe for its sessions: each of them gets a
+			// process of its own on the legacy path, where the sessionless
+			// one would put every session of a principal on one process.
+			postbody.CloseUnread(w, r)
+			return writeProtocolError(w, http.StatusBadRequest, nil,
+				generation.UnsupportedVersion(version, discoverVersions[1:]))
+		}
+		if r.Header.Get(dispatch.HeaderSessionID) != "" {
+			postbody.CloseUnread(w, r)
+			return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest,
+				"a session speaks the revision it was initialized with, not "+version)
+		}
+		if r.Method != http.MethodPost {
+			// No session: no stream to GET, nothing to DELETE.
+			postbody.CloseUnread(w, r)
+			w.Header().Set("Allow", "POST, OPTIONS")
+			return writeError(w, http.StatusMethodNotAllowed, dispatch.CodeInvalidRequest,
+				r.Method+" is not part of "+version+": requests are POSTs, notifications come on subscriptions/listen")
+		}
+		return h.serveSessionless(w, r)
 	}
 	switch r.Method {
 	case http.MethodPost:
@@ -288,7 +346,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 // corsAllowHeaders are the request headers a browser client may send.
-const corsAllowHeaders = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id"
+const corsAllowHeaders = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Mcp-Param-*"
 
 // admit runs the Origin check (see access.CheckOrigin). It answers the
 // request itself (a refusal, or a CORS preflight) and returns false when
@@ -497,10 +555,26 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		return nil, true
 	}
 
+	s := h.newSession(r)
+	s.client = client
+	if err := h.spawn(r, s); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(dispatch.ErrorResponse(init.id, dispatch.CodeInternalError,
+			fmt.Sprintf("cannot start MCP server command %q: %v", h.Command, err), nil))
+		return nil, true
+	}
+	w.Header().Set(dispatch.HeaderSessionID, s.id)
+	return s, false
+}
+
+// newSession is a session for a process not started yet, owned by the
+// request's identity and counted under its client.
+func (h *Handler) newSession(r *http.Request) *mcpSession {
 	s := &mcpSession{
 		id:          session.NewID(),
 		identity:    access.Identity(r, h.Identity),
-		client:      client,
+		client:      access.ClientKey(r),
 		command:     strings.Join(append([]string{h.Command}, h.Args...), " "),
 		logger:      h.logger,
 		reg:         h.reg,
@@ -513,6 +587,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		gone:        make(chan struct{}),
 	}
 	s.touch()
+	return s
+}
+
+// spawn starts the process of a session admitted by the registry (its
+// room is given back if it does not start), and watches it.
+func (h *Handler) spawn(r *http.Request, s *mcpSession) error {
 	proc, err := stdio.Start(stdio.Config{
 		Command:        h.Command,
 		Args:           h.Args,
@@ -537,24 +617,22 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, init inMe
 		},
 	})
 	if err != nil {
-		h.reg.unreserve(client)
+		h.reg.unreserve(s.client)
 		metrics.exited.WithLabelValues("start_failed").Inc()
 		h.logger.Error("starting the MCP server process failed", zap.String("command", s.command), zap.Error(err))
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(dispatch.ErrorResponse(init.id, dispatch.CodeInternalError,
-			fmt.Sprintf("cannot start MCP server command %q: %v", h.Command, err), nil))
-		return nil, true
+		return err
 	}
 	s.proc = proc
 	h.reg.add(s)
 	metrics.started.Inc()
-	h.logger.Info("process started",
-		zap.String("session", session.ShortID(s.id)), zap.Int("pid", proc.PID()),
-		zap.String("command", s.command), zap.String("identity", s.identity), zap.String("remote_addr", r.RemoteAddr))
+	fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.Int("pid", proc.PID()),
+		zap.String("command", s.command), zap.String("identity", s.identity), zap.String("remote_addr", r.RemoteAddr)}
+	if s.keyed != nil {
+		fields = append(fields, zap.String("process_key", s.keyed.key))
+	}
+	h.logger.Info("process started", fields...)
 	go s.watch(time.Duration(h.IdleTimeout))
-	w.Header().Set(dispatch.HeaderSessionID, s.id)
-	return s, false
+	return nil
 }
 
 // environ is the environment of a new process.

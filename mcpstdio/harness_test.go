@@ -20,6 +20,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/mcpsse/caddy-mcp-sse"
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 	"github.com/mcpsse/caddy-mcp-sse/internal/proctest"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
@@ -42,9 +43,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	code := m.Run()
 	proctest.RemoveAll()
-	if everythingDir != "" {
-		os.RemoveAll(everythingDir)
-	}
+	everything.Remove()
 	os.Exit(code)
 }
 

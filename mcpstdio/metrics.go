@@ -18,6 +18,10 @@ var metrics struct {
 	exited  *prometheus.CounterVec
 	refused *prometheus.CounterVec
 	slow    prometheus.Counter
+
+	inputRounds   prometheus.Counter
+	inputTimeouts prometheus.Counter
+	stateRefused  prometheus.Counter
 }
 
 func initMetrics() {
@@ -39,6 +43,12 @@ func initMetrics() {
 			"POSTs refused for a limit, by limit: max_pending_bytes, max_inflight, max_batch_size, body_timeout.")), []string{"limit"})
 		metrics.slow = prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumers_total",
 			"Client streams closed because their client let them stay full for send_timeout.")))
+		metrics.inputRounds = prometheus.NewCounter(prometheus.CounterOpts(opts("input_rounds_total",
+			"InputRequiredResults given to 2026-07-28 clients for requests of their processes (elicitation, sampling, roots).")))
+		metrics.inputTimeouts = prometheus.NewCounter(prometheus.CounterOpts(opts("input_timeouts_total",
+			"Input rounds whose retry did not come within input_timeout.")))
+		metrics.stateRefused = prometheus.NewCounter(prometheus.CounterOpts(opts("request_state_refused_total",
+			"Retries refused for their requestState: forged, another principal's, expired, spent, or awaited by no request.")))
 	})
 }
 
@@ -46,7 +56,7 @@ func initMetrics() {
 // registration of an earlier provisioning of the same config.
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
-	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited, metrics.refused, metrics.slow} {
+	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited, metrics.refused, metrics.slow, metrics.inputRounds, metrics.inputTimeouts, metrics.stateRefused} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -33,7 +33,9 @@ func TestConcurrentSessions(t *testing.T) {
 				kind = "sse"
 			}
 			client := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil)
-			cs, err := client.Connect(ctx, transports[kind](), nil)
+			// Legacy sessions, one process each (at its default the
+			// client would make sessionless requests, on one process).
+			cs, err := client.Connect(ctx, transports[kind](), &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 			if err != nil {
 				errs <- fmt.Errorf("session %d (%s): connect: %w", i, kind, err)
 				return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/mcpsse/caddy-mcp-sse/cluster"
 	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
@@ -31,6 +32,15 @@ type registry struct {
 	// bodies counts the bytes of POST bodies read and not yet taken by
 	// their process (max_pending_bytes).
 	bodies postbody.Budget
+	// keyed are the processes of sessionless requests, by slot (the
+	// handler's command and the process_key value), from the moment the
+	// first request of the key asks for one.
+	keyed map[string]*mcpSession
+	// ring seals the requestState of handlers without a state_secret: a
+	// random key, kept as long as the registry, across config reloads.
+	ring *cluster.Keyring
+	// spent are the requestStates already used, until they expire.
+	spent *spentSet
 }
 
 func newRegistry() *registry {
@@ -39,6 +49,9 @@ func newRegistry() *registry {
 		running:  make(map[*mcpSession]struct{}),
 		clients:  session.NewCounter(),
 		bodies:   postbody.NewBudget(),
+		keyed:    make(map[string]*mcpSession),
+		ring:     cluster.RandomKeyring(),
+		spent:    newSpentSet(maxSpent),
 	}
 }
 
@@ -82,7 +95,11 @@ func (r *registry) admit(client string, maxProcs, perClient int) (ok bool, which
 func (r *registry) add(s *mcpSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sessions[s.id] = s
+	if s.keyed == nil {
+		// A sessionless process is reached by its key, never by an
+		// Mcp-Session-Id.
+		r.sessions[s.id] = s
+	}
 	r.running[s] = struct{}{}
 	r.starting--
 }
@@ -108,6 +125,47 @@ func (r *registry) remove(s *mcpSession) {
 	if r.sessions[s.id] == s {
 		delete(r.sessions, s.id)
 	}
+	if s.keyed != nil && r.keyed[s.keyed.slot] == s {
+		delete(r.keyed, s.keyed.slot)
+	}
+}
+
+// keyedSlot returns the process of slot, made by create (and created
+// true) when there is none, or the one there has ended.
+func (r *registry) keyedSlot(slot string, create func() *mcpSession) (s *mcpSession, created bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.keyed[slot]; s != nil && !closed(s.endedCh) {
+		return s, false
+	}
+	s = create()
+	r.keyed[slot] = s
+	return s, true
+}
+
+// dropSlot forgets the process of a slot that did not start.
+func (r *registry) dropSlot(s *mcpSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keyed[s.keyed.slot] == s {
+		delete(r.keyed, s.keyed.slot)
+	}
+}
+
+// find returns the running process whose session id is id, legacy or
+// sessionless.
+func (r *registry) find(id string) (*mcpSession, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sessions[id]; ok {
+		return s, true
+	}
+	for s := range r.running {
+		if s.id == id {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // gone counts a process out once it no longer runs.

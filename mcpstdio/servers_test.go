@@ -8,9 +8,7 @@ package mcpstdio_test
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,37 +17,19 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-var (
-	everythingOnce sync.Once
-	everythingDir  string // removed by TestMain
-	everythingBin  string
-	everythingErr  error
+	"github.com/mcpsse/caddy-mcp-sse/internal/everything"
 )
 
 // goEverythingServer builds the Go SDK's conformance everything-server,
 // at the SDK version go.mod requires, from the module cache.
 func goEverythingServer(t *testing.T) string {
 	t.Helper()
-	everythingOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mcp-everything-")
-		if err != nil {
-			everythingErr = err
-			return
-		}
-		everythingDir = dir
-		everythingBin = filepath.Join(dir, "everything-server")
-		out, err := exec.Command("go", "build", "-o", everythingBin,
-			"github.com/modelcontextprotocol/go-sdk/conformance/everything-server").CombinedOutput()
-		if err != nil {
-			everythingErr = fmt.Errorf("%w\n%s", err, out)
-		}
-	})
-	if everythingErr != nil {
-		t.Fatalf("building the Go SDK's everything-server: %v", everythingErr)
+	bin, err := everything.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return everythingBin
+	return bin
 }
 
 // npmEverythingServer is the path of server-everything's entry point,

@@ -47,6 +47,9 @@ type mcpSession struct {
 	proc     *stdio.Process
 	logger   *zap.Logger
 	reg      *registry
+	// keyed is set on a process serving sessionless requests (by
+	// process_key), nil on a legacy session's.
+	keyed *keyedState
 
 	// sendTimeout bounds one write to the process's stdin, and the wait
 	// of a message for room in a full stream.
@@ -84,6 +87,8 @@ type call struct {
 	token string
 	st    *stream
 	seq   uint64
+	// modern is set on a sessionless request's call.
+	modern *modernCall
 }
 
 // stream is one HTTP response carrying messages: a POST's (answering its
@@ -114,6 +119,9 @@ type item struct {
 	msg  []byte
 	resp bool
 	last bool
+	// input asks the stream's handler to answer its request with an
+	// InputRequiredResult (sessionless requests).
+	input bool
 }
 
 func newStream(sse bool) *stream {
@@ -225,6 +233,10 @@ func (s *mcpSession) route(msg []byte) {
 		}
 		_ = json.Unmarshal(msg, &bare)
 		env.ID, env.Method = bare.ID, bare.Method
+	}
+	if s.keyed != nil {
+		s.routeKeyed(msg, &env)
+		return
 	}
 	for {
 		st, it, ok := s.pick(msg, &env)
@@ -471,7 +483,7 @@ func (s *mcpSession) closeStandalone(st *stream) {
 func (s *mcpSession) inFlight() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.calls) > 0
+	return len(s.calls) > 0 || (s.keyed != nil && len(s.keyed.listeners) > 0)
 }
 
 // send writes a message to the process.

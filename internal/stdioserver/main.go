@@ -2,7 +2,8 @@
 // sample) served over stdio, with tools and faults the tests of the stdio
 // and mcpstdio packages need: env and cwd report the process's
 // environment, crash exits in the middle of a call, flood sends
-// notifications of a chosen size, and flags make it misbehave the ways
+// notifications of a chosen size, block runs until cancelled, ask_later
+// asks the client outside any request, and flags make it misbehave the ways
 // real servers do.
 package main
 
@@ -103,6 +104,22 @@ func main() {
 			fmt.Fprintf(os.Stderr, "fatal: crashing on request with status %d\n", code)
 			os.Exit(code)
 			return nil, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "block", Description: "Runs until cancelled, and says so on stderr."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			fmt.Fprintln(os.Stderr, "block: started")
+			<-ctx.Done()
+			fmt.Fprintln(os.Stderr, "block: cancelled")
+			return nil, nil, ctx.Err()
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "ask_later", Description: "Answers, then asks the client for its roots outside any request, and says on stderr what came back."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				_, err := req.Session.ListRoots(context.Background(), nil)
+				fmt.Fprintf(os.Stderr, "ask_later: roots/list answered, error: %v\n", err)
+			}()
+			return text("asked later"), nil, nil
 		})
 	err := s.Run(context.Background(), &mcp.StdioTransport{})
 	fmt.Fprintln(os.Stderr, "server stopped:", err)
