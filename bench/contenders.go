@@ -11,12 +11,15 @@ import (
 
 // contender is one server setup under measurement.
 type contender struct {
-	name  string
-	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
-	url   string // SSE URL, or the Streamable HTTP endpoint
-	burst bool   // has the burst tool
-	main  *proc  // the bridge or server itself (Caddy, for ours)
-	procs []*proc
+	name string
+	sse  bool // an HTTP+SSE server; false for the Streamable HTTP floor
+	// modern: the Streamable HTTP floor speaks the sessionless revision
+	// (no initialize; _meta and the Mcp-* headers on every call).
+	modern bool
+	url    string // SSE URL, or the Streamable HTTP endpoint
+	burst  bool   // has the burst tool
+	main   *proc  // the bridge or server itself (Caddy, for ours)
+	procs  []*proc
 	// spawns: the bridge's children are the servers it runs (ours/stdio),
 	// so the bridge's own figures are of its process alone.
 	spawns bool
@@ -73,7 +76,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -97,6 +100,16 @@ func (e *env) start(name string) (*contender, error) {
 			return nil, err
 		}
 		return &contender{name: name, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
+	case "direct/sessionless":
+		// The sessionless Go SDK server of ours/sessionless, reached as a
+		// client of the sessionless revision reaches it: the floor under
+		// ours/sessionless, so that the upstream's cost and the bridge's
+		// separate.
+		p, err := start(e.dir, "direct-sessionless", true, e.servers, "-kind", "sessionless")
+		if err != nil {
+			return nil, err
+		}
+		return &contender{name: name, modern: true, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
 	case "go-sdk SSE", "mcp-go SSE", "bare":
 		kind := map[string]string{"go-sdk SSE": "gosdk-sse", "mcp-go SSE": "mcpgo-sse", "bare": "bare"}[name]
 		p, err := start(e.dir, kind, true, e.servers, "-kind", kind)
@@ -132,11 +145,11 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 		return nil, err
 	}
 	port := freePort()
-	admin := "off"
+	// The admin endpoint is always on (idle, it costs nothing per call):
+	// the throughput run reads Caddy's allocation counters from it.
+	admin := "127.0.0.1:" + freePort()
 	if e.admin != "" {
 		admin = e.admin
-	} else if e.profile != "" {
-		admin = "127.0.0.1:" + freePort()
 	}
 	cfg := fmt.Sprintf(`{
 	admin %s
@@ -174,11 +187,7 @@ http://127.0.0.1:%s {
 		up.stop()
 		return nil, err
 	}
-	c := &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}
-	if admin != "off" {
-		c.admins = []string{admin}
-	}
-	return c, nil
+	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}, admins: []string{admin}}, nil
 }
 
 // startOursStdio runs Caddy with mcp_sse and mcp_stdio around the same Go
