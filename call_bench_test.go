@@ -16,15 +16,18 @@ import (
 // parse, admission, dispatch, reverse_proxy to a minimal upstream on
 // loopback, the reply relayed and written as a frame on the client's
 // open stream, read by the client. Allocations per op count everything
-// in the process: client, Caddy and upstream. The floor sub-benchmark
-// is the same client and upstream with no Caddy between (the call POSTed
-// to the upstream directly, its JSON reply read), so what Caddy adds is
-// the difference. Both clients read with ReadSlice and write from
-// prebuilt buffers, so they allocate next to nothing themselves.
+// in the process: client, Caddy and upstream. Two more sub-benchmarks
+// separate them: floor is the same client and upstream with no Caddy
+// between (the call POSTed to the upstream directly, its JSON reply
+// read), proxy the same through a Caddy with reverse_proxy alone (one
+// request served and proxied: what any Caddy in front costs). bridge −
+// proxy is then what mcp_sse adds: a second request (the client's POST
+// and its 202), the handler's own work, and the frame. The clients read
+// with ReadSlice and write from prebuilt buffers, so they allocate next
+// to nothing themselves.
 func BenchmarkCall(b *testing.B) {
 	up := leanUpstream(b)
-	b.Run("bridge", func(b *testing.B) {
-		port := freePort(b)
+	site := func(port, handler string) {
 		loadCaddyfile(b, fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -35,14 +38,18 @@ func BenchmarkCall(b *testing.B) {
 }
 http://127.0.0.1:%s {
 	bind 127.0.0.1
-	mcp_sse
+	%s
 	reverse_proxy %s {
 		rewrite /mcp
 		transport http {
 			keepalive_idle_conns_per_host 256
 		}
 	}
-}`, port, up))
+}`, port, handler, up))
+	}
+	b.Run("bridge", func(b *testing.B) {
+		port := freePort(b)
+		site(port, "mcp_sse")
 		stream, endpoint := openBenchStream(b, port)
 		post := dialBench(b, port)
 		call := func(id int, method, params string) {
@@ -58,6 +65,17 @@ http://127.0.0.1:%s {
 		for b.Loop() {
 			id++
 			call(id, "tools/call", `{"name":"echo","arguments":{"text":"hello"}}`)
+		}
+	})
+	b.Run("proxy", func(b *testing.B) {
+		port := freePort(b)
+		site(port, "")
+		c := dialBench(b, port)
+		b.ReportAllocs()
+		id := 1000
+		for b.Loop() {
+			id++
+			c.post(b, "/mcp", id, "tools/call", `{"name":"echo","arguments":{"text":"hello"}}`, http.StatusOK)
 		}
 	})
 	b.Run("floor", func(b *testing.B) {

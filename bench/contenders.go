@@ -76,7 +76,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "proxy/lean", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -88,6 +88,16 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "sessionless", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
+	case "proxy/lean":
+		// The same Caddy and upstream as ours/lean without mcp_sse, reached
+		// by a Streamable HTTP client: what a Caddy with reverse_proxy alone
+		// costs per call, the floor under the bridge's Caddy.
+		c, err := e.startOurs(name, "lean", "/mcp")
+		if err != nil {
+			return nil, err
+		}
+		c.sse, c.burst, c.url = false, false, strings.TrimSuffix(c.url, "/sse")+"/mcp"
+		return c, nil
 	case "ours/cluster":
 		return e.startCluster(name, "lean", "/mcp")
 	case "ours/cluster/go-sdk":
@@ -151,6 +161,14 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 	if e.admin != "" {
 		admin = e.admin
 	}
+	bridge := fmt.Sprintf(`mcp_sse {
+		max_sessions off
+		max_sessions_per_client off
+		%s
+	}`, e.extra)
+	if name == "proxy/lean" {
+		bridge = ""
+	}
 	cfg := fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -158,11 +176,7 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 
 http://127.0.0.1:%s {
 	bind 127.0.0.1
-	mcp_sse {
-		max_sessions off
-		max_sessions_per_client off
-		%s
-	}
+	%s
 	reverse_proxy %s {
 		rewrite %s
 		transport http {
@@ -170,7 +184,7 @@ http://127.0.0.1:%s {
 		}
 	}
 }
-`, admin, port, e.extra, up.addr, path)
+`, admin, port, bridge, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()

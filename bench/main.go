@@ -168,7 +168,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			})
 		}
 		for _, n := range sc.idleCounts {
-			if name == "direct" {
+			if name == "direct" || name == "direct/sessionless" || name == "proxy/lean" {
 				break // no streams to hold open
 			}
 			if clusterBaseline[name] != "" {
@@ -400,8 +400,11 @@ func ratiosOf(results []*result) []ratio {
 		if b := find(results, "bare"); b != nil && b.thr != nil && b.thr.cpuTree > 0 {
 			times("Caddy CPU per call, ours/lean ÷ bare's whole server CPU", o.thr.cpuMain, b.thr.cpuTree, "≤ 2.5")
 		}
+		if p := find(results, "proxy/lean"); p != nil && p.thr != nil && p.thr.cpuMain > 0 {
+			times("Caddy CPU per call, ours/lean ÷ proxy/lean's Caddy (reverse_proxy alone)", o.thr.cpuMain, p.thr.cpuMain, "for orientation")
+		}
 	}
-	for _, name := range []string{"ours/lean", "ours/go-sdk", "ours/sessionless"} {
+	for _, name := range []string{"ours/lean", "proxy/lean", "ours/go-sdk", "ours/sessionless"} {
 		if o := find(results, name); o != nil && o.thr != nil && o.thr.allocs > 0 {
 			out = append(out, ratio{"Caddy allocations per call at 64 sessions, " + name, " allocs", "for orientation", o.thr.allocs})
 		}
