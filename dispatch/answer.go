@@ -155,7 +155,7 @@ func readEnvelope(m []byte) (env replyEnvelope, ok bool) {
 			case 'n':
 				env.version2 = false
 			case '"':
-				s, _ := jsonString(v)
+				s, _ := jsonStringView(v)
 				env.version2 = s == "2.0"
 			default:
 				return errNotString
