@@ -7,7 +7,6 @@ package dispatch
 // this file sends what it makes through the handler chain.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -440,7 +439,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 		}
 	}
 	err := d.serve(next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(head.Raw)}, int64(len(head.Raw)), rep)
+		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
 		setMessageHeaders(req.Header, head, "", generation.Modern)
 		for k, v := range headers {
 			req.Header.Set(k, v)

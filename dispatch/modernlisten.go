@@ -112,7 +112,7 @@ func (d *Dispatcher) stream(ctx context.Context, c Call, t *requestTemplate, hea
 		}
 	}
 	err := d.serve(c.Next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(head.Raw)}, int64(len(head.Raw)), rep)
+		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
 		setMessageHeaders(req.Header, head, "", generation.Modern)
 		return req
 	})

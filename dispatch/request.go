@@ -67,6 +67,30 @@ func template(r *http.Request, forward []string) *requestTemplate {
 	return t
 }
 
+// cloneHeader is h.Clone with room for extra more keys, so that setting
+// the message's headers does not grow the map.
+func cloneHeader(h http.Header, extra int) http.Header {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	c := make(http.Header, len(h)+extra)
+	if n == 0 {
+		return c
+	}
+	vals := make([]string, n)
+	for k, v := range h {
+		if v == nil {
+			c[k] = nil
+			continue
+		}
+		m := copy(vals, v)
+		c[k] = vals[:m:m]
+		vals = vals[m:]
+	}
+	return c
+}
+
 func copyHeader(dst, src http.Header, name string) {
 	if v := src.Values(name); len(v) > 0 {
 		dst[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
@@ -78,14 +102,14 @@ func copyHeader(dst, src http.Header, name string) {
 // each value slice has its length as capacity, so an append by a later
 // handler copies instead of writing into its neighbour.
 func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
-	vals := make([]string, 0, 6)
+	var vals [messageHeaders]string
+	keys := [messageHeaders]string{"Content-Type", "Accept"}
+	vals[0], vals[1] = "application/json", "application/json, text/event-stream"
+	n := 2
 	set := func(key, v string) {
-		vals = append(vals, v)
-		n := len(vals)
-		h[key] = vals[n-1 : n : n]
+		keys[n], vals[n] = key, v
+		n++
 	}
-	set("Content-Type", "application/json")
-	set("Accept", "application/json, text/event-stream")
 	if upstreamID != "" {
 		set(HeaderSessionID, upstreamID)
 	}
@@ -101,7 +125,14 @@ func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) 
 			set(HeaderName, headerValue(msg.Name))
 		}
 	}
+	shared := append([]string(nil), vals[:n]...)
+	for i := range n {
+		h[keys[i]] = shared[i : i+1 : i+1]
+	}
 }
+
+// messageHeaders is the most headers setMessageHeaders sets.
+const messageHeaders = 6
 
 // headerValue encodes v as the 2026-07-28 revision wants header values
 // mirrored from the body: as is when it is plain visible ASCII without
@@ -129,7 +160,7 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        t.header.Clone(),
+		Header:        cloneHeader(t.header, messageHeaders),
 		Body:          body,
 		ContentLength: n,
 		Host:          t.host,
@@ -171,8 +202,16 @@ func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep
 // and must keep its place in the order; the dispatch hands on its turn
 // when it ends in any case.
 type handoffBody struct {
-	*bytes.Reader
+	bytes.Reader
 	done func()
+}
+
+// newHandoffBody is a body reading msg: one allocation, its reader
+// included.
+func newHandoffBody(msg []byte) *handoffBody {
+	b := new(handoffBody)
+	b.Reset(msg)
+	return b
 }
 
 func (b *handoffBody) Read(p []byte) (int, error) {
