@@ -100,6 +100,12 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 	}
 
 	metrics.messagesIn.Add(float64(len(msgs)))
+	var shared *dispatch.Template
+	if len(msgs) > 1 {
+		// A batch's messages share one copy of the POST's placeholders,
+		// vars and headers (a single message's dispatch makes its own).
+		shared = h.dispatcher.Template(r)
+	}
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, m := range msgs {
@@ -111,7 +117,7 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 			}
 		}
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, Template: shared})
 	}
 	dispatched = true
 	w.WriteHeader(http.StatusAccepted)

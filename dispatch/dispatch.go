@@ -85,6 +85,9 @@ type Call struct {
 	Next caddyhttp.Handler
 	// Done, if set, is called once the dispatch has ended, whichever way.
 	Done func()
+	// Template, if set, is Post's template made once for every message
+	// of the POST (see Dispatcher.Template); otherwise Go makes one.
+	Template *Template
 	// Retry says the message was dispatched before, by an instance that
 	// died or lost the session (cluster mode). The upstream may still
 	// hold the first attempt, so a request goes under an id of its own,
@@ -100,7 +103,12 @@ func (d *Dispatcher) Go(c Call) {
 	// The POST's request must not be read once its handler has returned
 	// (its header map is reused by the server), so the parts the upstream
 	// request needs are copied now.
-	tmpl := template(c.Post, d.ForwardHeaders)
+	var tmpl *requestTemplate
+	if c.Template != nil {
+		tmpl = c.Template.t
+	} else {
+		tmpl = template(c.Post, d.ForwardHeaders)
+	}
 	d.workers.Go(func() { d.run(c, tmpl, wait, handed) })
 }
 

@@ -34,6 +34,16 @@ type requestTemplate struct {
 	vars   map[string]any
 }
 
+// Template is what the dispatches of a POST's messages keep of it,
+// copied once for all of them: it is only read after.
+type Template struct{ t *requestTemplate }
+
+// Template copies what the upstream requests of r's messages need of it.
+// Call it from r's handler.
+func (d *Dispatcher) Template(r *http.Request) *Template {
+	return &Template{template(r, d.ForwardHeaders)}
+}
+
 // forwardedHeaders are passed on so that reverse_proxy can extend them
 // when they come from a proxy it trusts; from any other client it
 // replaces them, as it would on the POST itself.
