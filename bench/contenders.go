@@ -76,7 +76,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "proxy/lean", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "proxy/lean", "proxy/go-sdk", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -88,11 +88,13 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "sessionless", "/mcp")
 	case "ours/lean":
 		return e.startOurs(name, "lean", "/mcp")
-	case "proxy/lean":
-		// The same Caddy and upstream as ours/lean without mcp_sse, reached
-		// by a Streamable HTTP client: what a Caddy with reverse_proxy alone
-		// costs per call, the floor under the bridge's Caddy.
-		c, err := e.startOurs(name, "lean", "/mcp")
+	case "proxy/lean", "proxy/go-sdk":
+		// The same Caddy and upstream as ours/lean (ours/go-sdk) without
+		// mcp_sse, reached by a Streamable HTTP client: what a Caddy with
+		// reverse_proxy alone costs per call, the floor under the bridge's
+		// Caddy.
+		kind := map[string]string{"proxy/lean": "lean", "proxy/go-sdk": "streamable"}[name]
+		c, err := e.startOurs(name, kind, "/mcp")
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +168,7 @@ func (e *env) startOurs(name, kind, path string) (*contender, error) {
 		max_sessions_per_client off
 		%s
 	}`, e.extra)
-	if name == "proxy/lean" {
+	if strings.HasPrefix(name, "proxy/") {
 		bridge = ""
 	}
 	cfg := fmt.Sprintf(`{

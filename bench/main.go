@@ -168,7 +168,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			})
 		}
 		for _, n := range sc.idleCounts {
-			if name == "direct" || name == "direct/sessionless" || name == "proxy/lean" {
+			if name == "direct" || name == "direct/sessionless" || strings.HasPrefix(name, "proxy/") {
 				break // no streams to hold open
 			}
 			if clusterBaseline[name] != "" {
@@ -367,6 +367,12 @@ func ratiosOf(results []*result) []ratio {
 			ratio{"p50 added over direct at 1 session", " ms", "≤ 0.25 ms", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
 	}
 	times("ours/sessionless ÷ direct/sessionless, calls/s", thr("ours/sessionless"), thr("direct/sessionless"), "for orientation")
+	times("ours/go-sdk ÷ proxy/go-sdk (reverse_proxy alone), calls/s", thr("ours/go-sdk"), thr("proxy/go-sdk"), "for orientation")
+	for _, pair := range [][2]string{{"proxy/go-sdk", "direct"}, {"ours/go-sdk", "proxy/go-sdk"}, {"ours/lean", "proxy/lean"}} {
+		if o, d := find(results, pair[0]), find(results, pair[1]); o != nil && d != nil && o.lat != nil && d.lat != nil {
+			out = append(out, ratio{"p50 added by " + pair[0] + " over " + pair[1] + " at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
+		}
+	}
 	if o, d := find(results, "ours/sessionless"), find(results, "direct/sessionless"); o != nil && d != nil && o.lat != nil && d.lat != nil {
 		out = append(out, ratio{"p50 added by ours/sessionless over direct/sessionless at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
 	}
@@ -404,7 +410,7 @@ func ratiosOf(results []*result) []ratio {
 			times("Caddy CPU per call, ours/lean ÷ proxy/lean's Caddy (reverse_proxy alone)", o.thr.cpuMain, p.thr.cpuMain, "for orientation")
 		}
 	}
-	for _, name := range []string{"ours/lean", "proxy/lean", "ours/go-sdk", "ours/sessionless"} {
+	for _, name := range []string{"ours/lean", "proxy/lean", "ours/go-sdk", "proxy/go-sdk", "ours/sessionless"} {
 		if o := find(results, name); o != nil && o.thr != nil && o.thr.allocs > 0 {
 			out = append(out, ratio{"Caddy allocations per call at 64 sessions, " + name, " allocs", "for orientation", o.thr.allocs})
 		}
