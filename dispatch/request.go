@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 
@@ -23,7 +22,7 @@ type requestTemplate struct {
 	url        url.URL
 	host       string
 	remoteAddr string
-	header     http.Header // only the headers passed upstream
+	header     http.Header // only the headers passed upstream; nil if none
 	server     *caddyhttp.Server
 	tls        *tls.ConnectionState
 	// values and vars are copies of what the handlers before mcp_sse set
@@ -31,7 +30,14 @@ type requestTemplate struct {
 	// after it: each upstream request gets a replacer and vars map of its
 	// own, filled from these.
 	values map[string]any
-	vars   map[string]any
+	vars   []variable
+}
+
+// variable is one of the POST's vars, kept in a slice of exactly their
+// number rather than in a map's table.
+type variable struct {
+	name  string
+	value any
 }
 
 // Template is what the dispatches of a POST's messages keep of it,
@@ -57,22 +63,34 @@ func template(r *http.Request, forward []string) *requestTemplate {
 		url:        url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath},
 		host:       r.Host,
 		remoteAddr: r.RemoteAddr,
-		header:     make(http.Header, 1+len(forward)),
 		tls:        r.TLS,
 	}
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		t.values = replacerValues(repl)
 	}
-	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		t.vars = maps.Clone(vars)
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok && len(vars) > 0 {
+		t.vars = make([]variable, 0, len(vars))
+		for k, v := range vars {
+			t.vars = append(t.vars, variable{k, v})
+		}
 	}
-	copyHeader(t.header, r.Header, "Authorization")
-	for _, name := range forwardedHeaders {
+	// Most POSTs carry none of these: the map is made for the first.
+	keep := func(name string) {
+		if len(r.Header.Values(name)) == 0 {
+			return
+		}
+		if t.header == nil {
+			t.header = make(http.Header, 1+len(forward))
+		}
 		copyHeader(t.header, r.Header, name)
+	}
+	keep("Authorization")
+	for _, name := range forwardedHeaders {
+		keep(name)
 	}
 	for _, name := range forward {
-		copyHeader(t.header, r.Header, name)
+		keep(name)
 	}
 	return t
 }
@@ -189,7 +207,9 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 	}
 	req = caddyhttp.PrepareRequest(req, repl, rep, t.server)
 	if vars, ok := req.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		maps.Copy(vars, t.vars)
+		for _, v := range t.vars {
+			vars[v.name] = v.value
+		}
 	}
 	return req
 }
