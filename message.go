@@ -101,6 +101,12 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 	}
 
 	metrics.messagesIn.Add(float64(len(msgs)))
+	var shared *dispatch.Template
+	if len(msgs) > 1 {
+		// A batch's messages share one copy of the POST's placeholders,
+		// vars and headers (a single message's dispatch makes its own).
+		shared = h.dispatcher.Template(r)
+	}
 	remaining := new(atomic.Int32)
 	remaining.Store(int32(len(msgs)))
 	for _, m := range msgs {
@@ -118,7 +124,7 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 			letGo()
 		}
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, LetGo: letGo})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, LetGo: letGo, Template: shared})
 	}
 	dispatched = true
 	w.WriteHeader(http.StatusAccepted)

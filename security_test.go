@@ -188,6 +188,17 @@ func TestUpstreamSeesWhoPosted(t *testing.T) {
 	if code, body := send(t, req); code != http.StatusBadRequest || !strings.Contains(body, "duplicate") {
 		t.Errorf("a repeated params.name: %d %s, want 400 naming the duplicate", code, body)
 	}
+
+	// A batch's messages share one copy of what the POST carried: each
+	// reaches the upstream with it.
+	post(c, "alice", c.endpoint, `[{"jsonrpc":"2.0","id":"b1","method":"tools/call","params":{"name":"echo","arguments":{"text":"b1"}}},`+
+		`{"jsonrpc":"2.0","id":"b2","method":"tools/call","params":{"name":"echo","arguments":{"text":"b2"}}}]`)
+	for _, id := range []string{"b1", "b2"} {
+		got := seen.post(t, `"id":"`+id+`"`)
+		if u, tenant := got.header.Get("X-User"), got.header.Get("X-Tenant"); u != "alice" || tenant != "acme" {
+			t.Errorf("batch message %s reached the upstream with X-User %q, X-Tenant %q; want \"alice\", \"acme\"", id, u, tenant)
+		}
+	}
 }
 
 // TestRebindingRefused: on a site without a host name, the Host and Origin

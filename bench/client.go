@@ -250,32 +250,33 @@ func (s *sseSession) close() {
 type streamableSession struct {
 	url       string
 	sessionID string
-	// sessionless speaks 2026-07-28: every request carries the client's
-	// _meta and the revision's headers, and there is no handshake.
-	sessionless bool
-	method      string // of the request being posted, for Mcp-Method
-	name        string // of the tool being called, for Mcp-Name
+	// modern speaks the sessionless revision: every request carries the
+	// _meta members and headers the bridge sends such a server.
+	modern bool
 }
 
-// sessionlessMeta is what a 2026-07-28 client says of itself in every
-// request: the same client as initParams.
-const sessionlessMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}`
+// modernMeta is the _meta of every request of a sessionless client.
+const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 
 func (s *streamableSession) call(ctx context.Context, id int64, method, params string) (*reply, error) {
-	if s.sessionless {
-		if method == "initialize" {
-			return &reply{}, nil // there is none
+	var header http.Header
+	if s.modern {
+		if params == "{}" {
+			params = "{" + modernMeta + "}"
+		} else {
+			params = "{" + modernMeta + "," + strings.TrimPrefix(params, "{")
 		}
+		header = http.Header{"Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Method": {method}}
 		var p struct {
 			Name string `json:"name"`
 		}
-		_ = json.Unmarshal([]byte(params), &p)
-		s.method, s.name = method, p.Name
-		params = "{" + sessionlessMeta + "," + strings.TrimPrefix(params, "{")
+		if json.Unmarshal([]byte(params), &p) == nil && p.Name != "" {
+			header.Set("Mcp-Name", p.Name)
+		}
 	}
 	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, id, method, params)
 	var got *reply
-	err := s.post(ctx, body, func(r *reply) {
+	err := s.postWith(ctx, body, header, func(r *reply) {
 		if string(r.ID) == fmt.Sprint(id) {
 			got = r
 		}
@@ -287,19 +288,19 @@ func (s *streamableSession) call(ctx context.Context, id int64, method, params s
 }
 
 func (s *streamableSession) post(ctx context.Context, body string, onMessage func(*reply)) error {
+	return s.postWith(ctx, body, nil, onMessage)
+}
+
+func (s *streamableSession) postWith(ctx context.Context, body string, header http.Header, onMessage func(*reply)) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if s.sessionID != "" {
 		req.Header.Set("Mcp-Session-Id", s.sessionID)
 		req.Header.Set("Mcp-Protocol-Version", "2024-11-05")
-	}
-	if s.sessionless {
-		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
-		req.Header.Set("Mcp-Method", s.method)
-		if s.name != "" {
-			req.Header.Set("Mcp-Name", s.name)
-		}
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
@@ -348,6 +349,9 @@ func handshake(ctx context.Context, s session, id int64) error {
 	// server among all sessions and initializes it itself, so that server
 	// refuses every initialize. Whatever is wrong shows in the echo calls,
 	// which are all checked.
+	if s, ok := s.(*streamableSession); ok && s.modern {
+		return nil // the sessionless revision has no handshake
+	}
 	if _, err := s.call(ctx, id, "initialize", initParams); err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
@@ -355,9 +359,6 @@ func handshake(ctx context.Context, s session, id int64) error {
 	case *sseSession:
 		return s.notify(ctx, "notifications/initialized")
 	case *streamableSession:
-		if s.sessionless {
-			return nil
-		}
 		return s.post(ctx, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, func(*reply) {})
 	}
 	return nil

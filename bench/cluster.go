@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -323,7 +324,7 @@ func (r *redisResult) byCommand() string {
 // startProfiles fetches a CPU profile of every Caddy of c with an admin
 // endpoint, for e.profileFor, into e.profile; the returned func waits for
 // them.
-func startProfiles(e *env, c *contender) func() {
+func startProfiles(e *env, c *contender, scenario string) func() {
 	if e.profile == "" || len(c.admins) == 0 {
 		return func() {}
 	}
@@ -331,40 +332,83 @@ func startProfiles(e *env, c *contender) func() {
 		log.Printf("profile: %v", err)
 		return func() {}
 	}
-	done := make(chan struct{}, len(c.admins))
+	kinds := []string{"profile", "allocs"} // CPU, and allocations over the same window
+	done := make(chan struct{}, len(c.admins)*len(kinds))
 	for i, admin := range c.admins {
 		inst := string(rune('a' + i))
 		if len(c.admins) == 1 {
 			inst = "single"
 		}
-		file := filepath.Join(e.profile, fmt.Sprintf("%s-%s.pprof", strings.ReplaceAll(c.name, "/", "-"), inst))
-		go func() {
-			defer func() { done <- struct{}{} }()
-			u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(e.profileFor.Seconds()))
-			resp, err := http.Get(u)
-			if err != nil {
-				log.Printf("profile %s: %v", u, err)
-				return
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				log.Printf("profile %s: %s", u, resp.Status)
-				return
-			}
-			f, err := os.Create(file)
-			if err != nil {
-				log.Printf("profile: %v", err)
-				return
-			}
-			defer f.Close()
-			if _, err := io.Copy(f, resp.Body); err == nil {
-				log.Printf("profile of %s (%s) in %s", c.name, admin, file)
-			}
-		}()
+		for _, kind := range kinds {
+			file := filepath.Join(e.profile, fmt.Sprintf("%s-%s-%s-%s.pprof", strings.ReplaceAll(c.name, "/", "-"), inst, scenario, kind))
+			go func() {
+				defer func() { done <- struct{}{} }()
+				u := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, int(e.profileFor.Seconds()))
+				resp, err := http.Get(u)
+				if err != nil {
+					log.Printf("profile %s: %v", u, err)
+					return
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					log.Printf("profile %s: %s", u, resp.Status)
+					return
+				}
+				f, err := os.Create(file)
+				if err != nil {
+					log.Printf("profile: %v", err)
+					return
+				}
+				defer f.Close()
+				if _, err := io.Copy(f, resp.Body); err == nil {
+					log.Printf("%s profile of %s (%s) in %s", kind, c.name, admin, file)
+				}
+			}()
+		}
 	}
 	return func() {
-		for range c.admins {
+		for range cap(done) {
 			<-done
 		}
 	}
+}
+
+// allocCounts are Caddy's cumulative allocation counters (every instance
+// of a contender together), read from the admin endpoint's expvar.
+type allocCounts struct {
+	mallocs, bytes uint64
+	ok             bool
+}
+
+func readAllocs(c *contender) allocCounts {
+	var out allocCounts
+	for _, admin := range c.admins {
+		resp, err := http.Get("http://" + admin + "/debug/vars")
+		if err != nil {
+			return allocCounts{}
+		}
+		var v struct {
+			Memstats struct {
+				Mallocs, TotalAlloc uint64
+			} `json:"memstats"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if err != nil || v.Memstats.Mallocs == 0 {
+			return allocCounts{}
+		}
+		out.mallocs += v.Memstats.Mallocs
+		out.bytes += v.Memstats.TotalAlloc
+	}
+	out.ok = len(c.admins) > 0
+	return out
+}
+
+// perCall is what Caddy allocated per call between a and b (0, 0 when
+// the counters could not be read).
+func perCall(a, b allocCounts, calls int) (allocs, bytes float64) {
+	if !a.ok || !b.ok || calls == 0 {
+		return 0, 0
+	}
+	return float64(b.mallocs-a.mallocs) / float64(calls), float64(b.bytes-a.bytes) / float64(calls)
 }

@@ -15,9 +15,9 @@ type contender struct {
 	sse   bool   // an HTTP+SSE server; false for the Streamable HTTP floor
 	url   string // SSE URL, or the Streamable HTTP endpoint
 	burst bool   // has the burst tool
-	// sessionless: the floor speaks 2026-07-28 (no initialize, _meta and
-	// the revision's headers on every request).
-	sessionless bool
+	// modern: the Streamable HTTP floor speaks the sessionless revision
+	// (no initialize; _meta and the Mcp-* headers on every call).
+	modern bool
 	// authorization is the Authorization header every request carries
 	// (ours/auth: a token the real authorization server issued).
 	authorization string
@@ -79,7 +79,7 @@ type env struct {
 	profileFor time.Duration
 }
 
-var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/auth", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
+var contenderNames = []string{"ours/go-sdk", "ours/sessionless", "ours/lean", "ours/auth", "ours/cluster", "ours/stdio", "direct", "direct/sessionless", "proxy/lean", "proxy/go-sdk", "go-sdk SSE", "mcp-go SSE", "supergateway", "bare"}
 
 func (e *env) start(name string) (*contender, error) {
 	switch name {
@@ -93,6 +93,18 @@ func (e *env) start(name string) (*contender, error) {
 		return e.startOurs(name, "lean", "/mcp")
 	case "ours/auth":
 		return e.startOursAuth(name)
+	case "proxy/lean", "proxy/go-sdk":
+		// The same Caddy and upstream as ours/lean (ours/go-sdk) without
+		// mcp_sse, reached by a Streamable HTTP client: what a Caddy with
+		// reverse_proxy alone costs per call, the floor under the bridge's
+		// Caddy.
+		kind := map[string]string{"proxy/lean": "lean", "proxy/go-sdk": "streamable"}[name]
+		c, err := e.startOurs(name, kind, "/mcp")
+		if err != nil {
+			return nil, err
+		}
+		c.sse, c.burst, c.url = false, false, strings.TrimSuffix(c.url, "/sse")+"/mcp"
+		return c, nil
 	case "ours/cluster":
 		return e.startCluster(name, "lean", "/mcp")
 	case "ours/cluster/go-sdk":
@@ -106,13 +118,15 @@ func (e *env) start(name string) (*contender, error) {
 		}
 		return &contender{name: name, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
 	case "direct/sessionless":
-		// ours/sessionless's upstream reached straight by a 2026-07-28
-		// client: what the sessionless server costs without the bridge.
+		// The sessionless Go SDK server of ours/sessionless, reached as a
+		// client of the sessionless revision reaches it: the floor under
+		// ours/sessionless, so that the upstream's cost and the bridge's
+		// separate.
 		p, err := start(e.dir, "direct-sessionless", true, e.servers, "-kind", "sessionless")
 		if err != nil {
 			return nil, err
 		}
-		return &contender{name: name, url: "http://" + p.addr + "/mcp", sessionless: true, main: p, procs: []*proc{p}}, nil
+		return &contender{name: name, modern: true, url: "http://" + p.addr + "/mcp", main: p, procs: []*proc{p}}, nil
 	case "go-sdk SSE", "mcp-go SSE", "bare":
 		kind := map[string]string{"go-sdk SSE": "gosdk-sse", "mcp-go SSE": "mcpgo-sse", "bare": "bare"}[name]
 		p, err := start(e.dir, kind, true, e.servers, "-kind", kind)
@@ -154,11 +168,19 @@ func (e *env) startOursBehind(name, kind, path, before string) (*contender, erro
 		return nil, err
 	}
 	port := freePort()
-	admin := "off"
+	// The admin endpoint is always on (idle, it costs nothing per call):
+	// the throughput run reads Caddy's allocation counters from it.
+	admin := "127.0.0.1:" + freePort()
 	if e.admin != "" {
 		admin = e.admin
-	} else if e.profile != "" {
-		admin = "127.0.0.1:" + freePort()
+	}
+	bridge := fmt.Sprintf(`mcp_sse {
+		max_sessions off
+		max_sessions_per_client off
+		%s
+	}`, e.extra)
+	if strings.HasPrefix(name, "proxy/") {
+		bridge = ""
 	}
 	cfg := fmt.Sprintf(`{
 	admin %s
@@ -168,11 +190,7 @@ func (e *env) startOursBehind(name, kind, path, before string) (*contender, erro
 http://127.0.0.1:%s {
 	bind 127.0.0.1
 	%s
-	mcp_sse {
-		max_sessions off
-		max_sessions_per_client off
-		%s
-	}
+	%s
 	reverse_proxy %s {
 		rewrite %s
 		transport http {
@@ -180,7 +198,7 @@ http://127.0.0.1:%s {
 		}
 	}
 }
-`, admin, port, before, e.extra, up.addr, path)
+`, admin, port, before, bridge, up.addr, path)
 	cfgPath := filepath.Join(e.dir, strings.ReplaceAll(name, "/", "-")+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		up.stop()
@@ -197,11 +215,7 @@ http://127.0.0.1:%s {
 		up.stop()
 		return nil, err
 	}
-	c := &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}}
-	if admin != "off" {
-		c.admins = []string{admin}
-	}
-	return c, nil
+	return &contender{name: name, sse: true, url: "http://" + addr + "/sse", burst: true, main: caddy, procs: []*proc{caddy, up}, admins: []string{admin}}, nil
 }
 
 // startOursStdio runs Caddy with mcp_sse and mcp_stdio around the same Go

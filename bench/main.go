@@ -47,7 +47,7 @@ func main() {
 	settings := flag.String("settings", "", "more mcp_sse subdirectives for ours, separated by ';' (e.g. 'upstream_listen off')")
 	admin := flag.String("admin", "", "give the Caddy under test this admin address (loopback), e.g. to profile it through /debug/pprof")
 	godebug := flag.String("godebug", "", "GODEBUG for every server process (default: the runtime's defaults), e.g. adaptivestackstart=0")
-	profile := flag.String("profile", "", "write CPU profiles of the Caddys of ours/* (through their admin endpoints) taken during the throughput run into this directory")
+	profile := flag.String("profile", "", "write CPU and allocation profiles of the Caddys of ours/* (through their admin endpoints), taken during the latency run (c1) and the throughput run (c64), into this directory")
 	profileFor := flag.Duration("profile-for", 5*time.Second, "length of each -profile profile (make the throughput run at least this long with -calls)")
 	repeat := flag.Int("repeat", 1, "run everything this many times; with more than one, a table per run and then every ratio across the runs with its median")
 	flag.Parse()
@@ -135,7 +135,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 		}
 		log.Printf("%s: latency and throughput", name)
 		phase("calls", func(c *contender) error {
-			lat, err := runLatency(c, sc.latencyCalls)
+			lat, err := runLatency(e, c, sc.latencyCalls)
 			if err != nil {
 				return fmt.Errorf("latency: %w", err)
 			}
@@ -168,7 +168,7 @@ func runAll(e *env, names []string, sc scenarios) []*result {
 			})
 		}
 		for _, n := range sc.idleCounts {
-			if name == "direct" || name == "direct/sessionless" {
+			if name == "direct" || name == "direct/sessionless" || strings.HasPrefix(name, "proxy/") {
 				break // no streams to hold open
 			}
 			if name == "ours/auth" {
@@ -304,6 +304,12 @@ func report(w io.Writer, results []*result, sc scenarios) {
 		fmt.Fprintf(w, ". Redis per call: %.2f commands sent by the instances, %.2f run in all (scripts' commands included), net of the lease renewals (%.0f commands/s with the sessions open and idle; before taking them off: %.2f sent, %.2f run); by command: %s. Redis CPU-s/1k calls: %.3f.\n",
 			rr.sent, rr.executed, rr.background, rr.rawSent, rr.rawExecuted, rr.byCommand(), rr.cpu)
 	}
+	for _, r := range results {
+		if r.lat != nil && r.thr != nil && r.thr.allocs > 0 {
+			fmt.Fprintf(w, "\nCaddy's allocations, %s: %.0f per call (%.1f KiB) at 1 session, %.0f per call (%.1f KiB) at %d sessions (runtime.MemStats through the admin endpoint's expvar, the whole process, during the measured calls).\n",
+				r.name, r.lat.allocs, r.lat.bytes/1024, r.thr.allocs, r.thr.bytes/1024, sessions)
+		}
+	}
 	ratios(w, results)
 	for _, r := range results {
 		for _, e := range r.errors {
@@ -373,7 +379,16 @@ func ratiosOf(results []*result) []ratio {
 	if o, d := find(results, "ours/go-sdk"), find(results, "direct"); o != nil && d != nil && o.lat != nil && d.lat != nil {
 		out = append(out,
 			ratio{"p99 added over direct at 1 session", " ms", "≤ 1 ms", float64((o.lat.p99 - d.lat.p99).Microseconds()) / 1000},
-			ratio{"p50 added over direct at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
+			ratio{"p50 added over direct at 1 session", " ms", "≤ 0.25 ms", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
+	}
+	times("ours/go-sdk ÷ proxy/go-sdk (reverse_proxy alone), calls/s", thr("ours/go-sdk"), thr("proxy/go-sdk"), "for orientation")
+	for _, pair := range [][2]string{{"proxy/go-sdk", "direct"}, {"ours/go-sdk", "proxy/go-sdk"}, {"ours/lean", "proxy/lean"}} {
+		if o, d := find(results, pair[0]), find(results, pair[1]); o != nil && d != nil && o.lat != nil && d.lat != nil {
+			out = append(out, ratio{"p50 added by " + pair[0] + " over " + pair[1] + " at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
+		}
+	}
+	if o, d := find(results, "ours/sessionless"), find(results, "direct/sessionless"); o != nil && d != nil && o.lat != nil && d.lat != nil {
+		out = append(out, ratio{"p50 added by ours/sessionless over direct/sessionless at 1 session", " ms", "for orientation", float64((o.lat.p50 - d.lat.p50).Microseconds()) / 1000})
 	}
 	for _, name := range []string{"ours/sessionless", "ours/go-sdk"} {
 		if r := find(results, name); r != nil && r.mrtr != nil && r.lat != nil {
@@ -402,6 +417,17 @@ func ratiosOf(results []*result) []ratio {
 	}
 	if o := find(results, "ours/lean"); o != nil && o.thr != nil {
 		out = append(out, ratio{"Caddy CPU-s per 1,000 calls, ours/lean", "", "≤ 0.1", o.thr.cpuMain})
+		if b := find(results, "bare"); b != nil && b.thr != nil && b.thr.cpuTree > 0 {
+			times("Caddy CPU per call, ours/lean ÷ bare's whole server CPU", o.thr.cpuMain, b.thr.cpuTree, "≤ 2.5")
+		}
+		if p := find(results, "proxy/lean"); p != nil && p.thr != nil && p.thr.cpuMain > 0 {
+			times("Caddy CPU per call, ours/lean ÷ proxy/lean's Caddy (reverse_proxy alone)", o.thr.cpuMain, p.thr.cpuMain, "for orientation")
+		}
+	}
+	for _, name := range []string{"ours/lean", "proxy/lean", "ours/go-sdk", "proxy/go-sdk", "ours/sessionless"} {
+		if o := find(results, name); o != nil && o.thr != nil && o.thr.allocs > 0 {
+			out = append(out, ratio{"Caddy allocations per call at 64 sessions, " + name, " allocs", "for orientation", o.thr.allocs})
+		}
 	}
 	if o := find(results, "ours/lean"); o != nil && len(o.idle) > 0 {
 		out = append(out, ratio{fmt.Sprintf("KiB per idle stream @%s, ours/lean", kilo(o.idle[0].n)), " KiB", "≤ 32", o.idle[0].kibPerSession})
@@ -422,6 +448,8 @@ func (r ratio) format(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	case " KiB":
 		return fmt.Sprintf("%.1f KiB", v)
+	case " allocs":
+		return fmt.Sprintf("%.0f", v)
 	default:
 		return fmt.Sprintf("%.2f%s", v, r.unit)
 	}

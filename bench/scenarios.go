@@ -31,7 +31,7 @@ func (l latencies) max() time.Duration { return slices.Max(l) }
 
 func openSession(c *contender, errs *counters) (session, error) {
 	if !c.sse {
-		return &streamableSession{url: c.url, sessionless: c.sessionless}, nil
+		return &streamableSession{url: c.url, modern: c.modern}, nil
 	}
 	return openSSE(c.url, c.postHost, c.authorization, errs)
 }
@@ -61,10 +61,12 @@ func echo(ctx context.Context, s session, id int64, errs *counters) (time.Durati
 type latencyResult struct {
 	p50, p99, max time.Duration
 	errors        int64
+	// allocs and bytes: what Caddy allocated per call (ours only).
+	allocs, bytes float64
 }
 
 // runLatency: one session, n sequential echo calls.
-func runLatency(c *contender, n int) (latencyResult, error) {
+func runLatency(e *env, c *contender, n int) (latencyResult, error) {
 	var errs counters
 	s, err := openSession(c, &errs)
 	if err != nil {
@@ -79,15 +81,19 @@ func runLatency(c *contender, n int) (latencyResult, error) {
 		echo(ctx, s, int64(100+i), &errs)
 	}
 	l := make(latencies, 0, n)
+	allocsBefore := readAllocs(c)
+	profiled := startProfiles(e, c, "c1")
 	for i := range n {
 		if took, ok := echo(ctx, s, int64(1_000_000+i), &errs); ok {
 			l = append(l, took)
 		}
 	}
+	allocs, bytes := perCall(allocsBefore, readAllocs(c), n)
+	profiled()
 	if len(l) == 0 {
 		return latencyResult{errors: errs.total()}, fmt.Errorf("no call succeeded")
 	}
-	return latencyResult{p50: l.pct(0.5), p99: l.pct(0.99), max: l.max(), errors: errs.total()}, nil
+	return latencyResult{p50: l.pct(0.5), p99: l.pct(0.99), max: l.max(), errors: errs.total(), allocs: allocs, bytes: bytes}, nil
 }
 
 // runMRTR: one session, n sequential calls of the confirm tool, which
@@ -136,6 +142,7 @@ type throughputResult struct {
 	errors            int64
 	missing, dup, mis int64
 	cpuTree, cpuMain  float64 // CPU-seconds per 1,000 calls
+	allocs, bytes     float64 // what Caddy allocated per call (ours only)
 	redis             *redisResult
 }
 
@@ -164,8 +171,9 @@ func runThroughput(e *env, c *contender, sessions, calls int) (throughputResult,
 			return throughputResult{}, fmt.Errorf("redis: %w", err)
 		}
 	}
+	allocsBefore := readAllocs(c)
 	treeBefore, mainBefore := cpuSeconds(c.treePIDs()), cpuSeconds(c.mainPIDs())
-	profiled := startProfiles(e, c)
+	profiled := startProfiles(e, c, "c64")
 	var mu sync.Mutex
 	all := make(latencies, 0, sessions*calls)
 	var wg sync.WaitGroup
@@ -186,6 +194,7 @@ func runThroughput(e *env, c *contender, sessions, calls int) (throughputResult,
 	wg.Wait()
 	elapsed := time.Since(start)
 	treeAfter, mainAfter := cpuSeconds(c.treePIDs()), cpuSeconds(c.mainPIDs())
+	allocs, bytes := perCall(allocsBefore, readAllocs(c), sessions*calls)
 	var rr *redisResult
 	if probe != nil {
 		r, err := probe.finish(sessions * calls)
@@ -208,6 +217,8 @@ func runThroughput(e *env, c *contender, sessions, calls int) (throughputResult,
 		mis:         errs.misrouted.Load(),
 		cpuTree:     (treeAfter - treeBefore) / total * 1000,
 		cpuMain:     (mainAfter - mainBefore) / total * 1000,
+		allocs:      allocs,
+		bytes:       bytes,
 	}, nil
 }
 

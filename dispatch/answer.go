@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,12 +25,12 @@ import (
 // id; a response to some other request is dropped, since this reply can
 // only answer its own request and relaying it would misroute it.
 func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessage, answered *bool, sess *session.Session) (json.RawMessage, bool) {
-	var env replyEnvelope
-	if err := json.Unmarshal(m, &env); err != nil {
+	env, ok := readEnvelope(m)
+	if !ok {
 		rep.noteBad("upstream sent a message that is not JSON: " + snippet(m))
 		return nil, false
 	}
-	if env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+	if !env.version2 {
 		rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 		return nil, false
 	}
@@ -121,22 +122,63 @@ func failure(ctx context.Context, err error, rep *reply, timeout time.Duration, 
 
 // replyEnvelope is what the bridge reads of an upstream message: which
 // members it has, not what they hold, so a large result is scanned but
-// never copied.
+// never copied or decoded.
 type replyEnvelope struct {
-	JSONRPC *string         `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  present         `json:"method"`
-	Result  present         `json:"result"`
-	Error   present         `json:"error"`
+	version2 bool            // "jsonrpc" is "2.0"
+	ID       json.RawMessage // as written, within the message
+	Method   present
+	Result   present
+	Error    present
 }
+
+// readEnvelope reads m's envelope as json.Unmarshal into a struct of
+// those members would (keys matched without regard to case, the last of
+// a repeated key winning, null as no object at all), in one pass that
+// allocates nothing: every upstream message goes through it. ok is false
+// where that decode would fail: m is not JSON, is neither an object nor
+// null, or its "jsonrpc" is neither a string nor null.
+func readEnvelope(m []byte) (env replyEnvelope, ok bool) {
+	if !json.Valid(m) {
+		return env, false
+	}
+	i := skipSpace(m, 0)
+	switch m[i] {
+	case 'n':
+		return env, true // null: an empty envelope
+	case '{':
+	default:
+		return env, false
+	}
+	err := eachMember(m, func(key string, v []byte) error {
+		switch {
+		case strings.EqualFold(key, "jsonrpc"):
+			switch v[0] {
+			case 'n':
+				env.version2 = false
+			case '"':
+				s, _ := jsonStringView(v)
+				env.version2 = s == "2.0"
+			default:
+				return errNotString
+			}
+		case strings.EqualFold(key, "id"):
+			env.ID = v
+		case strings.EqualFold(key, "method"):
+			env.Method = true
+		case strings.EqualFold(key, "result"):
+			env.Result = true
+		case strings.EqualFold(key, "error"):
+			env.Error = true
+		}
+		return nil
+	})
+	return env, err == nil
+}
+
+var errNotString = errors.New("not a string")
 
 // present records that a JSON member was there, without keeping it.
 type present bool
-
-func (p *present) UnmarshalJSON([]byte) error {
-	*p = true
-	return nil
-}
 
 func (p present) set() bool { return bool(p) }
 

@@ -5,7 +5,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -98,6 +97,9 @@ type Call struct {
 	// for input (MRTR) calls it, so what waits on a client cannot starve
 	// what waits on the upstream. Done lets go too.
 	LetGo func()
+	// Template, if set, is Post's template made once for every message
+	// of the POST (see Dispatcher.Template); otherwise Go makes one.
+	Template *Template
 	// Retry says the message was dispatched before, by an instance that
 	// died or lost the session (cluster mode). The upstream may still
 	// hold the first attempt, so a request goes under an id of its own,
@@ -113,7 +115,12 @@ func (d *Dispatcher) Go(c Call) {
 	// The POST's request must not be read once its handler has returned
 	// (its header map is reused by the server), so the parts the upstream
 	// request needs are copied now.
-	tmpl := template(c.Post, d.ForwardHeaders)
+	var tmpl *requestTemplate
+	if c.Template != nil {
+		tmpl = c.Template.t
+	} else {
+		tmpl = template(c.Post, d.ForwardHeaders)
+	}
 	d.workers.Go(func() { d.run(c, tmpl, wait, handed) })
 }
 
@@ -132,78 +139,44 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	if d.modern(c, t, handed) {
 		return
 	}
-	msg := &c.Message
-	isInit := msg.Method == "initialize"
+	isInit := c.Message.Method == "initialize"
 	switch {
 	case isInit && sess.Initialized():
 		endCtx, cancelEnd := context.WithTimeout(t.ctx, d.Timeout)
 		d.restartUpstream(endCtx, sess, t, c)
 		cancelEnd()
-	case needsInitialize(msg) && !sess.Initialized() && sess.ClaimBridgeInitialize():
+	case needsInitialize(&c.Message) && !sess.Initialized() && sess.ClaimBridgeInitialize():
 		// Its own timeout: the client's message keeps the whole of its.
 		initCtx, cancelInit := context.WithTimeout(t.ctx, d.Timeout)
 		err := d.initializeUpstream(initCtx, c, t)
 		cancelInit()
 		if err != nil {
 			d.Logger.Warn("initializing the upstream for a client that sent no initialize failed; dispatching its message as it is",
-				zap.String("session", session.ShortID(sess.ID)), zap.String("method", msg.Method), zap.Error(err))
+				zap.String("session", session.ShortID(sess.ID)), zap.String("method", c.Message.Method), zap.Error(err))
 		}
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
 	defer cancel()
-	rep := newReply(d.MaxMessageSize)
-	rep.gate = &cancelGate{cancel: cancel}
-	defer context.AfterFunc(sess.Context(), rep.gate.Cancel)()
-
-	upstreamID, version := sess.Upstream()
-	var answered bool
-
-	rep.onHeader = func(status int, h http.Header) {
-		if id := h.Get(HeaderSessionID); id != "" && status < 300 {
-			sess.SetUpstreamID(id)
-		}
-		if isInit {
-			// Whatever follows initialize needs the upstream session
-			// id from these headers; only now may the next one go.
-			handed()
-		}
-	}
-	upMsg := msg // the message as the upstream gets it
+	x := &exchange{d: d, sess: sess, t: t, ctx: ctx, message: c.Message, isInit: isInit, handed: handed}
+	msg := &x.message // not &c.Message, so that c stays on the stack
+	x.msg, x.upMsg = msg, msg
+	rep := &x.rep
+	rep.init(d.MaxMessageSize)
+	x.gate.cancel = cancel
+	rep.gate = &x.gate
+	defer context.AfterFunc(sess.Context(), x.gate.Cancel)()
+	x.upstreamID, x.version = sess.Upstream()
+	upstreamID := x.upstreamID
+	rep.onHeader = x.onHeader
 	if c.Retry && msg.IsRequest() {
+		// The message as the upstream gets it: under an id of its own.
 		retried := *msg
 		retried.ID = retryID()
 		retried.Raw = withID(msg.Raw, retried.ID)
-		upMsg = &retried
+		x.upMsg = &retried
 	}
-	rep.onMessage = func(m json.RawMessage) {
-		before := answered
-		m, ok := d.checkReplyMessage(rep, upMsg, m, &answered, sess)
-		if !ok {
-			return
-		}
-		if upMsg != msg && answered != before {
-			m = withID(m, msg.ID)
-		}
-		send := sess.Send
-		if answered != before {
-			send = sess.SendAnswer // the answer itself, which the client awaits
-		}
-		if err := send(ctx, m, d.QueueWait); err != nil {
-			d.Logger.Debug("dropping upstream message", zap.String("session_id", sess.ID), zap.Error(err))
-		}
-	}
-
-	request := func() *http.Request {
-		body := &handoffBody{Reader: bytes.NewReader(upMsg.Raw)}
-		if !isInit {
-			// The upstream has the message once it has read the body: the
-			// next message may follow, while this one's reply still runs.
-			body.done = handed
-		}
-		req := t.request(ctx, http.MethodPost, body, int64(len(upMsg.Raw)), rep)
-		setMessageHeaders(req.Header, upMsg, upstreamID, version)
-		return req
-	}
+	rep.onMessage = x.onMessage
+	request := x.request
 
 	start := time.Now()
 	err := d.serve(c.Next, rep, request)
@@ -216,7 +189,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 			zap.Int("status", rep.status), zap.Duration("duration", time.Since(start)), zap.Error(err))
 	}
 
-	if answered || sess.Closed() {
+	if x.answered || sess.Closed() {
 		return
 	}
 	if !msg.IsRequest() && err == nil && rep.status < 300 && rep.bad == "" {
@@ -249,6 +222,71 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	if err := sess.SendAnswer(sess.Context(), ErrorResponse(msg.ID, CodeInternalError, text, data), d.QueueWait); err != nil {
 		d.Logger.Debug("dropping upstream error", zap.String("session_id", sess.ID), zap.Error(err))
 	}
+}
+
+// exchange is one dispatch's state on the legacy path, in one
+// allocation: the reply the upstream writes to, the gate of its
+// cancellation, and what the reply's callbacks read and write.
+type exchange struct {
+	rep     reply
+	gate    cancelGate
+	d       *Dispatcher
+	sess    *session.Session
+	t       *requestTemplate
+	ctx     context.Context
+	message Message
+	msg     *Message // as the client sent it: &message
+	upMsg   *Message // as the upstream gets it (another id on a retry)
+	isInit  bool
+	// handed lets the session's next message go.
+	handed              func()
+	upstreamID, version string
+	// answered is set once the response to msg has been relayed.
+	answered bool
+}
+
+func (x *exchange) onHeader(status int, h http.Header) {
+	if id := h.Get(HeaderSessionID); id != "" && status < 300 {
+		x.sess.SetUpstreamID(id)
+	}
+	if x.isInit {
+		// Whatever follows initialize needs the upstream session
+		// id from these headers; only now may the next one go.
+		x.handed()
+	}
+}
+
+func (x *exchange) onMessage(m json.RawMessage) {
+	before := x.answered
+	m, ok := x.d.checkReplyMessage(&x.rep, x.upMsg, m, &x.answered, x.sess)
+	if !ok {
+		return
+	}
+	if x.upMsg != x.msg && x.answered != before {
+		m = withID(m, x.msg.ID)
+	}
+	var err error
+	if x.answered != before {
+		err = x.sess.SendAnswer(x.ctx, m, x.d.QueueWait) // the answer itself, which the client awaits
+	} else {
+		err = x.sess.Send(x.ctx, m, x.d.QueueWait)
+	}
+	if err != nil {
+		x.d.Logger.Debug("dropping upstream message", zap.String("session_id", x.sess.ID), zap.Error(err))
+	}
+}
+
+// request makes the upstream request of one send.
+func (x *exchange) request() *http.Request {
+	body := newHandoffBody(x.upMsg.Raw)
+	if !x.isInit {
+		// The upstream has the message once it has read the body: the
+		// next message may follow, while this one's reply still runs.
+		body.done = x.handed
+	}
+	req := x.t.request(x.ctx, http.MethodPost, body, int64(len(x.upMsg.Raw)), &x.rep)
+	setMessageHeaders(req.Header, x.upMsg, x.upstreamID, x.version)
+	return req
 }
 
 // serve calls the next handler with a request made by request, and with a

@@ -89,7 +89,7 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 	}
 	upstreamID, _ := sess.Upstream()
 	err := d.serve(c.Next, rep, func() *http.Request {
-		req := t.request(ctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(init.Raw)}, int64(len(init.Raw)), rep)
+		req := t.request(ctx, http.MethodPost, newHandoffBody(init.Raw), int64(len(init.Raw)), rep)
 		setMessageHeaders(req.Header, &init, upstreamID, "")
 		return req
 	})
@@ -109,7 +109,7 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 		defer stop()
 		upstreamID, version := sess.Upstream()
 		if err := d.serve(c.Next, rep, func() *http.Request {
-			req := t.request(ctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(note.Raw)}, int64(len(note.Raw)), rep)
+			req := t.request(ctx, http.MethodPost, newHandoffBody(note.Raw), int64(len(note.Raw)), rep)
 			setMessageHeaders(req.Header, &note, upstreamID, version)
 			return req
 		}); err != nil || rep.status >= 300 {

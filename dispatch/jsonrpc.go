@@ -130,7 +130,7 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	if err != nil {
 		return invalid(err.Error())
 	}
-	if v, ok := jsonString(version); !ok || v != "2.0" {
+	if v, ok := jsonStringView(version); !ok || v != "2.0" {
 		return invalid(`"jsonrpc" must be "2.0"`)
 	}
 	if id != nil && !validID(id) {

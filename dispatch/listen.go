@@ -35,8 +35,8 @@ func (d *Dispatcher) listen(c Call, t *requestTemplate) {
 		}
 		rep := newReply(d.MaxMessageSize)
 		rep.onMessage = func(m json.RawMessage) {
-			var env replyEnvelope
-			if json.Unmarshal(m, &env) != nil || env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+			env, ok := readEnvelope(m)
+			if !ok || !env.version2 {
 				rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 				return
 			}

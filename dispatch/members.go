@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 var errDuplicateKey = errors.New("duplicate key")
@@ -30,7 +31,9 @@ func sameButCase(key string, keys ...string) error {
 
 // eachMember calls f with the key (unescaped) and the value (as written)
 // of every member of obj, in order. obj must be a valid JSON object; f's
-// error stops the walk and is returned.
+// error stops the walk and is returned. A key without escapes is a view
+// of obj's bytes (see jsonStringView), valid during the call only: f
+// must copy it to keep it.
 func eachMember(obj []byte, f func(key string, value []byte) error) error {
 	i := skipSpace(obj, 0) + 1 // past '{'
 	for {
@@ -42,7 +45,7 @@ func eachMember(obj []byte, f func(key string, value []byte) error) error {
 			i = skipSpace(obj, i+1)
 		}
 		end := skipString(obj, i)
-		key, ok := jsonString(obj[i:end])
+		key, ok := jsonStringView(obj[i:end])
 		if !ok {
 			return errors.New("malformed key")
 		}
@@ -58,6 +61,18 @@ func eachMember(obj []byte, f func(key string, value []byte) error) error {
 
 // jsonString decodes v if it is a JSON string.
 func jsonString(v []byte) (string, bool) {
+	s, ok := jsonStringView(v)
+	if !ok || len(s) == 0 || unsafe.StringData(s) != &v[1] {
+		return s, ok // decoded into a string of its own already
+	}
+	return strings.Clone(s), true
+}
+
+// jsonStringView is jsonString without a copy when v holds no escape:
+// the string is then v's own bytes, valid only while they are neither
+// changed nor let go of. Every member key of every message is read, and
+// most are only compared.
+func jsonStringView(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", false
 	}
@@ -70,7 +85,7 @@ func jsonString(v []byte) (string, bool) {
 			return s, true
 		}
 	}
-	return string(v[1 : len(v)-1]), true
+	return unsafe.String(unsafe.SliceData(v[1:]), len(v)-2), true
 }
 
 func skipSpace(b []byte, i int) int {

@@ -465,8 +465,8 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 	rep.gate = &cancelGate{cancel: cancel}
 	defer context.AfterFunc(ctx, rep.gate.Cancel)()
 	rep.onMessage = func(m json.RawMessage) {
-		var env replyEnvelope
-		if json.Unmarshal(m, &env) != nil || env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+		env, ok := readEnvelope(m)
+		if !ok || !env.version2 {
 			rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 			return
 		}
@@ -483,7 +483,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 		}
 	}
 	err := d.serve(next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(head.Raw)}, int64(len(head.Raw)), rep)
+		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
 		setMessageHeaders(req.Header, head, "", generation.Modern)
 		for k, v := range headers {
 			req.Header.Set(k, v)

@@ -100,8 +100,8 @@ func (d *Dispatcher) stream(ctx context.Context, c Call, t *requestTemplate, hea
 	defer context.AfterFunc(ctx, rep.gate.Cancel)()
 	var answer json.RawMessage
 	rep.onMessage = func(m json.RawMessage) {
-		var env replyEnvelope
-		if json.Unmarshal(m, &env) != nil || env.JSONRPC == nil || *env.JSONRPC != "2.0" {
+		env, ok := readEnvelope(m)
+		if !ok || !env.version2 {
 			rep.noteBad("upstream sent a message that is not JSON-RPC 2.0: " + snippet(m))
 			return
 		}
@@ -112,7 +112,7 @@ func (d *Dispatcher) stream(ctx context.Context, c Call, t *requestTemplate, hea
 		}
 	}
 	err := d.serve(c.Next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, &handoffBody{Reader: bytes.NewReader(head.Raw)}, int64(len(head.Raw)), rep)
+		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
 		setMessageHeaders(req.Header, head, "", generation.Modern)
 		return req
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mcpsse/caddy-mcp-sse/sse"
@@ -56,9 +57,16 @@ const (
 const maxErrorSnippet = 256
 
 func newReply(maxSize int) *reply {
-	r := &reply{header: make(http.Header), maxSize: maxSize}
-	r.parser.MaxEventSize = maxSize
+	r := new(reply)
+	r.init(maxSize)
 	return r
+}
+
+// init readies a zero reply.
+func (r *reply) init(maxSize int) {
+	r.header = make(http.Header)
+	r.maxSize = maxSize
+	r.parser.MaxEventSize = maxSize
 }
 
 func (r *reply) Header() http.Header { return r.header }
@@ -77,8 +85,7 @@ func (r *reply) WriteHeader(status int) {
 	if r.gate != nil {
 		r.gate.release()
 	}
-	mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
-	switch mt {
+	switch mediaType(r.header.Get("Content-Type")) {
 	case "text/event-stream":
 		r.mode = modeSSE
 	case "application/json":
@@ -118,6 +125,21 @@ func (r *reply) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// mediaType is the media type of a Content-Type, lower case, as
+// mime.ParseMediaType reads it; the two every reply has are recognised
+// without it (and its allocations).
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	for _, known := range []string{"application/json", "text/event-stream"} {
+		if strings.EqualFold(mt, known) {
+			return known
+		}
+	}
+	mt, _, _ = mime.ParseMediaType(ct)
+	return mt
 }
 
 var errReplyTooLarge = fmt.Errorf("upstream reply too large")

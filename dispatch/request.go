@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 
@@ -23,7 +22,7 @@ type requestTemplate struct {
 	url        url.URL
 	host       string
 	remoteAddr string
-	header     http.Header // only the headers passed upstream
+	header     http.Header // only the headers passed upstream; nil if none
 	server     *caddyhttp.Server
 	tls        *tls.ConnectionState
 	// values and vars are copies of what the handlers before mcp_sse set
@@ -31,7 +30,24 @@ type requestTemplate struct {
 	// after it: each upstream request gets a replacer and vars map of its
 	// own, filled from these.
 	values map[string]any
-	vars   map[string]any
+	vars   []variable
+}
+
+// variable is one of the POST's vars, kept in a slice of exactly their
+// number rather than in a map's table.
+type variable struct {
+	name  string
+	value any
+}
+
+// Template is what the dispatches of a POST's messages keep of it,
+// copied once for all of them: it is only read after.
+type Template struct{ t *requestTemplate }
+
+// Template copies what the upstream requests of r's messages need of it.
+// Call it from r's handler.
+func (d *Dispatcher) Template(r *http.Request) *Template {
+	return &Template{template(r, d.ForwardHeaders)}
 }
 
 // forwardedHeaders are passed on so that reverse_proxy can extend them
@@ -47,24 +63,60 @@ func template(r *http.Request, forward []string) *requestTemplate {
 		url:        url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath},
 		host:       r.Host,
 		remoteAddr: r.RemoteAddr,
-		header:     make(http.Header, 1+len(forward)),
 		tls:        r.TLS,
 	}
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		t.values = replacerValues(repl)
 	}
-	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		t.vars = maps.Clone(vars)
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok && len(vars) > 0 {
+		t.vars = make([]variable, 0, len(vars))
+		for k, v := range vars {
+			t.vars = append(t.vars, variable{k, v})
+		}
 	}
-	copyHeader(t.header, r.Header, "Authorization")
-	for _, name := range forwardedHeaders {
+	// Most POSTs carry none of these: the map is made for the first.
+	keep := func(name string) {
+		if len(r.Header.Values(name)) == 0 {
+			return
+		}
+		if t.header == nil {
+			t.header = make(http.Header, 1+len(forward))
+		}
 		copyHeader(t.header, r.Header, name)
+	}
+	keep("Authorization")
+	for _, name := range forwardedHeaders {
+		keep(name)
 	}
 	for _, name := range forward {
-		copyHeader(t.header, r.Header, name)
+		keep(name)
 	}
 	return t
+}
+
+// cloneHeader is h.Clone with room for extra more keys, so that setting
+// the message's headers does not grow the map.
+func cloneHeader(h http.Header, extra int) http.Header {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	c := make(http.Header, len(h)+extra)
+	if n == 0 {
+		return c
+	}
+	vals := make([]string, n)
+	for k, v := range h {
+		if v == nil {
+			c[k] = nil
+			continue
+		}
+		m := copy(vals, v)
+		c[k] = vals[:m:m]
+		vals = vals[m:]
+	}
+	return c
 }
 
 func copyHeader(dst, src http.Header, name string) {
@@ -78,14 +130,14 @@ func copyHeader(dst, src http.Header, name string) {
 // each value slice has its length as capacity, so an append by a later
 // handler copies instead of writing into its neighbour.
 func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
-	vals := make([]string, 0, 6)
+	var vals [messageHeaders]string
+	keys := [messageHeaders]string{"Content-Type", "Accept"}
+	vals[0], vals[1] = "application/json", "application/json, text/event-stream"
+	n := 2
 	set := func(key, v string) {
-		vals = append(vals, v)
-		n := len(vals)
-		h[key] = vals[n-1 : n : n]
+		keys[n], vals[n] = key, v
+		n++
 	}
-	set("Content-Type", "application/json")
-	set("Accept", "application/json, text/event-stream")
 	if upstreamID != "" {
 		set(HeaderSessionID, upstreamID)
 	}
@@ -101,7 +153,14 @@ func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) 
 			set(HeaderName, headerValue(msg.Name))
 		}
 	}
+	shared := append([]string(nil), vals[:n]...)
+	for i := range n {
+		h[keys[i]] = shared[i : i+1 : i+1]
+	}
 }
+
+// messageHeaders is the most headers setMessageHeaders sets.
+const messageHeaders = 6
 
 // headerValue encodes v as the 2026-07-28 revision wants header values
 // mirrored from the body: as is when it is plain visible ASCII without
@@ -129,7 +188,7 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        t.header.Clone(),
+		Header:        cloneHeader(t.header, messageHeaders),
 		Body:          body,
 		ContentLength: n,
 		Host:          t.host,
@@ -148,7 +207,9 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 	}
 	req = caddyhttp.PrepareRequest(req, repl, rep, t.server)
 	if vars, ok := req.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		maps.Copy(vars, t.vars)
+		for _, v := range t.vars {
+			vars[v.name] = v.value
+		}
 	}
 	return req
 }
@@ -171,8 +232,16 @@ func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep
 // and must keep its place in the order; the dispatch hands on its turn
 // when it ends in any case.
 type handoffBody struct {
-	*bytes.Reader
+	bytes.Reader
 	done func()
+}
+
+// newHandoffBody is a body reading msg: one allocation, its reader
+// included.
+func newHandoffBody(msg []byte) *handoffBody {
+	b := new(handoffBody)
+	b.Reset(msg)
+	return b
 }
 
 func (b *handoffBody) Read(p []byte) (int, error) {

@@ -29,26 +29,31 @@ const statusClientClosed = 499
 // dropping it unsent.
 const maxSends = 3
 
-// sendWatch notes whether the transport began writing a request.
+// sendWatch notes whether the transport began writing a request. It
+// holds the request's trace, so that both take one allocation.
 type sendWatch struct {
 	ctx   context.Context // the request's own, with the trace
 	began atomic.Bool
+	gate  *cancelGate
+	trace httptrace.ClientTrace
 }
 
 // watchSends returns ctx with a trace that records the start of every
 // write of the request, and the watch that reads it.
 // gate, if not nil, is held once the request has a connection.
 func watchSends(ctx context.Context, gate *cancelGate) (context.Context, *sendWatch) {
-	w := new(sendWatch)
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { w.began.Store(true) },
-	}
+	w := &sendWatch{gate: gate}
+	w.trace.WroteRequest = w.wroteRequest
 	if gate != nil {
-		trace.GotConn = func(httptrace.GotConnInfo) { gate.hold() }
+		w.trace.GotConn = w.gotConn
 	}
-	w.ctx = httptrace.WithClientTrace(ctx, trace)
+	w.ctx = httptrace.WithClientTrace(ctx, &w.trace)
 	return w.ctx, w
 }
+
+func (w *sendWatch) wroteRequest(httptrace.WroteRequestInfo) { w.began.Store(true) }
+
+func (w *sendWatch) gotConn(httptrace.GotConnInfo) { w.gate.hold() }
 
 // droppedUnsent reports whether a round trip that failed as canceled
 // never reached the upstream and was not canceled through its own context.

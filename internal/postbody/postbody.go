@@ -100,24 +100,16 @@ func CloseUnread(w http.ResponseWriter, r *http.Request) {
 // once nothing holds the body any more, and may be called more than once.
 // On a refusal nothing is held and release is nil.
 func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, release func(), refused *Refusal) {
-	tooLarge := &Refusal{Status: http.StatusRequestEntityTooLarge, Code: dispatch.CodeInvalidRequest, Reason: ReasonTooLarge,
-		Msg: fmt.Sprintf("message body exceeds max_message_size (%d bytes)", lim.MaxMessageSize)}
 	if r.ContentLength > lim.MaxMessageSize {
-		return nil, nil, tooLarge
+		return nil, nil, tooLarge(lim)
 	}
 	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, lim.MaxMessageSize), b: b, lim: lim, client: client}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			b.Held.Add(-hr.held)
-			b.Clients.ReleaseN(client, int(hr.held))
-		})
-	}
+	release = hr.release
 	rc := http.NewResponseController(w)
 	if lim.Timeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(lim.Timeout))
 	}
-	body, err := io.ReadAll(hr)
+	body, err := readAll(hr, r.ContentLength)
 	if lim.Timeout > 0 {
 		_ = rc.SetReadDeadline(time.Time{})
 	}
@@ -128,7 +120,7 @@ func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client s
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, nil, tooLarge
+		return nil, nil, tooLarge(lim)
 	case errors.Is(err, errPending):
 		return nil, nil, &Refusal{Status: http.StatusServiceUnavailable, Code: dispatch.CodeServerBusy, Reason: ReasonPending,
 			Msg: "the server holds too many messages in flight; retry later", RetryAfter: "1", Close: true}
@@ -140,16 +132,61 @@ func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client s
 		Msg: "reading message body: " + err.Error()}
 }
 
+// maxPresized bounds the buffer readAll makes before any byte arrived:
+// about what net/http already holds for every connection.
+const maxPresized = 4 << 10
+
+func tooLarge(lim Limits) *Refusal {
+	return &Refusal{Status: http.StatusRequestEntityTooLarge, Code: dispatch.CodeInvalidRequest, Reason: ReasonTooLarge,
+		Msg: fmt.Sprintf("message body exceeds max_message_size (%d bytes)", lim.MaxMessageSize)}
+}
+
+// readAll is io.ReadAll that, for a small body whose length was
+// announced, reads into one buffer of that length and a byte more (to see
+// the end) instead of growing one from 512 bytes: one allocation. Larger
+// bodies grow as their bytes arrive, as before, so that announcing a
+// large body and sending nothing holds nothing.
+func readAll(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 || announced > maxPresized {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			// More than announced: let io.ReadAll grow it as before.
+			rest, err := io.ReadAll(r)
+			return append(b, rest...), err
+		}
+	}
+}
+
 var errPending = errors.New("max_pending_bytes reached")
 
 // heldReader counts the bytes of a body as they are read against
 // max_pending_bytes, for the process and for the client.
 type heldReader struct {
-	r      io.Reader
-	b      Budget
-	lim    Limits
-	client string
-	held   int64
+	r        io.Reader
+	b        Budget
+	lim      Limits
+	client   string
+	held     int64
+	released sync.Once
+}
+
+// release gives back the bytes counted, once.
+func (hr *heldReader) release() {
+	hr.released.Do(func() {
+		hr.b.Held.Add(-hr.held)
+		hr.b.Clients.ReleaseN(hr.client, int(hr.held))
+	})
 }
 
 func (hr *heldReader) Read(p []byte) (int, error) {
