@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/jsonscan"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -141,7 +142,7 @@ func readEnvelope(m []byte) (env replyEnvelope, ok bool) {
 	if !json.Valid(m) {
 		return env, false
 	}
-	i := skipSpace(m, 0)
+	i := jsonscan.SkipSpace(m, 0)
 	switch m[i] {
 	case 'n':
 		return env, true // null: an empty envelope
@@ -149,14 +150,14 @@ func readEnvelope(m []byte) (env replyEnvelope, ok bool) {
 	default:
 		return env, false
 	}
-	err := eachMember(m, func(key string, v []byte) error {
+	err := jsonscan.EachMember(m, func(key string, v []byte) error {
 		switch {
 		case strings.EqualFold(key, "jsonrpc"):
 			switch v[0] {
 			case 'n':
 				env.version2 = false
 			case '"':
-				s, _ := jsonStringView(v)
+				s, _ := jsonscan.StringView(v)
 				env.version2 = s == "2.0"
 			default:
 				return errNotString

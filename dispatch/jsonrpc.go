@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/jsonscan"
 )
 
 // JSON-RPC 2.0 error codes used by the bridge.
@@ -103,7 +105,7 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	// The members the bridge reads, by their exact keys; a repeated one
 	// would be read one way here and maybe another way upstream.
 	var version, id, method, params, result, rpcErr []byte
-	err := eachMember(raw, func(key string, v []byte) error {
+	err := jsonscan.EachMember(raw, func(key string, v []byte) error {
 		var slot *[]byte
 		switch key {
 		case "jsonrpc":
@@ -130,7 +132,7 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	if err != nil {
 		return invalid(err.Error())
 	}
-	if v, ok := jsonStringView(version); !ok || v != "2.0" {
+	if v, ok := jsonscan.StringView(version); !ok || v != "2.0" {
 		return invalid(`"jsonrpc" must be "2.0"`)
 	}
 	if id != nil && !validID(id) {
@@ -139,7 +141,7 @@ func parseOne(raw json.RawMessage) (Message, error) {
 	m := Message{Raw: raw, ID: id}
 	switch {
 	case method != nil:
-		name, ok := jsonString(method)
+		name, ok := jsonscan.String(method)
 		if !ok {
 			return invalid(`"method" must be a string`)
 		}
@@ -188,7 +190,7 @@ func readParams(m *Message, params json.RawMessage) error {
 		nameKey = "uri"
 	}
 	var name, meta []byte
-	err := eachMember(params, func(key string, v []byte) error {
+	err := jsonscan.EachMember(params, func(key string, v []byte) error {
 		var slot *[]byte
 		switch {
 		case key == "_meta":
@@ -210,11 +212,11 @@ func readParams(m *Message, params json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	m.Name, _ = jsonString(name)
+	m.Name, _ = jsonscan.String(name)
 	if meta != nil && meta[0] == '{' {
-		return eachMember(meta, func(key string, v []byte) error {
+		return jsonscan.EachMember(meta, func(key string, v []byte) error {
 			if key == "io.modelcontextprotocol/protocolVersion" {
-				m.ProtocolVersion, _ = jsonString(v)
+				m.ProtocolVersion, _ = jsonscan.String(v)
 			}
 			return nil
 		})

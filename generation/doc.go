@@ -84,3 +84,7 @@ func appendKey(b []byte, k string) []byte {
 	b = append(b, k...)
 	return append(b, '"')
 }
+
+// maxScanned is the most members a message's objects may have for the
+// bridge to splice them (jsonscan.Members); more take the maps.
+const maxScanned = 32

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/jsonscan"
 )
 
 // Client is what a legacy client said of itself in its initialize, kept
@@ -182,34 +185,34 @@ func ValidLogLevel(level string) bool { return slices.Contains(LogLevels, level)
 // requestSlow: params or _meta not an object, a client _meta that sets
 // one of the bridge's own members, keys written with escapes.
 func requestFast(raw, id json.RawMessage, meta Meta, set map[string]json.RawMessage) (json.RawMessage, bool) {
-	top, ok := scanMembers(raw)
+	top, ok := jsonscan.Members(raw, maxScanned)
 	if !ok {
 		return nil, false
 	}
-	var params []member
+	var params []jsonscan.Member
 	var paramsObj []byte
-	if p := find(top, "params"); p != nil && !isNull(p.value) {
-		if params, ok = scanMembers(p.value); !ok {
+	if p := jsonscan.Find(top, "params"); p != nil && !isNull(p.Value) {
+		if params, ok = jsonscan.Members(p.Value, maxScanned); !ok {
 			return nil, false
 		}
-		paramsObj = p.value
+		paramsObj = p.Value
 	}
 	metaObj := meta.object()
-	if cm := find(params, "_meta"); cm != nil && !isNull(cm.value) {
-		inner, ok := scanMembers(cm.value)
+	if cm := jsonscan.Find(params, "_meta"); cm != nil && !isNull(cm.Value) {
+		inner, ok := jsonscan.Members(cm.Value, maxScanned)
 		if !ok {
 			return nil, false
 		}
 		for _, m := range inner {
-			if bytes.HasPrefix(m.key, []byte(metaPrefix)) {
+			if strings.HasPrefix(m.Key, metaPrefix) {
 				return nil, false // the bridge's members go over the client's: merge them
 			}
 		}
 		if len(inner) > 0 {
-			merged := make([]byte, 0, len(metaObj)+len(cm.value))
+			merged := make([]byte, 0, len(metaObj)+len(cm.Value))
 			merged = append(merged, metaObj[:len(metaObj)-1]...)
 			merged = append(merged, ',')
-			merged = append(merged, cm.value[skipSpace(cm.value, 1):]...)
+			merged = append(merged, cm.Value[jsonscan.SkipSpace(cm.Value, 1):]...)
 			metaObj = merged
 		}
 	}
@@ -226,10 +229,10 @@ func requestFast(raw, id json.RawMessage, meta Meta, set map[string]json.RawMess
 	out := make([]byte, 0, n)
 	out = append(out, '{')
 	for _, m := range top {
-		if string(m.key) == "params" || (string(m.key) == "id" && id != nil) {
+		if m.Key == "params" || (m.Key == "id" && id != nil) {
 			continue
 		}
-		out = append(out, raw[m.start:m.end]...)
+		out = append(out, raw[m.Start:m.End]...)
 		out = append(out, ',')
 	}
 	if id != nil {
@@ -239,10 +242,10 @@ func requestFast(raw, id json.RawMessage, meta Meta, set map[string]json.RawMess
 	}
 	out = append(out, `"params":{`...)
 	for _, m := range params {
-		if _, replaced := set[string(m.key)]; replaced || string(m.key) == "_meta" {
+		if _, replaced := set[m.Key]; replaced || m.Key == "_meta" {
 			continue
 		}
-		out = append(out, paramsObj[m.start:m.end]...)
+		out = append(out, paramsObj[m.Start:m.End]...)
 		out = append(out, ',')
 	}
 	out = append(out, `"_meta":`...)

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/jsonscan"
 )
 
 // MaxInputRequests bounds the input requests of one round.
@@ -190,48 +192,48 @@ func completeSlow(msg, id json.RawMessage) json.RawMessage {
 // (every 2026-07-28 result carries resultType). ok is false when the
 // message is not the plain shape the splice handles.
 func completeFast(msg, id json.RawMessage) (json.RawMessage, bool) {
-	top, ok := scanMembers(msg)
+	top, ok := jsonscan.Members(msg, maxScanned)
 	if !ok {
 		return nil, false
 	}
-	idm, res := find(top, "id"), find(top, "result")
+	idm, res := jsonscan.Find(top, "id"), jsonscan.Find(top, "result")
 	if idm == nil {
 		return nil, false
 	}
-	var cut *member
+	var cut *jsonscan.Member
 	if res != nil {
-		inner, ok := scanMembers(res.value)
+		inner, ok := jsonscan.Members(res.Value, maxScanned)
 		if !ok {
 			return nil, false
 		}
-		cut = find(inner, "resultType")
+		cut = jsonscan.Find(inner, "resultType")
 	}
 	out := make([]byte, 0, len(msg)+len(id))
-	valueStart := idm.end - len(idm.value)
-	if cut == nil || idm.start < res.start {
+	valueStart := idm.End - len(idm.Value)
+	if cut == nil || idm.Start < res.Start {
 		out = append(out, msg[:valueStart]...)
 		out = append(out, id...)
 		if cut == nil {
-			return append(out, msg[idm.end:]...), true
+			return append(out, msg[idm.End:]...), true
 		}
-		out = append(out, msg[idm.end:res.end-len(res.value)]...)
-		out = appendWithout(out, res.value, cut)
-		return append(out, msg[res.end:]...), true
+		out = append(out, msg[idm.End:res.End-len(res.Value)]...)
+		out = appendWithout(out, res.Value, cut)
+		return append(out, msg[res.End:]...), true
 	}
 	// result before id
-	out = append(out, msg[:res.end-len(res.value)]...)
-	out = appendWithout(out, res.value, cut)
-	out = append(out, msg[res.end:valueStart]...)
+	out = append(out, msg[:res.End-len(res.Value)]...)
+	out = appendWithout(out, res.Value, cut)
+	out = append(out, msg[res.End:valueStart]...)
 	out = append(out, id...)
-	return append(out, msg[idm.end:]...), true
+	return append(out, msg[idm.End:]...), true
 }
 
 // appendWithout appends obj without its member m, and the comma that
 // went with it.
-func appendWithout(out, obj []byte, m *member) []byte {
-	start, end := m.start, m.end
+func appendWithout(out, obj []byte, m *jsonscan.Member) []byte {
+	start, end := m.Start, m.End
 	// Take the comma after the member, or else the one before it.
-	if j := skipSpace(obj, end); j < len(obj) && obj[j] == ',' {
+	if j := jsonscan.SkipSpace(obj, end); j < len(obj) && obj[j] == ',' {
 		end = j + 1
 	} else if k := lastNonSpace(obj, start); k >= 0 && obj[k] == ',' {
 		start = k
