@@ -100,14 +100,28 @@ func (h *Handler) processKey(r *http.Request) string {
 }
 
 // slot names the process of key among every handler's: the same key in
-// front of another command is another process.
-func (h *Handler) slot(key string) string {
-	return h.slotPrefix + key
+// front of another command is another process, and so is the same key
+// with another environment from the request (env_from_header, env
+// placeholders): a process started with one client's token must not
+// serve a client that sent another token, or none.
+func (h *Handler) slot(r *http.Request, key string) string {
+	env := h.requestEnv(r)
+	if len(env) == 0 {
+		return h.slotPrefix + "\x00" + key
+	}
+	sum := sha256.Sum256([]byte(strings.Join(env, "\x00")))
+	return h.slotPrefix + hex.EncodeToString(sum[:16]) + "\x00" + key
 }
 
-// slotPrefix names the handler's command among every handler's.
+// slotPrefix names the handler's command among every handler's, with
+// what else of the configuration makes its processes differ: two
+// handlers of one command with other settings of the environment never
+// share a process.
 func slotPrefix(h *Handler) string {
-	sum := sha256.Sum256([]byte(strings.Join(append([]string{h.Command, h.Dir}, h.Args...), "\x00")))
+	parts := append([]string{h.Command, h.Dir}, h.Args...)
+	ie, _ := json.Marshal(h.InheritEnv)
+	parts = append(parts, string(ie))
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:8]) + "\x00"
 }
 
@@ -124,7 +138,7 @@ func (e *errLimit) Error() string {
 
 // keyedProcess returns the warm process of key, starting it on first use.
 func (h *Handler) keyedProcess(r *http.Request, key string) (*mcpSession, error) {
-	slot := h.slot(key)
+	slot := h.slot(r, key)
 	s, created := h.reg.keyedSlot(slot, func() *mcpSession {
 		s := h.newSession(r)
 		s.keyed = newKeyedState(key, slot)
