@@ -630,7 +630,7 @@ func (h *Handler) spawn(r *http.Request, s *mcpSession) error {
 	fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.Int("pid", proc.PID()),
 		zap.String("command", s.command), zap.String("identity", s.identity), zap.String("remote_addr", r.RemoteAddr)}
 	if s.keyed != nil {
-		fields = append(fields, zap.String("process_key", s.keyed.key))
+		fields = append(fields, zap.String("process_key_fingerprint", s.keyed.fingerprint))
 	}
 	h.logger.Info("process started", fields...)
 	go s.watch(time.Duration(h.IdleTimeout))

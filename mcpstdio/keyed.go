@@ -44,8 +44,10 @@ const maxListeners = 64
 // a legacy session's.
 type keyedState struct {
 	// key is the process_key value: the principal every request and
-	// requestState of the process must name.
-	key string
+	// requestState of the process must name. It may be a cookie or a
+	// token: the admin API and the log show only its fingerprint.
+	key         string
+	fingerprint string
 	// slot is the process's entry in the registry: the handler's command
 	// and the key.
 	slot string
@@ -72,7 +74,7 @@ type keyedState struct {
 }
 
 func newKeyedState(key, slot string) *keyedState {
-	return &keyedState{key: key, slot: slot, warm: make(chan struct{}),
+	return &keyedState{key: key, fingerprint: keyFingerprint(key), slot: slot, warm: make(chan struct{}),
 		internal: make(map[string]chan json.RawMessage), parked: make(map[string]*call),
 		listeners: make(map[*listener]struct{}), subs: make(map[string]int)}
 }
@@ -97,6 +99,15 @@ func (k *keyedState) capabilities() json.RawMessage {
 // processKey is the process_key of a request: who its process belongs to.
 func (h *Handler) processKey(r *http.Request) string {
 	return access.Identity(r, h.ProcessKey)
+}
+
+// keyFingerprint is how the admin API and the log name a process_key
+// value, which may be a secret (a session cookie, a token): the first 16
+// hex digits of its SHA-256. It tells processes apart, and an operator
+// who knows a key finds its process; it gives no one the key.
+func keyFingerprint(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }
 
 // slot names the process of key among every handler's: the same key in

@@ -164,7 +164,7 @@ func (h *Handler) checkState(raw, key string) (requestState, error) {
 // refuseState answers a retry whose requestState is not taken: 400, and
 // nothing reached the process.
 func (h *Handler) refuseState(w http.ResponseWriter, id json.RawMessage, key string, err error) error {
-	h.logger.Warn("refusing a retry: its requestState is not taken", zap.String("process_key", key), zap.Error(err))
+	h.logger.Warn("refusing a retry: its requestState is not taken", zap.String("process_key_fingerprint", keyFingerprint(key)), zap.Error(err))
 	metrics.stateRefused.Inc()
 	return writeProtocolError(w, http.StatusBadRequest, id, &generation.ProtocolError{Code: dispatch.CodeInvalidParams, Message: err.Error()})
 }

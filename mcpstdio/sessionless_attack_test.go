@@ -4,7 +4,12 @@ package mcpstdio_test
 // none) and wants what another's process holds.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +58,47 @@ func TestSessionlessEnvNeverShared(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d sessionless processes, want 4 (one per environment)", n)
 	}
+}
+
+// TestSessionlessKeyNotShown: a process_key may be a cookie or a token
+// (process_key {http.request.cookie.session}): the admin API, which any
+// local process can read, and the log show a fingerprint of it, never
+// the value, not even of a refused retry.
+func TestSessionlessKeyNotShown(t *testing.T) {
+	tc := startCaddy(t, site(`process_key {http.request.cookie.session}`))
+	const cookie = "s3cret-cookie-value"
+	r := postModern(t, tc, "", modernCall{id: 1, method: "tools/call", name: "echo",
+		params: map[string]any{"arguments": map[string]any{"text": "hi"}}, header: http.Header{"Cookie": {"session=" + cookie}}})
+	if r.status != http.StatusOK {
+		t.Fatalf("echo: %d %s", r.status, r.body)
+	}
+	r = postModern(t, tc, "", modernCall{id: 2, method: "tools/call", name: "echo",
+		params: map[string]any{"arguments": map[string]any{"text": "hi"}, "requestState": "forged", "inputResponses": map[string]any{}},
+		header: http.Header{"Cookie": {"session=" + cookie}}})
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("forged state: %d %s", r.status, r.body)
+	}
+	resp, err := rawHTTP.Get(tc.admin + "/mcp_stdio/processes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(admin), cookie) {
+		t.Errorf("the admin API shows the key: %s", admin)
+	}
+	if !strings.Contains(string(admin), keyFingerprint(cookie)) {
+		t.Errorf("the admin API does not show the key's fingerprint %s: %s", keyFingerprint(cookie), admin)
+	}
+	log, _ := os.ReadFile(tc.logFile)
+	if strings.Contains(string(log), cookie) {
+		t.Errorf("the log shows the key")
+	}
+}
+
+// keyFingerprint is how the admin API and the log show a process_key:
+// the first 16 hex digits of its SHA-256.
+func keyFingerprint(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }
