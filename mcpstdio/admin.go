@@ -50,8 +50,11 @@ type processInfo struct {
 	// Mode is "legacy_session" for a process of one Mcp-Session-Id, or
 	// "sessionless" for the process of a process_key.
 	Mode string `json:"mode"`
-	// Key is the process_key value of a sessionless process.
-	Key string `json:"key,omitempty"`
+	// KeyFingerprint names the process_key value of a sessionless
+	// process (the first 16 hex digits of its SHA-256): the value may be
+	// a cookie or a token, and the admin endpoint is open to every local
+	// process.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	// AwaitingInput counts its requests awaiting a client's retry.
 	AwaitingInput int    `json:"awaiting_input,omitempty"`
 	MessagesIn    int64  `json:"messages_in"`
@@ -68,7 +71,7 @@ func info(s *mcpSession) processInfo {
 		Identity: s.identity, MessagesIn: in, MessagesOut: out, LastStderr: s.proc.LastStderr(), Ending: reason,
 	}
 	if s.keyed != nil {
-		p.Mode, p.Key, p.Identity = "sessionless", s.keyed.key, ""
+		p.Mode, p.KeyFingerprint, p.Identity = "sessionless", s.keyed.fingerprint, ""
 		s.mu.Lock()
 		p.AwaitingInput = len(s.keyed.parked)
 		s.mu.Unlock()

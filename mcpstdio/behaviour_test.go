@@ -102,7 +102,7 @@ type processInfo struct {
 	MessagesOut int64  `json:"messages_out"`
 	LastStderr  string `json:"last_stderr"`
 	Mode        string `json:"mode"`
-	Key         string `json:"key"`
+	Key         string `json:"key_fingerprint"`
 }
 
 func listProcesses(t *testing.T, tc *testCaddy) []processInfo {

@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -628,7 +630,7 @@ func (h *Handler) spawn(r *http.Request, s *mcpSession) error {
 	fields := []zap.Field{zap.String("session", session.ShortID(s.id)), zap.Int("pid", proc.PID()),
 		zap.String("command", s.command), zap.String("identity", s.identity), zap.String("remote_addr", r.RemoteAddr)}
 	if s.keyed != nil {
-		fields = append(fields, zap.String("process_key", s.keyed.key))
+		fields = append(fields, zap.String("process_key_fingerprint", s.keyed.fingerprint))
 	}
 	h.logger.Info("process started", fields...)
 	go s.watch(time.Duration(h.IdleTimeout))
@@ -637,21 +639,30 @@ func (h *Handler) spawn(r *http.Request, s *mcpSession) error {
 
 // environ is the environment of a new process.
 func (h *Handler) environ(r *http.Request) []string {
-	env := h.InheritEnv.environ(os.Environ())
+	env := append(h.InheritEnv.environ(os.Environ()), h.requestEnv(r)...)
+	if env == nil {
+		env = []string{} // not nil: nil would mean Caddy's own
+	}
+	return env
+}
+
+// requestEnv is the part of a new process's environment the request
+// gives: env (its placeholders replaced) and env_from_header, in a stable
+// order.
+func (h *Handler) requestEnv(r *http.Request) []string {
+	var env []string
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	for k, v := range h.Env {
+	for _, k := range slices.Sorted(maps.Keys(h.Env)) {
+		v := h.Env[k]
 		if repl != nil {
 			v = repl.ReplaceAll(v, "")
 		}
 		env = append(env, k+"="+v)
 	}
-	for hdr, k := range h.EnvFromHeader {
+	for _, hdr := range slices.Sorted(maps.Keys(h.EnvFromHeader)) {
 		if v := r.Header.Get(hdr); v != "" {
-			env = append(env, k+"="+v)
+			env = append(env, h.EnvFromHeader[hdr]+"="+v)
 		}
-	}
-	if env == nil {
-		env = []string{} // not nil: nil would mean Caddy's own
 	}
 	return env
 }

@@ -181,14 +181,6 @@ func (s *mcpSession) issueInput(h *Handler, c *call) (answer []byte, ok bool) {
 	if m.parked || c.st == nil || s.calls[c.key] != c || len(m.inputs) == 0 {
 		return nil, false
 	}
-	if !s.reg.spent.room() {
-		// A state issued now could not be spent: refuse the inputs as if
-		// the client did not answer.
-		s.failInputs(m.inputs, "the server holds too many pending requestStates; retry later")
-		m.inputs = nil
-		s.release(c)
-		return nil, false
-	}
 	timeout := time.Duration(h.InputTimeout)
 	m.round++
 	m.asked = len(m.inputs)
@@ -252,7 +244,12 @@ func (s *mcpSession) inputExpired(c *call, round int, timeout time.Duration) {
 // once: the answers, written to the process as the responses to its
 // requests, and what the retry's stream is to carry first (notifications
 // held meanwhile, and the response if it came). It fails, having written
-// nothing, when the request does not await this state.
+// nothing, when the request does not await this state. Once is by
+// construction: the state names the request and its round, and the retry
+// takes the request out of parked under s.mu, so a second retry finds no
+// request awaiting that round (one asking again awaits the next). No set
+// of spent states is kept: bounded, one principal retrying fast would
+// fill it and stop every other's input rounds.
 func (s *mcpSession) resume(h *Handler, state requestState, msg dispatch.Message, meta generation.Meta, retry generation.Retry, st *stream) (c *call, first [][]byte, final []byte, err error) {
 	s.mu.Lock()
 	c = s.keyed.parked[idKey(state.Call)]
@@ -262,14 +259,10 @@ func (s *mcpSession) resume(h *Handler, state requestState, msg dispatch.Message
 		return nil, nil, nil, errStateRefused("the process that held the request has ended")
 	case c == nil || c.modern.round != state.Round:
 		s.mu.Unlock()
-		return nil, nil, nil, errStateRefused("no request awaits this requestState (answered, timed out, or already retried)")
+		return nil, nil, nil, errStateRefused("requestState already used, or no request awaits it any more (answered, cancelled, timed out)")
 	case c.modern.method != msg.Method || c.modern.name != msg.Name:
 		s.mu.Unlock()
 		return nil, nil, nil, errStateRefused("the retry's method or name differs from the request that asked for input")
-	}
-	if !s.reg.spent.spend(state.Nonce, time.Unix(state.Expires, 0)) {
-		s.mu.Unlock()
-		return nil, nil, nil, errStateRefused("requestState already used")
 	}
 	m := c.modern
 	delete(s.keyed.parked, c.key)

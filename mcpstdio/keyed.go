@@ -44,8 +44,10 @@ const maxListeners = 64
 // a legacy session's.
 type keyedState struct {
 	// key is the process_key value: the principal every request and
-	// requestState of the process must name.
-	key string
+	// requestState of the process must name. It may be a cookie or a
+	// token: the admin API and the log show only its fingerprint.
+	key         string
+	fingerprint string
 	// slot is the process's entry in the registry: the handler's command
 	// and the key.
 	slot string
@@ -72,7 +74,7 @@ type keyedState struct {
 }
 
 func newKeyedState(key, slot string) *keyedState {
-	return &keyedState{key: key, slot: slot, warm: make(chan struct{}),
+	return &keyedState{key: key, fingerprint: keyFingerprint(key), slot: slot, warm: make(chan struct{}),
 		internal: make(map[string]chan json.RawMessage), parked: make(map[string]*call),
 		listeners: make(map[*listener]struct{}), subs: make(map[string]int)}
 }
@@ -99,15 +101,38 @@ func (h *Handler) processKey(r *http.Request) string {
 	return access.Identity(r, h.ProcessKey)
 }
 
-// slot names the process of key among every handler's: the same key in
-// front of another command is another process.
-func (h *Handler) slot(key string) string {
-	return h.slotPrefix + key
+// keyFingerprint is how the admin API and the log name a process_key
+// value, which may be a secret (a session cookie, a token): the first 16
+// hex digits of its SHA-256. It tells processes apart, and an operator
+// who knows a key finds its process; it gives no one the key.
+func keyFingerprint(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }
 
-// slotPrefix names the handler's command among every handler's.
+// slot names the process of key among every handler's: the same key in
+// front of another command is another process, and so is the same key
+// with another environment from the request (env_from_header, env
+// placeholders): a process started with one client's token must not
+// serve a client that sent another token, or none.
+func (h *Handler) slot(r *http.Request, key string) string {
+	env := h.requestEnv(r)
+	if len(env) == 0 {
+		return h.slotPrefix + "\x00" + key
+	}
+	sum := sha256.Sum256([]byte(strings.Join(env, "\x00")))
+	return h.slotPrefix + hex.EncodeToString(sum[:16]) + "\x00" + key
+}
+
+// slotPrefix names the handler's command among every handler's, with
+// what else of the configuration makes its processes differ: two
+// handlers of one command with other settings of the environment never
+// share a process.
 func slotPrefix(h *Handler) string {
-	sum := sha256.Sum256([]byte(strings.Join(append([]string{h.Command, h.Dir}, h.Args...), "\x00")))
+	parts := append([]string{h.Command, h.Dir}, h.Args...)
+	ie, _ := json.Marshal(h.InheritEnv)
+	parts = append(parts, string(ie))
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:8]) + "\x00"
 }
 
@@ -124,7 +149,7 @@ func (e *errLimit) Error() string {
 
 // keyedProcess returns the warm process of key, starting it on first use.
 func (h *Handler) keyedProcess(r *http.Request, key string) (*mcpSession, error) {
-	slot := h.slot(key)
+	slot := h.slot(r, key)
 	s, created := h.reg.keyedSlot(slot, func() *mcpSession {
 		s := h.newSession(r)
 		s.keyed = newKeyedState(key, slot)

@@ -39,8 +39,6 @@ type registry struct {
 	// ring seals the requestState of handlers without a state_secret: a
 	// random key, kept as long as the registry, across config reloads.
 	ring *cluster.Keyring
-	// spent are the requestStates already used, until they expire.
-	spent *spentSet
 }
 
 func newRegistry() *registry {
@@ -51,7 +49,6 @@ func newRegistry() *registry {
 		bodies:   postbody.NewBudget(),
 		keyed:    make(map[string]*mcpSession),
 		ring:     cluster.RandomKeyring(),
-		spent:    newSpentSet(maxSpent),
 	}
 }
 

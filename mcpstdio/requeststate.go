@@ -6,7 +6,7 @@ package mcpstdio
 // read the server's request ids in it nor forge one; it names the
 // principal (the process_key value), the process, the request awaiting
 // input, the round, the server's requests and an expiry. A state is good
-// for one retry: once used, it is spent until it expires.
+// for one retry: the retry takes the request it names (inputs.go).
 
 import (
 	"crypto/rand"
@@ -14,8 +14,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/mcpsse/caddy-mcp-sse/cluster"
 )
@@ -63,63 +61,3 @@ func openState(ring *cluster.Keyring, s string) (requestState, error) {
 // maxStateLen bounds the requestState the bridge reads: its own are far
 // smaller (generation.MaxInputRequests ids, each bounded by a line).
 const maxStateLen = 1 << 20
-
-// maxSpent bounds the states remembered as spent. Each is a nonce and an
-// expiry (about 80 bytes with the map's overhead): 64 Ki of them is 5 MiB.
-// Past it the bridge issues no more states until some expire: a retry
-// would otherwise be replayable.
-const maxSpent = 64 << 10
-
-// spentSet remembers the nonces of used states until their expiry.
-type spentSet struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]time.Time
-}
-
-func newSpentSet(max int) *spentSet { return &spentSet{max: max, m: make(map[string]time.Time)} }
-
-// spent reports whether nonce was used.
-func (s *spentSet) spent(nonce string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.m[nonce]
-	return ok
-}
-
-// spend records nonce as used until expires; false if it was already, or
-// the set is full of states not yet expired.
-func (s *spentSet) spend(nonce string, expires time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[nonce]; ok {
-		return false
-	}
-	if len(s.m) >= s.max {
-		s.prune(time.Now())
-		if len(s.m) >= s.max {
-			return false
-		}
-	}
-	s.m[nonce] = expires
-	return true
-}
-
-// room reports whether a state issued now could be spent later.
-func (s *spentSet) room() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) < s.max {
-		return true
-	}
-	s.prune(time.Now())
-	return len(s.m) < s.max
-}
-
-func (s *spentSet) prune(now time.Time) {
-	for n, exp := range s.m {
-		if now.After(exp) {
-			delete(s.m, n)
-		}
-	}
-}

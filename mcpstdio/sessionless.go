@@ -144,8 +144,8 @@ func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error
 	return h.answerSessionless(w, r, s, c, st, nil, nil)
 }
 
-// checkState opens a retry's requestState and checks whose it is, its
-// expiry and that it was not used.
+// checkState opens a retry's requestState and checks whose it is and its
+// expiry; that it is used once, resume checks.
 func (h *Handler) checkState(raw, key string) (requestState, error) {
 	state, err := openState(h.stateRing, raw)
 	switch {
@@ -155,8 +155,6 @@ func (h *Handler) checkState(raw, key string) (requestState, error) {
 		return state, errStateRefused("requestState belongs to another principal")
 	case time.Now().Unix() > state.Expires:
 		return state, errStateRefused("requestState has expired (input_timeout)")
-	case h.reg.spent.spent(state.Nonce):
-		return state, errStateRefused("requestState already used")
 	}
 	return state, nil
 }
@@ -164,7 +162,7 @@ func (h *Handler) checkState(raw, key string) (requestState, error) {
 // refuseState answers a retry whose requestState is not taken: 400, and
 // nothing reached the process.
 func (h *Handler) refuseState(w http.ResponseWriter, id json.RawMessage, key string, err error) error {
-	h.logger.Warn("refusing a retry: its requestState is not taken", zap.String("process_key", key), zap.Error(err))
+	h.logger.Warn("refusing a retry: its requestState is not taken", zap.String("process_key_fingerprint", keyFingerprint(key)), zap.Error(err))
 	metrics.stateRefused.Inc()
 	return writeProtocolError(w, http.StatusBadRequest, id, &generation.ProtocolError{Code: dispatch.CodeInvalidParams, Message: err.Error()})
 }

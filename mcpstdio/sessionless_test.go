@@ -192,7 +192,7 @@ func wantError(t *testing.T, what string, r reply, status, code int) {
 func messagesIn(t *testing.T, tc *testCaddy, key string) int64 {
 	t.Helper()
 	for _, p := range listProcesses(t, tc) {
-		if p.Mode == "sessionless" && p.Key == key {
+		if p.Mode == "sessionless" && p.Key == keyFingerprint(key) {
 			return p.MessagesIn
 		}
 	}
@@ -246,7 +246,7 @@ func TestSessionlessRequestState(t *testing.T) {
 		t.Errorf("refused retries reached the process: %d messages in, %d before", got, before)
 	}
 	for _, p := range listProcesses(t, tc) {
-		if p.Key == "mallory" {
+		if p.Key == keyFingerprint("mallory") {
 			t.Error("a refused retry started a process for its principal")
 		}
 	}
@@ -473,7 +473,7 @@ func TestSessionlessManyClients(t *testing.T) {
 		}
 	}
 	for _, u := range users {
-		if !keys[u] {
+		if !keys[keyFingerprint(u)] {
 			t.Errorf("no process of its own for %s: %+v", u, procs)
 		}
 	}
@@ -862,7 +862,7 @@ func TestSessionlessProcessLimitsAndIdle(t *testing.T) {
 	}
 	var pidA int
 	for _, p := range listProcesses(t, tc) {
-		if p.Key == "a" {
+		if p.Key == keyFingerprint("a") {
 			pidA = p.PID
 		}
 	}
@@ -879,7 +879,7 @@ func TestSessionlessProcessLimitsAndIdle(t *testing.T) {
 func processOf(t *testing.T, tc *testCaddy, key string) string {
 	t.Helper()
 	for _, p := range listProcesses(t, tc) {
-		if p.Mode == "sessionless" && p.Key == key {
+		if p.Mode == "sessionless" && p.Key == keyFingerprint(key) {
 			return p.Session
 		}
 	}
