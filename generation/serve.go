@@ -89,6 +89,14 @@ func RequestMeta(params json.RawMessage) (version string, m Meta, err error) {
 // exactly when the argument is, equal to it once decoded). metaVersion is
 // "" when _meta names none, name "" for a method without one.
 func CheckHeaders(h http.Header, method, name, metaVersion string, params json.RawMessage, bindings []Binding) *ProtocolError {
+	// A header given twice is refused: this check reads the first value,
+	// and a proxy or server behind may read the last, and so route by a
+	// method or name other than the one checked against the body.
+	for k, vs := range h {
+		if len(vs) > 1 && (k == HeaderProtocolVersion || k == HeaderMethod || k == HeaderName || strings.HasPrefix(k, ParamHeaderPrefix)) {
+			return mismatch("%s is given %d times", k, len(vs))
+		}
+	}
 	if v := h.Get(HeaderProtocolVersion); metaVersion != "" && v != metaVersion {
 		return mismatch("%s %q does not match _meta %s %q", HeaderProtocolVersion, v, MetaProtocolVersion, metaVersion)
 	}

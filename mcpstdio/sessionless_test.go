@@ -314,6 +314,10 @@ func TestSessionlessHeaderRules(t *testing.T) {
 		{"Mcp-Param missing", modernCall{method: "tools/call", name: "test_x_mcp_header", params: region("eu")}},
 		{"Mcp-Param differs", modernCall{method: "tools/call", name: "test_x_mcp_header", params: region("eu"), header: hdr("Mcp-Param-Region", "us")}},
 		{"Mcp-Param for an absent argument", modernCall{method: "tools/call", name: "test_x_mcp_header", params: map[string]any{"arguments": map[string]any{}}, header: hdr("Mcp-Param-Region", "us")}},
+		// Given twice, the first value right: one behind may read the last.
+		{"Mcp-Method twice", modernCall{method: "tools/call", name: "test_simple_text", header: http.Header{"Mcp-Method": {"tools/call", "tools/list"}}}},
+		{"Mcp-Name twice", modernCall{method: "tools/call", name: "test_simple_text", header: http.Header{"Mcp-Name": {"test_simple_text", "test_error_handling"}}}},
+		{"Mcp-Param twice", modernCall{method: "tools/call", name: "test_x_mcp_header", params: region("eu"), header: http.Header{"Mcp-Param-Region": {"eu", "us"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.m.id = 7
