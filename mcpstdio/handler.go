@@ -673,35 +673,15 @@ func (h *Handler) requestEnv(r *http.Request) []string {
 // request is answered. single is true for one request. startup, if set,
 // fires when initialize has waited too long.
 func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSession, st *stream, backlog [][]byte, single bool, startup <-chan time.Time) error {
-	rc := http.NewResponseController(w)
-	streaming := false
-	var buf []byte
-	write := func(msg []byte) error {
-		if !streaming {
-			hdr := w.Header()
-			hdr.Set("Content-Type", "text/event-stream")
-			hdr.Set("Cache-Control", "no-cache")
-			hdr.Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-			streaming = true
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(time.Duration(h.SendTimeout)))
-		buf = sse.AppendFrame(buf[:0], sse.EventMessage, msg, 0)
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	ew := newEventWriter(w, time.Duration(h.SendTimeout))
+	write := ew.write
 	deliver := func(it item) (bool, error) {
 		if it.msg == nil {
 			// Cancelled: an event stream that ends with no response.
-			if !streaming {
-				w.Header().Set("Content-Type", "text/event-stream")
-				w.WriteHeader(http.StatusOK)
-			}
+			ew.start()
 			return true, nil
 		}
-		if !streaming && single && it.resp {
+		if !ew.streaming && single && it.resp {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			_, err := w.Write(it.msg)
@@ -754,13 +734,13 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *mcpSess
 				break
 			}
 			calls := s.unanswered(st)
-			if !streaming && len(calls) > 0 && h.isInitFailure(s, w) {
+			if !ew.streaming && len(calls) > 0 && h.isInitFailure(s, w) {
 				// A session that never started names no session.
 				w.Header().Del(dispatch.HeaderSessionID)
 			}
 			for _, c := range calls {
 				msg := s.endError(c.id, h)
-				if !streaming && single {
+				if !ew.streaming && single {
 					w.Header().Set("Content-Type", "application/json")
 					w.WriteHeader(http.StatusOK)
 					_, err := w.Write(msg)

@@ -19,7 +19,6 @@ import (
 	"github.com/mcpsse/caddy-mcp-sse/generation"
 	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
-	"github.com/mcpsse/caddy-mcp-sse/sse"
 )
 
 // modernVersions are the revisions a sessionless request may name.
@@ -232,27 +231,10 @@ func (s *mcpSession) start(h *Handler, m dispatch.Message, meta generation.Meta,
 // InputRequiredResult when the process asks for input. first (held while
 // the client was away) goes out first; final, if set, is the response.
 func (h *Handler) answerSessionless(w http.ResponseWriter, r *http.Request, s *mcpSession, c *call, st *stream, first [][]byte, final []byte) error {
-	rc := http.NewResponseController(w)
-	streaming := false
-	var buf []byte
-	write := func(msg []byte) error {
-		if !streaming {
-			hdr := w.Header()
-			hdr.Set("Content-Type", "text/event-stream")
-			hdr.Set("Cache-Control", "no-cache")
-			hdr.Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-			streaming = true
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(time.Duration(h.SendTimeout)))
-		buf = sse.AppendFrame(buf[:0], sse.EventMessage, msg, 0)
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	ew := newEventWriter(w, time.Duration(h.SendTimeout))
+	write := ew.write
 	respond := func(msg []byte) error {
-		if streaming {
+		if ew.streaming {
 			return write(msg)
 		}
 		w.Header().Set("Content-Type", "application/json")
