@@ -21,7 +21,7 @@ import (
 // tools/list has a tool whose x-mcp-header annotation is invalid; tools/call
 // "stray" is answered under an id the bridge did not send; tools/call "two"
 // asks for two inputs in one round; tools/call "gone" gets a 404;
-// tools/call "later" first asks for nothing ("retry later").
+// tools/call "later" first asks for nothing ("retry later"), twice.
 type scriptedSessionless struct {
 	addr      string
 	mu        sync.Mutex
@@ -73,12 +73,12 @@ func startScriptedSessionless(t *testing.T) *scriptedSessionless {
 				return
 			}
 			if strings.Contains(string(m.Params), `"name":"later"`) {
-				// "Retry later": input_required asking for nothing, then done.
+				// "Retry later": input_required asking for nothing, twice, then done.
 				s.mu.Lock()
 				s.later = append(s.later, time.Now())
 				n := len(s.later)
 				s.mu.Unlock()
-				if n == 1 {
+				if n <= 2 {
 					answer("result", `{"resultType":"input_required","requestState":"wait"}`)
 				} else {
 					answer("result", `{"resultType":"complete","content":[{"type":"text","text":"later"}]}`)
@@ -243,7 +243,8 @@ func TestGenerationsRefusalReprobes(t *testing.T) {
 }
 
 // A round that asks for nothing ("retry later") is retried after a pause,
-// not at once, and asks the client nothing.
+// not at once, and asks the client nothing; the pause doubles for the
+// next such round.
 func TestGenerationsRetryLaterWaits(t *testing.T) {
 	up := startScriptedSessionless(t)
 	tc := startCaddySite(t, everythingSite, "", up.addr)
@@ -256,11 +257,14 @@ func TestGenerationsRetryLaterWaits(t *testing.T) {
 	}
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if len(up.later) != 2 {
-		t.Fatalf("upstream saw %d calls, want 2", len(up.later))
+	if len(up.later) != 3 {
+		t.Fatalf("upstream saw %d calls, want 3", len(up.later))
 	}
-	// A lower bound: the bridge waited before the retry.
+	// Lower bounds: the bridge waited before each retry, longer the second time.
 	if gap := up.later[1].Sub(up.later[0]); gap < 200*time.Millisecond {
 		t.Errorf("retried %s after a round that asked for nothing, want a pause of 250ms", gap)
+	}
+	if gap := up.later[2].Sub(up.later[1]); gap < 450*time.Millisecond {
+		t.Errorf("retried %s after a second round that asked for nothing, want a pause of 500ms", gap)
 	}
 }
