@@ -88,3 +88,35 @@ func appendKey(b []byte, k string) []byte {
 // maxScanned is the most members a message's objects may have for the
 // bridge to splice them (jsonscan.Members); more take the maps.
 const maxScanned = 32
+
+// absent reports whether no key or string of msg can decode to lit (ASCII,
+// lower case), so that a fast path may skip decoding msg. encoding/json
+// matches keys without regard to case (Unicode folding included) and after
+// unescaping: a message with an escape \u or a byte outside ASCII is never
+// taken to lack lit, nor one holding lit in any case.
+func absent(msg []byte, lit string) bool {
+	for i, c := range msg {
+		if c >= 0x80 || (c == '\\' && i+1 < len(msg) && msg[i+1] == 'u') {
+			return false
+		}
+	}
+	for i := 0; i+len(lit) <= len(msg); i++ {
+		if equalFoldASCII(msg[i:i+len(lit)], lit) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	for i := range len(lower) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

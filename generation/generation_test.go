@@ -339,3 +339,37 @@ func TestServerSideRewrites(t *testing.T) {
 		t.Errorf("SwapID, id in the result = %s", got)
 	}
 }
+
+// The fast exits skip decoding only what cannot decode to what they look
+// for: encoding/json matches keys in any case and after unescaping.
+func TestFastExitsSeeWhatDecoders(t *testing.T) {
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","id":1,"error":{"code":-32020,"message":"m"}}`,
+		`{"jsonrpc":"2.0","id":1,"Error":{"code":-32020,"message":"m"}}`,
+		`{"jsonrpc":"2.0","id":1,"\u0065rror":{"code":-32020,"message":"m"}}`,
+	} {
+		if got := ErrorCode(json.RawMessage(m)); got != -32020 {
+			t.Errorf("ErrorCode(%s) = %d", m, got)
+		}
+	}
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"a":{"method":"roots/list"}}}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"ResultType":"input_required","inputRequests":{"a":{"method":"roots/list"}}}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"resultType":"input\u005frequired","inputRequests":{"a":{"method":"roots/list"}}}}`,
+	} {
+		if _, more, err := ParseResult(json.RawMessage(m)); !more || err != nil {
+			t.Errorf("ParseResult(%s) = %v, %v", m, more, err)
+		}
+	}
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":{"result\u0054ype":"complete"}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","text":"é"}}`,
+	} {
+		if got := Complete(json.RawMessage(m), json.RawMessage(`1`), json.RawMessage(`1`)); strings.Contains(string(got), "complete") {
+			t.Errorf("Complete(%s) = %s, want resultType gone", m, got)
+		}
+	}
+	if !absent([]byte(`{"result":{"content":[]}}`), "input_required") || absent([]byte(`{"x":"INPUT_REQUIRED"}`), "input_required") {
+		t.Error("absent")
+	}
+}

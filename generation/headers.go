@@ -8,7 +8,6 @@ package generation
 // requires of clients.
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -244,7 +243,7 @@ func (s *Session) ToolBindings(name string) []Binding { return s.tools.Of(name) 
 
 // ErrorCode is the code of an error response, 0 for any other message.
 func ErrorCode(msg json.RawMessage) int {
-	if !bytes.Contains(msg, []byte(`"error"`)) {
+	if absent(msg, `"error"`) {
 		return 0 // no error member: no need to decode the whole result
 	}
 	var env struct {

@@ -40,7 +40,7 @@ type InputRequired struct {
 // message is not (ok false, err nil). An input_required result the bridge
 // cannot act on is an error.
 func ParseResult(msg json.RawMessage) (ir InputRequired, ok bool, err error) {
-	if !bytes.Contains(msg, []byte(`"input_required"`)) {
+	if absent(msg, "input_required") {
 		return ir, false, nil // most results: no need to decode them
 	}
 	var env struct {
@@ -161,7 +161,7 @@ func RetryParams(responses map[string]json.RawMessage, state json.RawMessage) (m
 // is the id the message came under: when it is the client's already and
 // there is no resultType, the message goes as it is.
 func Complete(msg, id, answered json.RawMessage) json.RawMessage {
-	if bytes.Equal(answered, id) && !bytes.Contains(msg, []byte(`"resultType"`)) {
+	if bytes.Equal(answered, id) && absent(msg, "resulttype") {
 		return msg
 	}
 	if out, ok := completeFast(msg, id); ok {
