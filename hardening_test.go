@@ -701,3 +701,59 @@ func TestEndingSessionsSpareOtherRequests(t *testing.T) {
 	}
 	t.Logf("%d sessions ended beside %d calls of a steady session", ended, calls.Load())
 }
+
+// TestSessionEndCancelsItsDispatches: a request whose reply is streaming
+// when its session ends is cancelled upstream at once, not left to run
+// until upstream_timeout holding a worker, a connection and its bytes.
+func TestSessionEndCancelsItsDispatches(t *testing.T) {
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &m)
+		switch m.Method {
+		case "initialize":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"hang","version":"1"}}}`, m.ID)
+		case "hang":
+			// A reply streamed as events that never ends (a long tool):
+			// its header is in, so the session's end may cut it at once
+			// (one still awaiting its header is held back: cancelgate.go).
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			started <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(time.Minute):
+			}
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, "resume_window off\n\t\tupstream_timeout 5m", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.initialize()
+	c.send(`{"jsonrpc":"2.0","id":5,"method":"hang"}`)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	c.close() // resume_window off: the session ends with its stream
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session ended and its request upstream still runs (it would until upstream_timeout)")
+	}
+}
