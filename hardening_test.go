@@ -757,3 +757,57 @@ func TestSessionEndCancelsItsDispatches(t *testing.T) {
 		t.Fatal("the session ended and its request upstream still runs (it would until upstream_timeout)")
 	}
 }
+
+// TestMessagesAfterInitializeCarryItsSession: the messages a client sends
+// right behind its initialize wait for initialize's reply header, which
+// names the upstream session they must carry, however slow it comes.
+func TestMessagesAfterInitializeCarryItsSession(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // method and Mcp-Session-Id of each POST after initialize
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &m)
+		if m.Method == "initialize" {
+			time.Sleep(300 * time.Millisecond) // a slow upstream, not a wait of the test's
+			w.Header().Set("Mcp-Session-Id", "up-1")
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"slow","version":"1"}}}`, m.ID)
+			return
+		}
+		if m.Method == "server/discover" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		seen = append(seen, m.Method+" "+r.Header.Get("Mcp-Session-Id"))
+		mu.Unlock()
+		if m.ID == nil {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"tools":[]}}`, m.ID)
+	}))
+	t.Cleanup(up.Close)
+	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	c.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	for answered := false; !answered; {
+		answered = string(c.message(10*time.Second).ID) == "1"
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"notifications/initialized up-1", "tools/list up-1"}) {
+		t.Errorf("upstream saw %q, want both with the session initialize made", seen)
+	}
+}
