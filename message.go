@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -107,28 +106,50 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 		// vars and headers (a single message's dispatch makes its own).
 		shared = h.dispatcher.Template(r)
 	}
-	remaining := new(atomic.Int32)
-	remaining.Store(int32(len(msgs)))
-	for _, m := range msgs {
-		response := m.Method == ""
-		var let sync.Once
-		letGo := func() {
-			let.Do(func() {
-				if remaining.Add(-1) == 0 {
-					release() // the last of the body's messages has let go of it
-				}
-			})
+	post := &postHold{release: release}
+	post.remaining.Store(int32(len(msgs)))
+	for i, m := range msgs {
+		var end *messageEnd
+		if i == 0 {
+			end = &post.first // a single message's dispatch costs one allocation here
+		} else {
+			end = new(messageEnd)
 		}
-		done := func() {
-			sess.Finished(response)
-			letGo()
-		}
+		end.post, end.sess, end.response = post, sess, m.Method == ""
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, LetGo: letGo, Template: shared})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, End: end, Template: shared})
 	}
 	dispatched = true
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// postHold is a POST's hold on its body, shared by its messages'
+// dispatches: the last of them to let go of it releases it.
+type postHold struct {
+	remaining atomic.Int32
+	release   func()
+	first     messageEnd // the first message's, in the same allocation
+}
+
+// messageEnd is what one message's dispatch tells of its end (a
+// dispatch.CallEnd).
+type messageEnd struct {
+	post     *postHold
+	sess     *session.Session
+	response bool
+	let      atomic.Bool // set once this message has let go
+}
+
+func (e *messageEnd) LetGo() {
+	if e.let.CompareAndSwap(false, true) && e.post.remaining.Add(-1) == 0 {
+		e.post.release() // the last of the body's messages has let go of it
+	}
+}
+
+func (e *messageEnd) Done() {
+	e.sess.Finished(e.response)
+	e.LetGo()
 }
 
 // readBody reads a POST's body within max_message_size, body_timeout and

@@ -326,13 +326,13 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			}
 			later++
 		}
-		if c.LetGo != nil {
+		if c.End != nil {
 			// From here the call waits on the client, for as long as
 			// input_timeout: it keeps a copy of its message, not the body,
 			// and is bounded by max_inflight × max_message_size a session.
 			msg.Raw, msg.ID = bytes.Clone(msg.Raw), bytes.Clone(msg.ID)
-			c.LetGo()
-			c.LetGo = nil
+			c.End.LetGo()
+			c.End = nil // this copy's: the dispatch's own still ends it
 		}
 		responses, code, text, data := d.ask(ctx, sess, st, ir, meta.Capabilities)
 		if ctx.Err() != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
 // requestTemplate is what a dispatch keeps of the client's POST.
@@ -42,12 +44,14 @@ type variable struct {
 
 // Template is what the dispatches of a POST's messages keep of it,
 // copied once for all of them: it is only read after.
-type Template struct{ t *requestTemplate }
+type Template struct{ t requestTemplate }
 
 // Template copies what the upstream requests of r's messages need of it.
 // Call it from r's handler.
 func (d *Dispatcher) Template(r *http.Request) *Template {
-	return &Template{template(r, d.ForwardHeaders)}
+	t := new(Template)
+	t.t.fill(r, d.ForwardHeaders)
+	return t
 }
 
 // forwardedHeaders are passed on so that reverse_proxy can extend them
@@ -55,8 +59,16 @@ func (d *Dispatcher) Template(r *http.Request) *Template {
 // replaces them, as it would on the POST itself.
 var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
 
+// template is a new requestTemplate of r.
 func template(r *http.Request, forward []string) *requestTemplate {
-	t := &requestTemplate{
+	t := new(requestTemplate)
+	t.fill(r, forward)
+	return t
+}
+
+// fill makes t the template of r.
+func (t *requestTemplate) fill(r *http.Request, forward []string) {
+	*t = requestTemplate{
 		ctx: context.WithoutCancel(r.Context()),
 		// The message path alone: the client's query names our session
 		// (and whatever else the client chose), never the upstream's.
@@ -92,7 +104,6 @@ func template(r *http.Request, forward []string) *requestTemplate {
 	for _, name := range forward {
 		keep(name)
 	}
-	return t
 }
 
 // cloneHeader is h.Clone with room for extra more keys, so that setting
@@ -233,7 +244,7 @@ func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep
 // when it ends in any case.
 type handoffBody struct {
 	bytes.Reader
-	done func()
+	done *session.Turn // handed on once the upstream has read it all
 }
 
 // newHandoffBody is a body reading msg: one allocation, its reader
@@ -247,7 +258,7 @@ func newHandoffBody(msg []byte) *handoffBody {
 func (b *handoffBody) Read(p []byte) (int, error) {
 	n, err := b.Reader.Read(p)
 	if err == io.EOF && b.done != nil {
-		b.done()
+		b.done.Hand()
 	}
 	return n, err
 }
