@@ -298,15 +298,13 @@ func (x *exchange) onMessage(m json.RawMessage) {
 
 // request makes the upstream request of one send.
 func (x *exchange) request() *http.Request {
-	body := newHandoffBody(x.upMsg.Raw)
+	var done *session.Turn
 	if !x.isInit {
 		// The upstream has the message once it has read the body: the
 		// next message may follow, while this one's reply still runs.
-		body.done = &x.turn
+		done = &x.turn
 	}
-	req := x.t.request(x.ctx, http.MethodPost, body, int64(len(x.upMsg.Raw)), &x.rep)
-	setMessageHeaders(req.Header, x.upMsg, x.upstreamID, x.version)
-	return req
+	return x.t.messageRequest(x.ctx, x.upMsg, x.upstreamID, x.version, &x.rep, done)
 }
 
 // serve calls the next handler with a request made by request, and with a

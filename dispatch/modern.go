@@ -483,8 +483,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 		}
 	}
 	err := d.serve(next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
-		setMessageHeaders(req.Header, head, "", generation.Modern)
+		req := t.messageRequest(rctx, head, "", generation.Modern, rep, nil)
 		for k, v := range headers {
 			req.Header.Set(k, v)
 		}

@@ -137,11 +137,10 @@ func copyHeader(dst, src http.Header, name string) {
 }
 
 // setMessageHeaders sets the Streamable HTTP headers of one message. The
-// values share one backing array (one allocation, not one per header);
-// each value slice has its length as capacity, so an append by a later
-// handler copies instead of writing into its neighbour.
-func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
-	var vals [messageHeaders]string
+// values share one backing array, vals (the send's, not an allocation
+// per header); each value slice has its length as capacity, so an append
+// by a later handler copies instead of writing into its neighbour.
+func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string, vals *[messageHeaders]string) {
 	keys := [messageHeaders]string{"Content-Type", "Accept"}
 	vals[0], vals[1] = "application/json", "application/json, text/event-stream"
 	n := 2
@@ -164,9 +163,8 @@ func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) 
 			set(HeaderName, headerValue(msg.Name))
 		}
 	}
-	shared := append([]string(nil), vals[:n]...)
 	for i := range n {
-		h[keys[i]] = shared[i : i+1 : i+1]
+		h[keys[i]] = vals[i : i+1 : i+1]
 	}
 }
 
@@ -187,15 +185,44 @@ func headerValue(v string) string {
 	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
 }
 
+// send is what one upstream request needs besides the request itself,
+// in one allocation: its URL, the watch of its writes, its body's reader
+// and the values of its message's headers.
+type send struct {
+	url   url.URL
+	watch sendWatch
+	body  handoffBody
+	vals  [messageHeaders]string
+}
+
 // request builds an upstream request from the template, prepared as Caddy
 // prepares a request of its own: a replacer and vars of its own, filled
 // with copies of the POST's values, so that concurrent dispatches never
-// share the maps of the POST that carried them.
+// share the maps of the POST that carried them. body may be nil.
 func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, rep *reply) *http.Request {
-	u := t.url
-	req := &http.Request{
+	return t.prepare(ctx, method, new(send), body, n, rep)
+}
+
+// messageRequest builds the upstream request that POSTs msg, with its
+// headers; done, if set, is handed on once the upstream has read it all.
+func (t *requestTemplate) messageRequest(ctx context.Context, msg *Message, upstreamID, version string, rep *reply, done *session.Turn) *http.Request {
+	s := new(send)
+	s.body.Reset(msg.Raw)
+	s.body.done = done
+	req := t.prepare(ctx, http.MethodPost, s, &s.body, int64(len(msg.Raw)), rep)
+	setMessageHeaders(req.Header, msg, upstreamID, version, &s.vals)
+	return req
+}
+
+func (t *requestTemplate) prepare(ctx context.Context, method string, s *send, body io.ReadCloser, n int64, rep *reply) *http.Request {
+	s.url = t.url
+	if body == nil {
+		body = http.NoBody
+	}
+	// Built on the stack: WithContext copies it to the heap once.
+	base := http.Request{
 		Method:        method,
-		URL:           &u,
+		URL:           &s.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -204,14 +231,11 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		ContentLength: n,
 		Host:          t.host,
 		RemoteAddr:    t.remoteAddr,
-		RequestURI:    u.RequestURI(),
+		RequestURI:    s.url.RequestURI(),
 		TLS:           t.tls,
 	}
-	if body == nil {
-		req.Body = http.NoBody
-	}
-	ctx, rep.sends = watchSends(ctx, rep.gate)
-	req = req.WithContext(context.WithValue(ctx, inProcessKey{}, true))
+	rep.sends = s.watch.start(ctx, rep.gate)
+	req := base.WithContext(context.WithValue(rep.sends.ctx, inProcessKey{}, true))
 	repl := caddy.NewReplacer()
 	for k, v := range t.values {
 		repl.Set(k, v)
@@ -245,14 +269,6 @@ func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep
 type handoffBody struct {
 	bytes.Reader
 	done *session.Turn // handed on once the upstream has read it all
-}
-
-// newHandoffBody is a body reading msg: one allocation, its reader
-// included.
-func newHandoffBody(msg []byte) *handoffBody {
-	b := new(handoffBody)
-	b.Reset(msg)
-	return b
 }
 
 func (b *handoffBody) Read(p []byte) (int, error) {
