@@ -180,7 +180,8 @@ func (x *exchange) Run() {
 	rep.init(d.MaxMessageSize)
 	x.gate.cancel = cancel
 	rep.gate = &x.gate
-	defer context.AfterFunc(sess.Context(), x.gate.Cancel)()
+	sess.WatchClose(&x.closeWatch, &x.gate)
+	defer x.closeWatch.Stop()
 	x.upstreamID, x.version = sess.Upstream()
 	upstreamID := x.upstreamID
 	if c.Retry && msg.IsRequest() {
@@ -245,8 +246,10 @@ func (x *exchange) Run() {
 type exchange struct {
 	rep  reply
 	gate cancelGate
-	d    *Dispatcher
-	call Call
+	// closeWatch has gate cancelled when the session closes.
+	closeWatch session.CloseWatch
+	d          *Dispatcher
+	call       Call
 	// wait is closed when the call's turn comes; turn hands it on to the
 	// session's next message.
 	wait <-chan struct{}

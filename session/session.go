@@ -73,6 +73,11 @@ type Session struct {
 	// tail is closed when the last dispatch started has been handed to
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
+	// watches is what Close cancels (closewatch.go), a list threaded
+	// through the watchers' own CloseWatch; watchesClosed is set once it
+	// has.
+	watches       *CloseWatch
+	watchesClosed bool
 	// token is the resume token, which proves a reconnecting client is
 	// this session's (see NewToken); a new one replaces it at each
 	// re-attach.
@@ -231,6 +236,7 @@ func (s *Session) TrySend(msg []byte) error {
 func (s *Session) Close(reason string) {
 	if s.reason.CompareAndSwap(nil, &reason) {
 		s.cancel()
+		s.cancelWatches()
 		s.queue.wake() // the stream writer waits on Ready, not on Done
 	}
 }
