@@ -50,16 +50,16 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	body, release, err := h.readBody(w, r, sess.ClientKey)
-	if release == nil {
+	body, hold, err := h.readBody(w, r, sess.ClientKey)
+	if hold == nil {
 		return err // refused, and answered
 	}
 	msgs, work, refused := h.parseBody(w, body)
 	if msgs == nil {
-		release()
+		hold.Release()
 		return refused
 	}
-	return h.dispatchHere(w, r, next, sess, msgs, work, release)
+	return h.dispatchHere(w, r, next, sess, msgs, work, hold)
 }
 
 // refuseUnread answers a POST refused before its body was read, and has
@@ -82,14 +82,14 @@ func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch
 }
 
 // dispatchHere admits a POST's messages on a session held here and
-// dispatches them; release gives back the body's bytes once the last of
+// dispatches them; hold gives back the body's bytes once the last of
 // them has ended.
-func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *session.Session, msgs []dispatch.Message, work int, release func()) error {
+func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *session.Session, msgs []dispatch.Message, work int, hold *postbody.Hold) error {
 	responses := len(msgs) - work
 	dispatched := false
 	defer func() {
 		if !dispatched {
-			release()
+			hold.Release()
 		}
 	}()
 	if !sess.Admit(work, responses, h.MaxInflight) {
@@ -106,7 +106,7 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 		// vars and headers (a single message's dispatch makes its own).
 		shared = h.dispatcher.Template(r)
 	}
-	post := &postHold{release: release}
+	post := &postHold{body: hold}
 	post.remaining.Store(int32(len(msgs)))
 	for i, m := range msgs {
 		var end *messageEnd
@@ -128,7 +128,7 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 // dispatches: the last of them to let go of it releases it.
 type postHold struct {
 	remaining atomic.Int32
-	release   func()
+	body      *postbody.Hold
 	first     messageEnd // the first message's, in the same allocation
 }
 
@@ -143,7 +143,7 @@ type messageEnd struct {
 
 func (e *messageEnd) LetGo() {
 	if e.let.CompareAndSwap(false, true) && e.post.remaining.Add(-1) == 0 {
-		e.post.release() // the last of the body's messages has let go of it
+		e.post.body.Release() // the last of the body's messages has let go of it
 	}
 }
 
@@ -153,20 +153,20 @@ func (e *messageEnd) Done() {
 }
 
 // readBody reads a POST's body within max_message_size, body_timeout and
-// max_pending_bytes. release gives back the body's bytes to the
+// max_pending_bytes. hold.Release gives back the body's bytes to the
 // process-wide count; it is to be called once nothing holds the body any
-// more. A nil release means the body was refused: the response has been
+// more. A nil hold means the body was refused: the response has been
 // written (err is that write's) and nothing is held. client is what the
 // poster is counted under.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, release func(), err error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, hold *postbody.Hold, err error) {
 	budget := postbody.Budget{Held: h.store.held, Clients: h.store.clientBytes}
-	body, release, ref := postbody.Read(w, r, budget, postbody.Limits{
+	body, hold, ref := postbody.Read(w, r, budget, postbody.Limits{
 		MaxMessageSize: h.MaxMessageSize,
 		Timeout:        positive(h.BodyTimeout),
 		MaxPending:     h.MaxPendingBytes,
 	}, client)
 	if ref == nil {
-		return body, release, nil
+		return body, hold, nil
 	}
 	if ref.Reason == postbody.ReasonPending {
 		metrics.refused.WithLabelValues("max_pending_bytes").Inc()

@@ -33,6 +33,9 @@ type requestTemplate struct {
 	// own, filled from these.
 	values map[string]any
 	vars   []variable
+	// fewVars holds vars when there are few, as on most POSTs (Caddy
+	// sets three for every request): no allocation of their own.
+	fewVars [4]variable
 }
 
 // variable is one of the POST's vars, kept in a slice of exactly their
@@ -82,7 +85,10 @@ func (t *requestTemplate) fill(r *http.Request, forward []string) {
 		t.values = replacerValues(repl)
 	}
 	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok && len(vars) > 0 {
-		t.vars = make([]variable, 0, len(vars))
+		t.vars = t.fewVars[:0]
+		if len(vars) > len(t.fewVars) {
+			t.vars = make([]variable, 0, len(vars))
+		}
 		for k, v := range vars {
 			t.vars = append(t.vars, variable{k, v})
 		}

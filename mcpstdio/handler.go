@@ -417,7 +417,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	body, release, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
+	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
 		MaxMessageSize: h.MaxMessageSize,
 		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
 		MaxPending:     h.MaxPendingBytes,
@@ -428,7 +428,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The body's bytes are held until the process has taken its
 	// messages; what outlives that (ids of requests in flight) is copied.
-	defer release()
+	defer hold.Release()
 	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		h.refused(ref)
@@ -505,7 +505,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 	}
-	release()
+	hold.Release()
 	var startup <-chan time.Time
 	if isInit {
 		t := time.NewTimer(time.Duration(h.StartupTimeout))
