@@ -69,11 +69,12 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	if local != nil {
 		client = local.ClientKey
 	}
-	body, hold, err := h.readBody(w, r, client)
+	post := new(postHold)
+	body, hold, err := h.readBody(w, r, client, &post.body)
 	if hold == nil {
 		return true, err
 	}
-	msgs, work, refused := h.parseBody(w, body)
+	msgs, work, refused := h.parseBody(w, body, post.one[:0])
 	if msgs == nil {
 		hold.Release()
 		return true, refused
@@ -116,13 +117,14 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 			if o, ok := m.ownedSession(id); ok && o.sess == local {
 				o.dispatchedHere(p.Nonce)
 			}
-			return true, h.dispatchHere(w, r, next, local, msgs, work, hold)
+			return true, h.dispatchHere(w, r, next, local, msgs, work, post)
 		}
 		hold.Release()
 		return true, h.clusterDown(w, err)
 	}
 	// The body's bytes stay counted against max_pending_bytes until its
 	// inbox entry is done, on whichever instance owns the session.
+	clear(msgs) // held on with post, they would keep the body
 	m.hold(id, res.Entry, hold.Release)
 	if res.Owner == m.node.Instance() {
 		if o, ok := m.ownedSession(id); ok {

@@ -429,7 +429,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	// The body's bytes are held until the process has taken its
 	// messages; what outlives that (ids of requests in flight) is copied.
 	defer hold.Release()
-	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		h.refused(ref)
 		return ref.Write(w)

@@ -50,7 +50,7 @@ func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error
 		return ref.Write(w)
 	}
 	defer hold.Release()
-	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		h.refused(ref)
 		return ref.Write(w)

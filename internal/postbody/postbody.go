@@ -100,10 +100,17 @@ func CloseUnread(w http.ResponseWriter, r *http.Request) {
 // called once nothing holds the body any more, and may be called more
 // than once. On a refusal nothing is held and hold is nil.
 func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, hold *Hold, refused *Refusal) {
+	return ReadInto(new(Hold), w, r, b, lim, client)
+}
+
+// ReadInto is Read with a Hold of the caller's (a zero one), which it
+// returns as hold: one kept in the caller's state for the POST is no
+// allocation of its own.
+func ReadInto(hr *Hold, w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, hold *Hold, refused *Refusal) {
 	if r.ContentLength > lim.MaxMessageSize {
 		return nil, nil, tooLarge(lim)
 	}
-	hr := &Hold{r: http.MaxBytesReader(w, r.Body, lim.MaxMessageSize), b: b, lim: lim, client: client}
+	*hr = Hold{r: http.MaxBytesReader(w, r.Body, lim.MaxMessageSize), b: b, lim: lim, client: client}
 	rc := http.NewResponseController(w)
 	if lim.Timeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(lim.Timeout))
@@ -213,8 +220,9 @@ func (hr *Hold) Read(p []byte) (int, error) {
 // Requests and notifications count against max_inflight, responses apart
 // against a limit of their own of the same size, so that a tool waiting
 // on sampling can always be answered.
-func ParseBatch(body []byte, maxBatch, maxInflight int) (msgs []dispatch.Message, work int, refused *Refusal) {
-	msgs, err := dispatch.Parse(body)
+// The messages are appended to dst.
+func ParseBatch(dst []dispatch.Message, body []byte, maxBatch, maxInflight int) (msgs []dispatch.Message, work int, refused *Refusal) {
+	msgs, err := dispatch.ParseInto(dst, body)
 	if err != nil {
 		var pe *dispatch.ParseError
 		errors.As(err, &pe)
