@@ -20,7 +20,8 @@ import (
 
 // requestTemplate is what a dispatch keeps of the client's POST.
 type requestTemplate struct {
-	ctx        context.Context // detached: values only, no cancellation
+	ctx        context.Context // &detached
+	detached   detached
 	url        url.URL
 	host       string
 	remoteAddr string
@@ -72,7 +73,7 @@ func template(r *http.Request, forward []string) *requestTemplate {
 // fill makes t the template of r.
 func (t *requestTemplate) fill(r *http.Request, forward []string) {
 	*t = requestTemplate{
-		ctx: context.WithoutCancel(r.Context()),
+		detached: detached{r.Context()},
 		// The message path alone: the client's query names our session
 		// (and whatever else the client chose), never the upstream's.
 		url:        url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath},
@@ -80,6 +81,7 @@ func (t *requestTemplate) fill(r *http.Request, forward []string) {
 		remoteAddr: r.RemoteAddr,
 		tls:        r.TLS,
 	}
+	t.ctx = &t.detached
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		t.values = replacerValues(repl)
@@ -241,7 +243,13 @@ func (t *requestTemplate) prepare(ctx context.Context, method string, s *send, b
 		TLS:           t.tls,
 	}
 	rep.sends = s.watch.start(ctx, rep.gate)
-	req := base.WithContext(context.WithValue(rep.sends.ctx, inProcessKey{}, true))
+	ctx = rep.sends.ctx
+	if v, _ := ctx.Value(inProcessKey{}).(bool); !v {
+		// Not a descendant of the template's own context (the end of
+		// a session is bounded by a context of its own).
+		ctx = context.WithValue(ctx, inProcessKey{}, true)
+	}
+	req := base.WithContext(ctx)
 	repl := caddy.NewReplacer()
 	for k, v := range t.values {
 		repl.Set(k, v)
