@@ -69,13 +69,14 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	if local != nil {
 		client = local.ClientKey
 	}
-	body, release, err := h.readBody(w, r, client)
-	if release == nil {
+	post := new(postHold)
+	body, hold, err := h.readBody(w, r, client, &post.body)
+	if hold == nil {
 		return true, err
 	}
-	msgs, work, refused := h.parseBody(w, body)
+	msgs, work, refused := h.parseBody(w, body, post.one[:0])
 	if msgs == nil {
-		release()
+		hold.Release()
 		return true, refused
 	}
 	values, vars := dispatch.PostValues(r)
@@ -89,20 +90,20 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	switch {
 	case err == nil:
 	case errors.Is(err, cluster.ErrGone):
-		release()
+		hold.Release()
 		m.known.Delete(id)
 		return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	case errors.Is(err, cluster.ErrForbidden):
-		release()
+		hold.Release()
 		return true, writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	case errors.Is(err, cluster.ErrInboxFull):
-		release()
+		hold.Release()
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
 		return true, writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
 			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
 	case errors.Is(err, cluster.ErrInboxBytes):
-		release()
+		hold.Release()
 		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
 		w.Header().Set("Retry-After", "1")
 		return true, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
@@ -116,14 +117,15 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 			if o, ok := m.ownedSession(id); ok && o.sess == local {
 				o.dispatchedHere(p.Nonce)
 			}
-			return true, h.dispatchHere(w, r, next, local, msgs, work, release)
+			return true, h.dispatchHere(w, r, next, local, msgs, work, post)
 		}
-		release()
+		hold.Release()
 		return true, h.clusterDown(w, err)
 	}
 	// The body's bytes stay counted against max_pending_bytes until its
 	// inbox entry is done, on whichever instance owns the session.
-	m.hold(id, res.Entry, release)
+	clear(msgs) // held on with post, they would keep the body
+	m.hold(id, res.Entry, hold.Release)
 	if res.Owner == m.node.Instance() {
 		if o, ok := m.ownedSession(id); ok {
 			o.offer(res.Prev, res.Entry, p)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -51,16 +50,17 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 			"this session belongs to another identity")
 	}
 
-	body, release, err := h.readBody(w, r, sess.ClientKey)
-	if release == nil {
+	post := new(postHold)
+	body, hold, err := h.readBody(w, r, sess.ClientKey, &post.body)
+	if hold == nil {
 		return err // refused, and answered
 	}
-	msgs, work, refused := h.parseBody(w, body)
+	msgs, work, refused := h.parseBody(w, body, post.one[:0])
 	if msgs == nil {
-		release()
+		hold.Release()
 		return refused
 	}
-	return h.dispatchHere(w, r, next, sess, msgs, work, release)
+	return h.dispatchHere(w, r, next, sess, msgs, work, post)
 }
 
 // refuseUnread answers a POST refused before its body was read, and has
@@ -74,8 +74,8 @@ func refuseUnread(w http.ResponseWriter, r *http.Request, status, code int, msg 
 // It returns the messages and how many of them are requests or
 // notifications (the rest are responses); nil messages mean the body was
 // refused and answered (refused is that write's error).
-func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch.Message, work int, refused error) {
-	msgs, work, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+func (h *Handler) parseBody(w http.ResponseWriter, body []byte, dst []dispatch.Message) (msgs []dispatch.Message, work int, refused error) {
+	msgs, work, ref := postbody.ParseBatch(dst, body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		return nil, 0, ref.Write(w)
 	}
@@ -83,14 +83,14 @@ func (h *Handler) parseBody(w http.ResponseWriter, body []byte) (msgs []dispatch
 }
 
 // dispatchHere admits a POST's messages on a session held here and
-// dispatches them; release gives back the body's bytes once the last of
-// them has ended.
-func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *session.Session, msgs []dispatch.Message, work int, release func()) error {
+// dispatches them; post.body gives back the body's bytes once the last
+// of them has ended.
+func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *session.Session, msgs []dispatch.Message, work int, post *postHold) error {
 	responses := len(msgs) - work
 	dispatched := false
 	defer func() {
 		if !dispatched {
-			release()
+			post.body.Release()
 		}
 	}()
 	if !sess.Admit(work, responses, h.MaxInflight) {
@@ -107,45 +107,73 @@ func (h *Handler) dispatchHere(w http.ResponseWriter, r *http.Request, next cadd
 		// vars and headers (a single message's dispatch makes its own).
 		shared = h.dispatcher.Template(r)
 	}
-	remaining := new(atomic.Int32)
-	remaining.Store(int32(len(msgs)))
-	for _, m := range msgs {
-		response := m.Method == ""
-		var let sync.Once
-		letGo := func() {
-			let.Do(func() {
-				if remaining.Add(-1) == 0 {
-					release() // the last of the body's messages has let go of it
-				}
-			})
+	post.remaining.Store(int32(len(msgs)))
+	for i, m := range msgs {
+		var end *messageEnd
+		if i == 0 {
+			end = &post.first // a single message's dispatch costs one allocation here
+		} else {
+			end = new(messageEnd)
 		}
-		done := func() {
-			sess.Finished(response)
-			letGo()
-		}
+		end.post, end.sess, end.response = post, sess, m.Method == ""
 		sess.CountIn()
-		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, Done: done, LetGo: letGo, Template: shared})
+		h.dispatcher.Go(dispatch.Call{Session: sess, Message: m, Post: r, Next: next, End: end, Template: shared})
 	}
+	// The dispatches have their copies: post, which lives as long as the
+	// first of them, must not keep the body once they let go of it.
+	clear(msgs)
 	dispatched = true
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
+// postHold is a POST's hold on its body, shared by its messages'
+// dispatches: the last of them to let go of it releases it. A single
+// message's POST needs nothing more: its message and its end are here
+// too, in the same allocation.
+type postHold struct {
+	remaining atomic.Int32
+	body      postbody.Hold
+	one       [1]dispatch.Message // a single message, parsed
+	first     messageEnd          // the first message's
+}
+
+// messageEnd is what one message's dispatch tells of its end (a
+// dispatch.CallEnd).
+type messageEnd struct {
+	post     *postHold
+	sess     *session.Session
+	response bool
+	let      atomic.Bool // set once this message has let go
+}
+
+func (e *messageEnd) LetGo() {
+	if e.let.CompareAndSwap(false, true) && e.post.remaining.Add(-1) == 0 {
+		e.post.body.Release() // the last of the body's messages has let go of it
+	}
+}
+
+func (e *messageEnd) Done() {
+	e.sess.Finished(e.response)
+	e.LetGo()
+}
+
 // readBody reads a POST's body within max_message_size, body_timeout and
-// max_pending_bytes. release gives back the body's bytes to the
-// process-wide count; it is to be called once nothing holds the body any
-// more. A nil release means the body was refused: the response has been
-// written (err is that write's) and nothing is held. client is what the
-// poster is counted under.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string) (body []byte, release func(), err error) {
+// max_pending_bytes, counted by into, which it returns as hold.
+// hold.Release gives back the body's bytes to the process-wide count; it
+// is to be called once nothing holds the body any more. A nil hold means
+// the body was refused: the response has been written (err is that
+// write's) and nothing is held. client is what the poster is counted
+// under.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, client string, into *postbody.Hold) (body []byte, hold *postbody.Hold, err error) {
 	budget := postbody.Budget{Held: h.store.held, Clients: h.store.clientBytes}
-	body, release, ref := postbody.Read(w, r, budget, postbody.Limits{
+	body, hold, ref := postbody.ReadInto(into, w, r, budget, postbody.Limits{
 		MaxMessageSize: h.MaxMessageSize,
 		Timeout:        positive(h.BodyTimeout),
 		MaxPending:     h.MaxPendingBytes,
 	}, client)
 	if ref == nil {
-		return body, release, nil
+		return body, hold, nil
 	}
 	if ref.Reason == postbody.ReasonPending {
 		metrics.refused.WithLabelValues("max_pending_bytes").Inc()

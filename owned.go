@@ -260,14 +260,28 @@ func (o *ownedSession) dispatch(e cluster.Entry) {
 	remaining.Store(int32(len(msgs)))
 	for _, msg := range msgs {
 		o.sess.CountIn()
-		response := msg.Method == ""
-		done := func() {
-			o.sess.Finished(response)
-			if remaining.Add(-1) == 0 {
-				o.entryDone(e.ID)
-			}
-		}
-		o.h.dispatcher.Go(dispatch.Call{Session: o.sess, Message: msg, Post: post, Next: route.next, Done: done, Retry: retry})
+		end := &entryEnd{o: o, entry: e.ID, remaining: remaining, response: msg.Method == ""}
+		o.h.dispatcher.Go(dispatch.Call{Session: o.sess, Message: msg, Post: post, Next: route.next, End: end, Retry: retry})
+	}
+}
+
+// entryEnd is what one dispatch of an inbox entry's messages tells of its
+// end (a dispatch.CallEnd): the last of them marks the entry done.
+type entryEnd struct {
+	o         *ownedSession
+	entry     string
+	remaining *atomic.Int32
+	response  bool
+}
+
+// LetGo does nothing: the entry's bytes are the inbox's, held until it
+// is done, not a POST's counted towards max_pending_bytes.
+func (e *entryEnd) LetGo() {}
+
+func (e *entryEnd) Done() {
+	e.o.sess.Finished(e.response)
+	if e.remaining.Add(-1) == 0 {
+		e.o.entryDone(e.entry)
 	}
 }
 

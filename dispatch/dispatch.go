@@ -89,14 +89,9 @@ type Call struct {
 	Post *http.Request
 	// Next is the handler chain after mcp_sse that received the POST.
 	Next caddyhttp.Handler
-	// Done, if set, is called once the dispatch has ended, whichever way.
-	Done func()
-	// LetGo, if set, says the dispatch no longer holds the POST's body
-	// (it copied what it keeps of Message.Raw): the body's bytes stop
-	// counting towards max_pending_bytes. A call that waits on its client
-	// for input (MRTR) calls it, so what waits on a client cannot starve
-	// what waits on the upstream. Done lets go too.
-	LetGo func()
+	// End, if set, is told when the dispatch lets go of the POST's body
+	// and when it ends.
+	End CallEnd
 	// Template, if set, is Post's template made once for every message
 	// of the POST (see Dispatcher.Template); otherwise Go makes one.
 	Template *Template
@@ -107,48 +102,69 @@ type Call struct {
 	Retry bool
 }
 
+// CallEnd is told how a dispatch's hold on its POST ends. An interface,
+// not funcs: the caller's state for a message is one allocation with its
+// methods, where each func would be one more.
+type CallEnd interface {
+	// LetGo says the dispatch no longer holds the POST's body (it
+	// copied what it keeps of Message.Raw): the body's bytes stop
+	// counting towards max_pending_bytes. A call that waits on its
+	// client for input (MRTR) calls it, so what waits on a client cannot
+	// starve what waits on the upstream.
+	LetGo()
+	// Done is called once the dispatch has ended, whichever way; it lets
+	// go too.
+	Done()
+}
+
 // Go reserves the message's place in the session's order and dispatches it
 // in the background. Call it from the POST's handler, in the order the
 // messages were posted.
 func (d *Dispatcher) Go(c Call) {
-	wait, handed := c.Session.Turn()
+	// The dispatch's state is made here, in one allocation, and its Run
+	// is the worker's task: the call needs no closure and no copy of its
+	// own on the heap.
+	x := &exchange{d: d, call: c}
+	x.wait = c.Session.Turn(&x.turn)
 	// The POST's request must not be read once its handler has returned
 	// (its header map is reused by the server), so the parts the upstream
 	// request needs are copied now.
-	var tmpl *requestTemplate
 	if c.Template != nil {
-		tmpl = c.Template.t
+		x.t = &c.Template.t
 	} else {
-		tmpl = template(c.Post, d.ForwardHeaders)
+		x.own.fill(c.Post, d.ForwardHeaders)
+		x.t = &x.own
 	}
-	d.workers.Go(func() { d.run(c, tmpl, wait, handed) })
+	d.workers.Run(x)
 }
 
-func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, handed func()) {
-	if c.Done != nil {
-		defer c.Done()
+// Run is the dispatch of x's call, on a worker.
+func (x *exchange) Run() {
+	d, c, t := x.d, &x.call, x.t
+	if c.End != nil {
+		defer c.End.Done()
 	}
-	defer handed()
+	defer x.turn.Hand()
 	sess := c.Session
 	select {
-	case <-wait:
+	case <-x.wait:
 	case <-sess.Done():
 		return
 	}
 
-	if d.modern(c, t, handed) {
+	if d.modern(*c, t, x.turn.Hand) {
 		return
 	}
 	isInit := c.Message.Method == "initialize"
 	switch {
 	case isInit && sess.Initialized():
 		endCtx, cancelEnd := context.WithTimeout(t.ctx, d.Timeout)
-		d.restartUpstream(endCtx, sess, t, c)
+		d.restartUpstream(endCtx, sess, t, *c)
 		cancelEnd()
 	case needsInitialize(&c.Message) && !sess.Initialized() && sess.ClaimBridgeInitialize():
 		// Its own timeout: the client's message keeps the whole of its.
 		initCtx, cancelInit := context.WithTimeout(t.ctx, d.Timeout)
-		err := d.initializeUpstream(initCtx, c, t)
+		err := d.initializeUpstream(initCtx, *c, t)
 		cancelInit()
 		if err != nil {
 			d.Logger.Warn("initializing the upstream for a client that sent no initialize failed; dispatching its message as it is",
@@ -157,17 +173,17 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, d.Timeout)
 	defer cancel()
-	x := &exchange{d: d, sess: sess, t: t, ctx: ctx, message: c.Message, isInit: isInit, handed: handed}
-	msg := &x.message // not &c.Message, so that c stays on the stack
+	x.sess, x.ctx, x.isInit = sess, ctx, isInit
+	msg := &c.Message
 	x.msg, x.upMsg = msg, msg
 	rep := &x.rep
 	rep.init(d.MaxMessageSize)
 	x.gate.cancel = cancel
 	rep.gate = &x.gate
-	defer context.AfterFunc(sess.Context(), x.gate.Cancel)()
+	sess.WatchClose(&x.closeWatch, &x.gate)
+	defer x.closeWatch.Stop()
 	x.upstreamID, x.version = sess.Upstream()
 	upstreamID := x.upstreamID
-	rep.onHeader = x.onHeader
 	if c.Retry && msg.IsRequest() {
 		// The message as the upstream gets it: under an id of its own.
 		retried := *msg
@@ -175,7 +191,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		retried.Raw = withID(msg.Raw, retried.ID)
 		x.upMsg = &retried
 	}
-	rep.onMessage = x.onMessage
+	rep.to = x
 	request := x.request
 
 	start := time.Now()
@@ -196,7 +212,7 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 		// A notification or a response, taken by the upstream. Once the
 		// handshake is complete, the upstream may speak on its own.
 		if d.Listen && msg.Method == "notifications/initialized" && sess.StartListening() {
-			go d.listen(c, t)
+			go d.listen(*c, t)
 		}
 		return
 	}
@@ -228,18 +244,25 @@ func (d *Dispatcher) run(c Call, t *requestTemplate, wait <-chan struct{}, hande
 // allocation: the reply the upstream writes to, the gate of its
 // cancellation, and what the reply's callbacks read and write.
 type exchange struct {
-	rep     reply
-	gate    cancelGate
-	d       *Dispatcher
-	sess    *session.Session
-	t       *requestTemplate
-	ctx     context.Context
-	message Message
-	msg     *Message // as the client sent it: &message
-	upMsg   *Message // as the upstream gets it (another id on a retry)
-	isInit  bool
-	// handed lets the session's next message go.
-	handed              func()
+	rep  reply
+	gate cancelGate
+	// closeWatch has gate cancelled when the session closes.
+	closeWatch session.CloseWatch
+	d          *Dispatcher
+	call       Call
+	// wait is closed when the call's turn comes; turn hands it on to the
+	// session's next message.
+	wait <-chan struct{}
+	turn session.Turn
+	t    *requestTemplate // &own, or the template of the POST's batch
+	own  requestTemplate
+	sess *session.Session
+	ctx  context.Context
+	msg  *Message // as the client sent it: &call.Message
+	// upMsg is the message as the upstream gets it (another id on a
+	// retry).
+	upMsg               *Message
+	isInit              bool
 	upstreamID, version string
 	// answered is set once the response to msg has been relayed.
 	answered bool
@@ -252,7 +275,7 @@ func (x *exchange) onHeader(status int, h http.Header) {
 	if x.isInit {
 		// Whatever follows initialize needs the upstream session
 		// id from these headers; only now may the next one go.
-		x.handed()
+		x.turn.Hand()
 	}
 }
 
@@ -278,15 +301,13 @@ func (x *exchange) onMessage(m json.RawMessage) {
 
 // request makes the upstream request of one send.
 func (x *exchange) request() *http.Request {
-	body := newHandoffBody(x.upMsg.Raw)
+	var done *session.Turn
 	if !x.isInit {
 		// The upstream has the message once it has read the body: the
 		// next message may follow, while this one's reply still runs.
-		body.done = x.handed
+		done = &x.turn
 	}
-	req := x.t.request(x.ctx, http.MethodPost, body, int64(len(x.upMsg.Raw)), &x.rep)
-	setMessageHeaders(req.Header, x.upMsg, x.upstreamID, x.version)
-	return req
+	return x.t.messageRequest(x.ctx, x.upMsg, x.upstreamID, x.version, &x.rep, done)
 }
 
 // serve calls the next handler with a request made by request, and with a

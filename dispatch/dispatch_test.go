@@ -47,7 +47,7 @@ func TestSetMessageHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	setMessageHeaders(h, &msgs[0], "up-1", "2025-06-18")
+	setMessageHeaders(h, &msgs[0], "up-1", "2025-06-18", new([messageHeaders]string))
 	want := map[string]string{
 		"Content-Type":         "application/json",
 		"Accept":               "application/json, text/event-stream",
@@ -65,7 +65,7 @@ func TestSetMessageHeaders(t *testing.T) {
 	// initialize negotiates the version: it must not carry one.
 	msgs, _ = Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
 	h = http.Header{}
-	setMessageHeaders(h, &msgs[0], "", "2025-06-18")
+	setMessageHeaders(h, &msgs[0], "", "2025-06-18", new([messageHeaders]string))
 	if h.Get("Mcp-Protocol-Version") != "" || h.Get("Mcp-Session-Id") != "" {
 		t.Errorf("initialize headers = %v", h)
 	}

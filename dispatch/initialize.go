@@ -89,9 +89,7 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 	}
 	upstreamID, _ := sess.Upstream()
 	err := d.serve(c.Next, rep, func() *http.Request {
-		req := t.request(ctx, http.MethodPost, newHandoffBody(init.Raw), int64(len(init.Raw)), rep)
-		setMessageHeaders(req.Header, &init, upstreamID, "")
-		return req
+		return t.messageRequest(ctx, &init, upstreamID, "", rep, nil)
 	})
 	rep.finish()
 	switch {
@@ -109,9 +107,7 @@ func (d *Dispatcher) initializeUpstream(ctx context.Context, c Call, t *requestT
 		defer stop()
 		upstreamID, version := sess.Upstream()
 		if err := d.serve(c.Next, rep, func() *http.Request {
-			req := t.request(ctx, http.MethodPost, newHandoffBody(note.Raw), int64(len(note.Raw)), rep)
-			setMessageHeaders(req.Header, &note, upstreamID, version)
-			return req
+			return t.messageRequest(ctx, &note, upstreamID, version, rep, nil)
 		}); err != nil || rep.status >= 300 {
 			return fmt.Errorf("notifications/initialized: HTTP %d: %v", rep.status, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mcpsse/caddy-mcp-sse/internal/jsonscan"
 )
@@ -57,7 +58,12 @@ func (e *ParseError) Error() string { return e.Msg }
 // A batch is returned as its messages, in order, so that each is
 // dispatched on its own: newer Streamable HTTP servers no longer accept
 // batches.
-func Parse(body []byte) ([]Message, error) {
+func Parse(body []byte) ([]Message, error) { return ParseInto(nil, body) }
+
+// ParseInto is Parse appending the messages to dst: a caller with room
+// for one message parses a single message without an allocation for the
+// slice.
+func ParseInto(dst []Message, body []byte) ([]Message, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &ParseError{CodeParseError, "parse error: empty body"}
@@ -69,7 +75,7 @@ func Parse(body []byte) ([]Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []Message{m}, nil
+		return append(dst, m), nil
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(body, &items); err != nil {
@@ -78,7 +84,7 @@ func Parse(body []byte) ([]Message, error) {
 	if len(items) == 0 {
 		return nil, &ParseError{CodeInvalidRequest, "invalid request: empty batch"}
 	}
-	msgs := make([]Message, 0, len(items))
+	msgs := slices.Grow(dst, len(items))
 	for i, raw := range items {
 		m, err := parseOne(raw)
 		if err != nil {

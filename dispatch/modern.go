@@ -326,13 +326,13 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			}
 			later++
 		}
-		if c.LetGo != nil {
+		if c.End != nil {
 			// From here the call waits on the client, for as long as
 			// input_timeout: it keeps a copy of its message, not the body,
 			// and is bounded by max_inflight × max_message_size a session.
 			msg.Raw, msg.ID = bytes.Clone(msg.Raw), bytes.Clone(msg.ID)
-			c.LetGo()
-			c.LetGo = nil
+			c.End.LetGo()
+			c.End = nil // this copy's: the dispatch's own still ends it
 		}
 		responses, code, text, data := d.ask(ctx, sess, st, ir, meta.Capabilities)
 		if ctx.Err() != nil {
@@ -483,8 +483,7 @@ func (d *Dispatcher) exchange(ctx context.Context, next caddyhttp.Handler, t *re
 		}
 	}
 	err := d.serve(next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
-		setMessageHeaders(req.Header, head, "", generation.Modern)
+		req := t.messageRequest(rctx, head, "", generation.Modern, rep, nil)
 		for k, v := range headers {
 			req.Header.Set(k, v)
 		}

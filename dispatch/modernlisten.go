@@ -112,9 +112,7 @@ func (d *Dispatcher) stream(ctx context.Context, c Call, t *requestTemplate, hea
 		}
 	}
 	err := d.serve(c.Next, rep, func() *http.Request {
-		req := t.request(rctx, http.MethodPost, newHandoffBody(head.Raw), int64(len(head.Raw)), rep)
-		setMessageHeaders(req.Header, head, "", generation.Modern)
-		return req
+		return t.messageRequest(rctx, head, "", generation.Modern, rep, nil)
 	})
 	rep.finish()
 	x := exchanged{answer: answer, status: rep.status}

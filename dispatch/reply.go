@@ -30,6 +30,10 @@ type reply struct {
 	onHeader func(status int, h http.Header)
 	// onMessage runs for every message of the reply.
 	onMessage func(json.RawMessage)
+	// to, if set, takes the place of onHeader and onMessage: a dispatch's
+	// own state, whose methods they are, without an allocation for each
+	// method value.
+	to replyTaker
 	// bad records the first thing in the reply that was not a JSON-RPC
 	// message; the dispatch reports it if no response arrives.
 	bad string
@@ -42,6 +46,12 @@ type reply struct {
 	// mayResend is set while the request may be sent again; dropped
 	// records that it was dropped unsent, and this reply is still unwritten.
 	mayResend, dropped bool
+}
+
+// replyTaker is what a reply's header and messages go to.
+type replyTaker interface {
+	onHeader(status int, h http.Header)
+	onMessage(json.RawMessage)
 }
 
 type replyMode int
@@ -91,7 +101,10 @@ func (r *reply) WriteHeader(status int) {
 	case "application/json":
 		r.mode = modeJSON
 	}
-	if r.onHeader != nil {
+	switch {
+	case r.to != nil:
+		r.to.onHeader(status, r.header)
+	case r.onHeader != nil:
 		r.onHeader(status, r.header)
 	}
 }
@@ -177,6 +190,10 @@ func (r *reply) finish() {
 func (r *reply) message(data []byte) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
+		return
+	}
+	if r.to != nil {
+		r.to.onMessage(data)
 		return
 	}
 	r.onMessage(data)

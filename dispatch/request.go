@@ -14,11 +14,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
 // requestTemplate is what a dispatch keeps of the client's POST.
 type requestTemplate struct {
-	ctx        context.Context // detached: values only, no cancellation
+	ctx        context.Context // &detached
+	detached   detached
 	url        url.URL
 	host       string
 	remoteAddr string
@@ -31,6 +34,9 @@ type requestTemplate struct {
 	// own, filled from these.
 	values map[string]any
 	vars   []variable
+	// fewVars holds vars when there are few, as on most POSTs (Caddy
+	// sets three for every request): no allocation of their own.
+	fewVars [4]variable
 }
 
 // variable is one of the POST's vars, kept in a slice of exactly their
@@ -42,12 +48,14 @@ type variable struct {
 
 // Template is what the dispatches of a POST's messages keep of it,
 // copied once for all of them: it is only read after.
-type Template struct{ t *requestTemplate }
+type Template struct{ t requestTemplate }
 
 // Template copies what the upstream requests of r's messages need of it.
 // Call it from r's handler.
 func (d *Dispatcher) Template(r *http.Request) *Template {
-	return &Template{template(r, d.ForwardHeaders)}
+	t := new(Template)
+	t.t.fill(r, d.ForwardHeaders)
+	return t
 }
 
 // forwardedHeaders are passed on so that reverse_proxy can extend them
@@ -55,9 +63,17 @@ func (d *Dispatcher) Template(r *http.Request) *Template {
 // replaces them, as it would on the POST itself.
 var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
 
+// template is a new requestTemplate of r.
 func template(r *http.Request, forward []string) *requestTemplate {
-	t := &requestTemplate{
-		ctx: context.WithoutCancel(r.Context()),
+	t := new(requestTemplate)
+	t.fill(r, forward)
+	return t
+}
+
+// fill makes t the template of r.
+func (t *requestTemplate) fill(r *http.Request, forward []string) {
+	*t = requestTemplate{
+		detached: detached{r.Context()},
 		// The message path alone: the client's query names our session
 		// (and whatever else the client chose), never the upstream's.
 		url:        url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath},
@@ -65,12 +81,16 @@ func template(r *http.Request, forward []string) *requestTemplate {
 		remoteAddr: r.RemoteAddr,
 		tls:        r.TLS,
 	}
+	t.ctx = &t.detached
 	t.server, _ = r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		t.values = replacerValues(repl)
 	}
 	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok && len(vars) > 0 {
-		t.vars = make([]variable, 0, len(vars))
+		t.vars = t.fewVars[:0]
+		if len(vars) > len(t.fewVars) {
+			t.vars = make([]variable, 0, len(vars))
+		}
 		for k, v := range vars {
 			t.vars = append(t.vars, variable{k, v})
 		}
@@ -92,7 +112,6 @@ func template(r *http.Request, forward []string) *requestTemplate {
 	for _, name := range forward {
 		keep(name)
 	}
-	return t
 }
 
 // cloneHeader is h.Clone with room for extra more keys, so that setting
@@ -126,11 +145,10 @@ func copyHeader(dst, src http.Header, name string) {
 }
 
 // setMessageHeaders sets the Streamable HTTP headers of one message. The
-// values share one backing array (one allocation, not one per header);
-// each value slice has its length as capacity, so an append by a later
-// handler copies instead of writing into its neighbour.
-func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) {
-	var vals [messageHeaders]string
+// values share one backing array, vals (the send's, not an allocation
+// per header); each value slice has its length as capacity, so an append
+// by a later handler copies instead of writing into its neighbour.
+func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string, vals *[messageHeaders]string) {
 	keys := [messageHeaders]string{"Content-Type", "Accept"}
 	vals[0], vals[1] = "application/json", "application/json, text/event-stream"
 	n := 2
@@ -153,9 +171,8 @@ func setMessageHeaders(h http.Header, msg *Message, upstreamID, version string) 
 			set(HeaderName, headerValue(msg.Name))
 		}
 	}
-	shared := append([]string(nil), vals[:n]...)
 	for i := range n {
-		h[keys[i]] = shared[i : i+1 : i+1]
+		h[keys[i]] = vals[i : i+1 : i+1]
 	}
 }
 
@@ -176,15 +193,44 @@ func headerValue(v string) string {
 	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
 }
 
+// send is what one upstream request needs besides the request itself,
+// in one allocation: its URL, the watch of its writes, its body's reader
+// and the values of its message's headers.
+type send struct {
+	url   url.URL
+	watch sendWatch
+	body  handoffBody
+	vals  [messageHeaders]string
+}
+
 // request builds an upstream request from the template, prepared as Caddy
 // prepares a request of its own: a replacer and vars of its own, filled
 // with copies of the POST's values, so that concurrent dispatches never
-// share the maps of the POST that carried them.
+// share the maps of the POST that carried them. body may be nil.
 func (t *requestTemplate) request(ctx context.Context, method string, body io.ReadCloser, n int64, rep *reply) *http.Request {
-	u := t.url
-	req := &http.Request{
+	return t.prepare(ctx, method, new(send), body, n, rep)
+}
+
+// messageRequest builds the upstream request that POSTs msg, with its
+// headers; done, if set, is handed on once the upstream has read it all.
+func (t *requestTemplate) messageRequest(ctx context.Context, msg *Message, upstreamID, version string, rep *reply, done *session.Turn) *http.Request {
+	s := new(send)
+	s.body.Reset(msg.Raw)
+	s.body.done = done
+	req := t.prepare(ctx, http.MethodPost, s, &s.body, int64(len(msg.Raw)), rep)
+	setMessageHeaders(req.Header, msg, upstreamID, version, &s.vals)
+	return req
+}
+
+func (t *requestTemplate) prepare(ctx context.Context, method string, s *send, body io.ReadCloser, n int64, rep *reply) *http.Request {
+	s.url = t.url
+	if body == nil {
+		body = http.NoBody
+	}
+	// Built on the stack: WithContext copies it to the heap once.
+	base := http.Request{
 		Method:        method,
-		URL:           &u,
+		URL:           &s.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -193,14 +239,17 @@ func (t *requestTemplate) request(ctx context.Context, method string, body io.Re
 		ContentLength: n,
 		Host:          t.host,
 		RemoteAddr:    t.remoteAddr,
-		RequestURI:    u.RequestURI(),
+		RequestURI:    s.url.RequestURI(),
 		TLS:           t.tls,
 	}
-	if body == nil {
-		req.Body = http.NoBody
+	rep.sends = s.watch.start(ctx, rep.gate)
+	ctx = rep.sends.ctx
+	if v, _ := ctx.Value(inProcessKey{}).(bool); !v {
+		// Not a descendant of the template's own context (the end of
+		// a session is bounded by a context of its own).
+		ctx = context.WithValue(ctx, inProcessKey{}, true)
 	}
-	ctx, rep.sends = watchSends(ctx, rep.gate)
-	req = req.WithContext(context.WithValue(ctx, inProcessKey{}, true))
+	req := base.WithContext(ctx)
 	repl := caddy.NewReplacer()
 	for k, v := range t.values {
 		repl.Set(k, v)
@@ -233,21 +282,13 @@ func (t *requestTemplate) sessionRequest(ctx context.Context, method string, rep
 // when it ends in any case.
 type handoffBody struct {
 	bytes.Reader
-	done func()
-}
-
-// newHandoffBody is a body reading msg: one allocation, its reader
-// included.
-func newHandoffBody(msg []byte) *handoffBody {
-	b := new(handoffBody)
-	b.Reset(msg)
-	return b
+	done *session.Turn // handed on once the upstream has read it all
 }
 
 func (b *handoffBody) Read(p []byte) (int, error) {
 	n, err := b.Reader.Read(p)
 	if err == io.EOF && b.done != nil {
-		b.done()
+		b.done.Hand()
 	}
 	return n, err
 }

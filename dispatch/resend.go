@@ -30,7 +30,8 @@ const statusClientClosed = 499
 const maxSends = 3
 
 // sendWatch notes whether the transport began writing a request. It
-// holds the request's trace, so that both take one allocation.
+// holds the request's trace, so that both take one allocation (the
+// send's, see request.go).
 type sendWatch struct {
 	ctx   context.Context // the request's own, with the trace
 	began atomic.Bool
@@ -38,17 +39,17 @@ type sendWatch struct {
 	trace httptrace.ClientTrace
 }
 
-// watchSends returns ctx with a trace that records the start of every
-// write of the request, and the watch that reads it.
+// start makes w watch a new request: it returns w, whose ctx is ctx with
+// a trace that records the start of every write of the request.
 // gate, if not nil, is held once the request has a connection.
-func watchSends(ctx context.Context, gate *cancelGate) (context.Context, *sendWatch) {
-	w := &sendWatch{gate: gate}
+func (w *sendWatch) start(ctx context.Context, gate *cancelGate) *sendWatch {
+	w.gate = gate
 	w.trace.WroteRequest = w.wroteRequest
 	if gate != nil {
 		w.trace.GotConn = w.gotConn
 	}
 	w.ctx = httptrace.WithClientTrace(ctx, &w.trace)
-	return w.ctx, w
+	return w
 }
 
 func (w *sendWatch) wroteRequest(httptrace.WroteRequestInfo) { w.began.Store(true) }

@@ -419,7 +419,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	body, release, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
+	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
 		MaxMessageSize: h.MaxMessageSize,
 		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
 		MaxPending:     h.MaxPendingBytes,
@@ -430,8 +430,8 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The body's bytes are held until the process has taken its
 	// messages; what outlives that (ids of requests in flight) is copied.
-	defer release()
-	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	defer hold.Release()
+	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		h.refused(ref)
 		return ref.Write(w)
@@ -507,7 +507,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 	}
-	release()
+	hold.Release()
 	var startup <-chan time.Time
 	if isInit {
 		t := time.NewTimer(time.Duration(h.StartupTimeout))

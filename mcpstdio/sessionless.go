@@ -39,7 +39,7 @@ func writeProtocolError(w http.ResponseWriter, status int, id json.RawMessage, e
 
 // serveSessionless serves a sessionless POST.
 func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error {
-	body, release, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
+	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
 		MaxMessageSize: h.MaxMessageSize,
 		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
 		MaxPending:     h.MaxPendingBytes,
@@ -48,8 +48,8 @@ func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error
 		h.refused(ref)
 		return ref.Write(w)
 	}
-	defer release()
-	parsed, _, ref := postbody.ParseBatch(body, h.MaxBatchSize, h.MaxInflight)
+	defer hold.Release()
+	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
 	if ref != nil {
 		h.refused(ref)
 		return ref.Write(w)
@@ -124,7 +124,7 @@ func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error
 		if err != nil {
 			return h.refuseState(w, m.ID, key, err)
 		}
-		release()
+		hold.Release()
 		return h.answerSessionless(w, r, s, c, st, first, final)
 	}
 	c, err := s.start(h, m, meta, st)
@@ -139,7 +139,7 @@ func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error
 		h.stdinFailed(s, err)
 		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeInternalError, "the MCP server process does not take messages; retry")
 	}
-	release()
+	hold.Release()
 	return h.answerSessionless(w, r, s, c, st, nil, nil)
 }
 

@@ -73,6 +73,11 @@ type Session struct {
 	// tail is closed when the last dispatch started has been handed to
 	// the upstream; the next one waits on it (see Turn).
 	tail chan struct{}
+	// watches is what Close cancels (closewatch.go), a list threaded
+	// through the watchers' own CloseWatch; watchesClosed is set once it
+	// has.
+	watches       *CloseWatch
+	watchesClosed bool
 	// token is the resume token, which proves a reconnecting client is
 	// this session's (see NewToken); a new one replaces it at each
 	// re-attach.
@@ -231,6 +236,7 @@ func (s *Session) TrySend(msg []byte) error {
 func (s *Session) Close(reason string) {
 	if s.reason.CompareAndSwap(nil, &reason) {
 		s.cancel()
+		s.cancelWatches()
 		s.queue.wake() // the stream writer waits on Ready, not on Done
 	}
 }
@@ -301,20 +307,34 @@ func (s *Session) ResetUpstream(id string) {
 	s.mu.Unlock()
 }
 
-// Turn reserves the next place in the session's dispatch order. The caller
-// waits on wait before handing its message to the upstream and calls
-// handed once it has (or has given up), which lets the next one go. Turns
-// are granted in the order Turn was called, so messages reach the
-// upstream in the order they were posted, while a slow reply never holds
-// back the messages after it.
-func (s *Session) Turn() (wait <-chan struct{}, handed func()) {
-	mine := make(chan struct{})
+// Turn reserves the next place in the session's dispatch order for t,
+// and returns what to wait on before handing the message to the
+// upstream; the caller calls t.Hand once it has (or has given up), which
+// lets the next one go. Turns are granted in the order Turn was called,
+// so messages reach the upstream in the order they were posted, while a
+// slow reply never holds back the messages after it. t is the caller's
+// (a dispatch keeps it in its own state), so a turn costs one channel.
+func (s *Session) Turn(t *Turn) (wait <-chan struct{}) {
+	t.mine = make(chan struct{})
 	s.mu.Lock()
 	prev := s.tail
-	s.tail = mine
+	s.tail = t.mine
 	s.mu.Unlock()
-	var once sync.Once
-	return prev, func() { once.Do(func() { close(mine) }) }
+	return prev
+}
+
+// Turn is one place in a session's dispatch order (see Session.Turn).
+type Turn struct {
+	mine   chan struct{}
+	handed atomic.Bool
+}
+
+// Hand lets the next message of the session go. Handing on twice is
+// harmless.
+func (t *Turn) Hand() {
+	if t.handed.CompareAndSwap(false, true) {
+		close(t.mine)
+	}
 }
 
 // Admit counts work more dispatches of requests and notifications, and

@@ -124,18 +124,17 @@ func TestTurnOrder(t *testing.T) {
 	s := New(NewID(), "", 1)
 	const n = 50
 	order := make(chan int, n)
-	var handeds []func()
+	turns := make([]Turn, n)
 	var waits []<-chan struct{}
-	for range n {
-		w, h := s.Turn()
-		waits, handeds = append(waits, w), append(handeds, h)
+	for i := range n {
+		waits = append(waits, s.Turn(&turns[i]))
 	}
 	for i := n - 1; i >= 0; i-- { // start the holders in reverse
 		go func(i int) {
 			<-waits[i]
 			order <- i
-			handeds[i]()
-			handeds[i]() // handing on twice is harmless
+			turns[i].Hand()
+			turns[i].Hand() // handing on twice is harmless
 		}(i)
 	}
 	for want := range n {

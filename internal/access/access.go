@@ -171,7 +171,27 @@ func Identity(r *http.Request, placeholder string) string {
 	if !ok {
 		return ""
 	}
+	if key, ok := wholePlaceholder(placeholder); ok {
+		// What ReplaceAll gives for it, without building a copy of the
+		// value: every POST asks.
+		v, _ := repl.Get(key)
+		return caddy.ToString(v)
+	}
 	return repl.ReplaceAll(placeholder, "")
+}
+
+// wholePlaceholder returns the key of s if s is one placeholder and
+// nothing else, as the default identity is: "{key}", without braces or
+// escapes inside.
+func wholePlaceholder(s string) (key string, ok bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return "", false
+	}
+	key = s[1 : len(s)-1]
+	if strings.ContainsAny(key, `{}\`) {
+		return "", false
+	}
+	return key, true
 }
 
 // ClientKey is what per-client limits count a request under: its

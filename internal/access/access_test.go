@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"crypto/tls"
 	"net/http/httptest"
 	"testing"
@@ -102,5 +103,32 @@ func TestRequestHost(t *testing.T) {
 				t.Errorf("RequestHost = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentity: the identity is what Caddy's ReplaceAll makes of the
+// placeholder, whether it is one placeholder (read without ReplaceAll)
+// or anything else.
+func TestIdentity(t *testing.T) {
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", "alice")
+	repl.Set("user.number", 42)
+	repl.Set("user.empty", "")
+	r := httptest.NewRequest("POST", "/message", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	for _, placeholder := range []string{
+		DefaultIdentity, "{user.number}", "{user.empty}", "{user.unset}", "{}",
+		"{http.auth.user.id}@{user.number}", "user-{http.auth.user.id}", `{http.auth\}.user.id}`,
+		"{http.auth.user.id", "http.auth.user.id}", "plain", "",
+	} {
+		if got, want := Identity(r, placeholder), repl.ReplaceAll(placeholder, ""); got != want {
+			t.Errorf("Identity(%q) = %q, ReplaceAll gives %q", placeholder, got, want)
+		}
+	}
+	if got := Identity(r, "off"); got != "" {
+		t.Errorf(`Identity("off") = %q, want ""`, got)
+	}
+	if got := Identity(r, DefaultIdentity); got != "alice" {
+		t.Errorf("Identity(%q) = %q, want alice", DefaultIdentity, got)
 	}
 }

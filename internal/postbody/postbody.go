@@ -96,15 +96,21 @@ func CloseUnread(w http.ResponseWriter, r *http.Request) {
 
 // Read reads a POST's body within lim, counting its bytes in b under
 // client as they arrive: a client that announces large bodies and sends
-// nothing holds nothing. release gives the bytes back; it is to be called
-// once nothing holds the body any more, and may be called more than once.
-// On a refusal nothing is held and release is nil.
-func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, release func(), refused *Refusal) {
+// nothing holds nothing. hold.Release gives the bytes back; it is to be
+// called once nothing holds the body any more, and may be called more
+// than once. On a refusal nothing is held and hold is nil.
+func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, hold *Hold, refused *Refusal) {
+	return ReadInto(new(Hold), w, r, b, lim, client)
+}
+
+// ReadInto is Read with a Hold of the caller's (a zero one), which it
+// returns as hold: one kept in the caller's state for the POST is no
+// allocation of its own.
+func ReadInto(hr *Hold, w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client string) (body []byte, hold *Hold, refused *Refusal) {
 	if r.ContentLength > lim.MaxMessageSize {
 		return nil, nil, tooLarge(lim)
 	}
-	hr := &heldReader{r: http.MaxBytesReader(w, r.Body, lim.MaxMessageSize), b: b, lim: lim, client: client}
-	release = hr.release
+	*hr = Hold{r: http.MaxBytesReader(w, r.Body, lim.MaxMessageSize), b: b, lim: lim, client: client}
 	rc := http.NewResponseController(w)
 	if lim.Timeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(lim.Timeout))
@@ -114,9 +120,9 @@ func Read(w http.ResponseWriter, r *http.Request, b Budget, lim Limits, client s
 		_ = rc.SetReadDeadline(time.Time{})
 	}
 	if err == nil {
-		return body, release, nil
+		return body, hr, nil
 	}
-	release()
+	hr.Release()
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -170,9 +176,11 @@ func readAll(r io.Reader, announced int64) ([]byte, error) {
 
 var errPending = errors.New("max_pending_bytes reached")
 
-// heldReader counts the bytes of a body as they are read against
-// max_pending_bytes, for the process and for the client.
-type heldReader struct {
+// Hold is a POST body's hold on max_pending_bytes: it counts the bytes
+// of the body as they are read, for the process and for the client, and
+// gives them back on Release. A pointer with a method, not a release
+// func: every POST has one, and the func would be an allocation more.
+type Hold struct {
 	r        io.Reader
 	b        Budget
 	lim      Limits
@@ -181,15 +189,16 @@ type heldReader struct {
 	released sync.Once
 }
 
-// release gives back the bytes counted, once.
-func (hr *heldReader) release() {
+// Release gives the body's bytes back to the budget; only the first call
+// counts.
+func (hr *Hold) Release() {
 	hr.released.Do(func() {
 		hr.b.Held.Add(-hr.held)
 		hr.b.Clients.ReleaseN(hr.client, int(hr.held))
 	})
 }
 
-func (hr *heldReader) Read(p []byte) (int, error) {
+func (hr *Hold) Read(p []byte) (int, error) {
 	n, err := hr.r.Read(p)
 	if n > 0 {
 		limit := hr.lim.MaxPending
@@ -211,8 +220,9 @@ func (hr *heldReader) Read(p []byte) (int, error) {
 // Requests and notifications count against max_inflight, responses apart
 // against a limit of their own of the same size, so that a tool waiting
 // on sampling can always be answered.
-func ParseBatch(body []byte, maxBatch, maxInflight int) (msgs []dispatch.Message, work int, refused *Refusal) {
-	msgs, err := dispatch.Parse(body)
+// The messages are appended to dst.
+func ParseBatch(dst []dispatch.Message, body []byte, maxBatch, maxInflight int) (msgs []dispatch.Message, work int, refused *Refusal) {
+	msgs, err := dispatch.ParseInto(dst, body)
 	if err != nil {
 		var pe *dispatch.ParseError
 		errors.As(err, &pe)

@@ -32,13 +32,27 @@ type Pool struct {
 }
 
 type worker struct {
-	work  chan func()
+	work  chan Task
 	timer *time.Timer
 }
 
+// Task is a call a worker runs. A pointer to a caller's own state can be
+// one (its Run a method), where a func would take an allocation of its
+// own for the closure or the method value.
+type Task interface{ Run() }
+
+// funcTask runs a func as a Task: a func value is a pointer, so it goes
+// into the interface without an allocation.
+type funcTask func()
+
+func (f funcTask) Run() { f() }
+
 // Go runs fn on a worker and returns without waiting for it. fn must not
 // panic: a panic ends the process, as it would from a go statement.
-func (p *Pool) Go(fn func()) {
+func (p *Pool) Go(fn func()) { p.Run(funcTask(fn)) }
+
+// Run runs t on a worker and returns without waiting for it, as Go.
+func (p *Pool) Run(fn Task) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -49,12 +63,12 @@ func (p *Pool) Go(fn func()) {
 		return
 	}
 	p.mu.Unlock()
-	go p.serve(&worker{work: make(chan func(), 1)}, fn)
+	go p.serve(&worker{work: make(chan Task, 1)}, fn)
 }
 
-func (p *Pool) serve(w *worker, fn func()) {
+func (p *Pool) serve(w *worker, fn Task) {
 	for {
-		fn()
+		fn.Run()
 		fn = nil
 		p.mu.Lock()
 		p.idle = append(p.idle, w)
