@@ -23,7 +23,7 @@ func TestUpstreamHeaderAppendCopies(t *testing.T) {
 	}
 	fresh := func() http.Header {
 		h := cloneHeader(post, messageHeaders)
-		setMessageHeaders(h, &msgs[0], "up-1", "2025-06-18")
+		setMessageHeaders(h, &msgs[0], "up-1", "2025-06-18", new([messageHeaders]string))
 		return h
 	}
 	want := fresh()

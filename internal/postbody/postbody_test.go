@@ -29,7 +29,7 @@ func TestReadCountsAndReleasesOnce(t *testing.T) {
 			r := httptest.NewRequest("POST", "/", io.NopCloser(strings.NewReader(sent)))
 			r.ContentLength = tc.announced
 			b := NewBudget()
-			body, release, ref := Read(httptest.NewRecorder(), r, b, Limits{MaxMessageSize: 1 << 20, MaxPending: 1 << 22}, "c")
+			body, hold, ref := Read(httptest.NewRecorder(), r, b, Limits{MaxMessageSize: 1 << 20, MaxPending: 1 << 22}, "c")
 			if ref != nil {
 				t.Fatalf("refused: %v", ref)
 			}
@@ -39,8 +39,8 @@ func TestReadCountsAndReleasesOnce(t *testing.T) {
 			if held, client := b.Held.Load(), b.Clients.Count("c"); held != int64(tc.size) || client != tc.size {
 				t.Errorf("held %d, for the client %d; want %d", held, client, tc.size)
 			}
-			release()
-			release()
+			hold.Release()
+			hold.Release()
 			if held, client := b.Held.Load(), b.Clients.Count("c"); held != 0 || client != 0 {
 				t.Errorf("after two releases: held %d, for the client %d; want 0", held, client)
 			}
