@@ -78,7 +78,8 @@ func (d *Dispatcher) checkReplyMessage(rep *reply, msg *Message, m json.RawMessa
 		}
 		sess.SetInitialized(true)
 		sess.SetUpstreamProtocol(UpstreamLegacy)
-		d.stateChanged(sess)
+		// No stateChanged: in cluster mode the entry's ack records the
+		// upstream session (ackScript), in order with the inbox.
 	}
 	return m, true
 }

@@ -65,11 +65,12 @@ type Dispatcher struct {
 	// ListenStreams, if set, is told of each subscriptions/listen stream
 	// opened (+1) and ended (-1).
 	ListenStreams func(delta int)
-	// StateChanged, if set, is told when what a session takes with it to
-	// another instance changed: it was initialized, or its state on the
-	// sessionless path (what the client declared, its log level, its
-	// subscriptions). Cluster mode writes it at once, not at the next
-	// renewal, so that an owner that dies right after does not lose it.
+	// StateChanged, if set, is told when a session's state on the
+	// sessionless path changed (it was put on it; what the client
+	// declared, its log level, its subscriptions). Cluster mode writes it
+	// at once, not at the next renewal, so that an owner that dies right
+	// after does not lose it. (A legacy session's upstream state goes
+	// with the ack of the entry that made it.)
 	StateChanged func(sess *session.Session)
 
 	// workers run the dispatches: a dispatch goes deep (through
