@@ -764,6 +764,7 @@ func TestSessionEndCancelsItsDispatches(t *testing.T) {
 func TestMessagesAfterInitializeCarryItsSession(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string // method and Mcp-Session-Id of each POST after initialize
+	recorded := make(chan struct{}, 16)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.WriteHeader(http.StatusOK)
@@ -789,6 +790,7 @@ func TestMessagesAfterInitializeCarryItsSession(t *testing.T) {
 		mu.Lock()
 		seen = append(seen, m.Method+" "+r.Header.Get("Mcp-Session-Id"))
 		mu.Unlock()
+		recorded <- struct{}{}
 		if m.ID == nil {
 			w.WriteHeader(http.StatusAccepted)
 			return
@@ -805,8 +807,18 @@ func TestMessagesAfterInitializeCarryItsSession(t *testing.T) {
 	for answered := false; !answered; {
 		answered = string(c.message(10*time.Second).ID) == "1"
 	}
+	// The notification is let go once the upstream has read its body, so
+	// its handler may record it after tools/list is answered.
+	for range 2 {
+		select {
+		case <-recorded:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream never saw both messages sent after initialize")
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	slices.Sort(seen)
 	if !slices.Equal(seen, []string{"notifications/initialized up-1", "tools/list up-1"}) {
 		t.Errorf("upstream saw %q, want both with the session initialize made", seen)
 	}
