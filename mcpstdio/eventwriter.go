@@ -38,11 +38,32 @@ func (e *eventWriter) start() {
 
 // write sends msg as a message event.
 func (e *eventWriter) write(msg []byte) error {
+	e.buf = sse.AppendFrame(e.buf[:0], sse.EventMessage, msg, 0)
+	if err := e.frame(e.buf); err != nil {
+		return err.err
+	}
+	return nil
+}
+
+// frameError is a frame that did not go out: unwritten (the client does
+// not read: a slow consumer) or written and not flushed.
+type frameError struct {
+	err     error
+	written bool
+}
+
+// frame sends a frame as it is (an event, a keepalive comment).
+func (e *eventWriter) frame(b []byte) *frameError {
 	e.start()
 	_ = e.rc.SetWriteDeadline(time.Now().Add(e.timeout))
-	e.buf = sse.AppendFrame(e.buf[:0], sse.EventMessage, msg, 0)
-	if _, err := e.w.Write(e.buf); err != nil {
-		return err
+	if _, err := e.w.Write(b); err != nil {
+		return &frameError{err: err}
 	}
-	return e.rc.Flush()
+	if err := e.rc.Flush(); err != nil {
+		return &frameError{err: err, written: true}
+	}
+	return nil
 }
+
+// flush flushes what start wrote.
+func (e *eventWriter) flush() error { return e.rc.Flush() }

@@ -830,22 +830,19 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer s.closeStandalone(st)
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	ew := newEventWriter(w, time.Duration(h.SendTimeout))
+	ew.start()
 	var buf []byte
 	write := func(frame []byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(time.Duration(h.SendTimeout)))
-		if _, err := w.Write(frame); err != nil {
-			h.slowConsumer(s, err)
-			return err
+		if fe := ew.frame(frame); fe != nil {
+			if !fe.written {
+				h.slowConsumer(s, fe.err)
+			}
+			return fe.err
 		}
-		return rc.Flush()
+		return nil
 	}
-	if err := rc.Flush(); err != nil {
+	if err := ew.flush(); err != nil {
 		return nil
 	}
 	for _, m := range backlog {
