@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -845,4 +846,52 @@ func TestEndpointURL(t *testing.T) {
 func TestBurstLargerThanQueue(t *testing.T) {
 	tc := startCaddyWithUpstream(t, "queue_size 8", burstUpstream(t, 5000))
 	tc.openStream(t).expectBurst(5000)
+}
+
+// TestSlowCallDoesNotHoldTheNext: a session's next message goes upstream
+// once the upstream has the one before, not once that one is answered: a
+// slow tool answered as plain JSON must not hold a fast call behind it.
+func TestSlowCallDoesNotHoldTheNext(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &m)
+		switch m.Method {
+		case "initialize":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}`, m.ID)
+		case "server/discover":
+			http.NotFound(w, r)
+		case "slow":
+			select {
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
+		case "fast":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) })
+	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+	c := tc.openStream(t)
+	c.initialize()
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"slow"}`)
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"fast"}`)
+	if m := c.response(10 * time.Second); string(m.ID) != "2" {
+		t.Fatalf("first answer %+v, want the fast call's", m)
+	}
 }
