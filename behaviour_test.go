@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -853,40 +852,23 @@ func TestBurstLargerThanQueue(t *testing.T) {
 // slow tool answered as plain JSON must not hold a fast call behind it.
 func TestSlowCallDoesNotHoldTheNext(t *testing.T) {
 	release := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &m)
-		switch m.Method {
-		case "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}`, m.ID)
-		case "server/discover":
-			http.NotFound(w, r)
+	up := scriptedUpstream(t, 0, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string) {
+		switch method {
 		case "slow":
 			select {
 			case <-release:
 			case <-time.After(30 * time.Second):
 			}
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
 		case "fast":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
 		default:
 			w.WriteHeader(http.StatusAccepted)
+			return
 		}
-	}))
-	t.Cleanup(up.Close)
-	t.Cleanup(func() { close(release) })
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, id)
+	})
+	t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for handlers
+	tc := startCaddyWithUpstream(t, "", up)
 	c := tc.openStream(t)
 	c.initialize()
 	c.send(`{"jsonrpc":"2.0","id":1,"method":"slow"}`)

@@ -708,40 +708,25 @@ func TestEndingSessionsSpareOtherRequests(t *testing.T) {
 func TestSessionEndCancelsItsDispatches(t *testing.T) {
 	started := make(chan struct{}, 1)
 	cancelled := make(chan struct{}, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.WriteHeader(http.StatusOK)
+	up := scriptedUpstream(t, 0, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string) {
+		if method != "hang" {
+			w.WriteHeader(http.StatusAccepted)
 			return
 		}
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
+		// A reply streamed as events that never ends (a long tool):
+		// its header is in, so the session's end may cut it at once
+		// (one still awaiting its header is held back: cancelgate.go).
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(time.Minute):
 		}
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &m)
-		switch m.Method {
-		case "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"hang","version":"1"}}}`, m.ID)
-		case "hang":
-			// A reply streamed as events that never ends (a long tool):
-			// its header is in, so the session's end may cut it at once
-			// (one still awaiting its header is held back: cancelgate.go).
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			started <- struct{}{}
-			select {
-			case <-r.Context().Done():
-				cancelled <- struct{}{}
-			case <-time.After(time.Minute):
-			}
-		default:
-			w.WriteHeader(http.StatusAccepted)
-		}
-	}))
-	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "resume_window off\n\t\tupstream_timeout 5m", strings.TrimPrefix(up.URL, "http://"))
+	})
+	tc := startCaddyWithUpstream(t, "resume_window off\n\t\tupstream_timeout 5m", up)
 	c := tc.openStream(t)
 	c.initialize()
 	c.send(`{"jsonrpc":"2.0","id":5,"method":"hang"}`)
@@ -765,41 +750,20 @@ func TestMessagesAfterInitializeCarryItsSession(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string // method and Mcp-Session-Id of each POST after initialize
 	recorded := make(chan struct{}, 16)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &m)
-		if m.Method == "initialize" {
-			time.Sleep(300 * time.Millisecond) // a slow upstream, not a wait of the test's
-			w.Header().Set("Mcp-Session-Id", "up-1")
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"slow","version":"1"}}}`, m.ID)
-			return
-		}
-		if m.Method == "server/discover" {
-			http.NotFound(w, r)
-			return
-		}
+	// A slow upstream: initialize's reply header comes 300ms after its body.
+	up := scriptedUpstream(t, 300*time.Millisecond, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string) {
 		mu.Lock()
-		seen = append(seen, m.Method+" "+r.Header.Get("Mcp-Session-Id"))
+		seen = append(seen, method+" "+r.Header.Get("Mcp-Session-Id"))
 		mu.Unlock()
 		recorded <- struct{}{}
-		if m.ID == nil {
+		if id == nil {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"tools":[]}}`, m.ID)
-	}))
-	t.Cleanup(up.Close)
-	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"tools":[]}}`, id)
+	})
+	tc := startCaddyWithUpstream(t, "", up)
 	c := tc.openStream(t)
 	c.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	c.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)

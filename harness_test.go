@@ -252,6 +252,40 @@ func (rec *recorder) received(method string) []upstreamPOST {
 	return out
 }
 
+// scriptedUpstream is a legacy upstream for tests that script a method or
+// two: each POST is decoded, server/discover gets 404 (as from a legacy
+// server), initialize is answered after initDelay (a slow upstream) with
+// session up-1, and every other message goes to handle; other HTTP
+// methods get 200. It returns its host:port.
+func scriptedUpstream(t *testing.T, initDelay time.Duration, handle func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string)) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &m)
+		switch m.Method {
+		case "initialize":
+			time.Sleep(initDelay)
+			w.Header().Set("Mcp-Session-Id", "up-1")
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"scripted","version":"1"}}}`, m.ID)
+		case "server/discover":
+			http.NotFound(w, r)
+		default:
+			handle(w, r, m.ID, m.Method)
+		}
+	}))
+	t.Cleanup(up.Close)
+	return strings.TrimPrefix(up.URL, "http://")
+}
+
 // burstUpstream is an upstream whose reply to any request is n
 // notifications (params.seq 0…n-1) in one event stream, then the result.
 func burstUpstream(t *testing.T, n int) string {
