@@ -419,23 +419,13 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
-		MaxMessageSize: h.MaxMessageSize,
-		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
-		MaxPending:     h.MaxPendingBytes,
-	}, access.ClientKey(r))
-	if ref != nil {
-		h.refused(ref)
-		return ref.Write(w)
+	parsed, hold, err := h.readMessages(w, r)
+	if hold == nil {
+		return err
 	}
 	// The body's bytes are held until the process has taken its
 	// messages; what outlives that (ids of requests in flight) is copied.
 	defer hold.Release()
-	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
-	if ref != nil {
-		h.refused(ref)
-		return ref.Write(w)
-	}
 	msgs := make([]inMessage, len(parsed))
 	requests := 0
 	for i, m := range parsed {
@@ -944,3 +934,27 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyevents.Handler         = stopHandler{}
 )
+
+// readMessages reads a POST's body and parses its messages within
+// max_message_size, body_timeout, max_pending_bytes, max_batch_size and
+// max_inflight. A nil hold means the POST was refused and answered (err
+// is that write's); otherwise the caller releases hold once the process
+// has taken the messages.
+func (h *Handler) readMessages(w http.ResponseWriter, r *http.Request) (parsed []dispatch.Message, hold *postbody.Hold, err error) {
+	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
+		MaxMessageSize: h.MaxMessageSize,
+		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
+		MaxPending:     h.MaxPendingBytes,
+	}, access.ClientKey(r))
+	if ref != nil {
+		h.refused(ref)
+		return nil, nil, ref.Write(w)
+	}
+	parsed, _, ref = postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
+	if ref != nil {
+		hold.Release()
+		h.refused(ref)
+		return nil, nil, ref.Write(w)
+	}
+	return parsed, hold, nil
+}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/mcpsse/caddy-mcp-sse/dispatch"
 	"github.com/mcpsse/caddy-mcp-sse/generation"
-	"github.com/mcpsse/caddy-mcp-sse/internal/access"
 	"github.com/mcpsse/caddy-mcp-sse/internal/postbody"
 )
 
@@ -39,21 +38,11 @@ func writeProtocolError(w http.ResponseWriter, status int, id json.RawMessage, e
 
 // serveSessionless serves a sessionless POST.
 func (h *Handler) serveSessionless(w http.ResponseWriter, r *http.Request) error {
-	body, hold, ref := postbody.Read(w, r, h.reg.bodies, postbody.Limits{
-		MaxMessageSize: h.MaxMessageSize,
-		Timeout:        time.Duration(max(h.BodyTimeout, 0)),
-		MaxPending:     h.MaxPendingBytes,
-	}, access.ClientKey(r))
-	if ref != nil {
-		h.refused(ref)
-		return ref.Write(w)
+	parsed, hold, err := h.readMessages(w, r)
+	if hold == nil {
+		return err
 	}
 	defer hold.Release()
-	parsed, _, ref := postbody.ParseBatch(nil, body, h.MaxBatchSize, h.MaxInflight)
-	if ref != nil {
-		h.refused(ref)
-		return ref.Write(w)
-	}
 	if len(parsed) != 1 {
 		return writeError(w, http.StatusBadRequest, dispatch.CodeInvalidRequest, "a 2026-07-28 request is one JSON-RPC message, not a batch")
 	}
