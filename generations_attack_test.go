@@ -55,6 +55,18 @@ func (c *rawClient) response(within time.Duration) rpcMessage {
 	}
 }
 
+// elicitationRound calls the elicitation tool under id, accepts its input
+// request with the name Ada and checks the tool's greeting.
+func (c *rawClient) elicitationRound(id int) {
+	c.t.Helper()
+	c.send(callTool(id, "test_input_required_result_elicitation"))
+	req := c.nextRequest(10 * time.Second)
+	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
+	if m := c.response(10 * time.Second); toolText(c.t, m) != "Hello, Ada!" {
+		c.t.Fatalf("got %+v", m)
+	}
+}
+
 const allCapabilities = `{"elicitation":{"form":{}},"sampling":{},"roots":{"listChanged":true}}`
 
 func callTool(id int, tool string) string {
@@ -366,12 +378,7 @@ func TestGenerationsReprobe(t *testing.T) {
 	// ...which that refusal made the bridge forget: the next one probes.
 	c3 := tc.openStream(t)
 	c3.initializeWith(allCapabilities)
-	c3.send(callTool(1, "test_input_required_result_elicitation"))
-	req := c3.nextRequest(10 * time.Second)
-	c3.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
-	if m := c3.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
-		t.Fatalf("got %+v", m)
-	}
+	c3.elicitationRound(1)
 	code, body := adminDo(t, tc, "GET", "/mcp_sse/sessions", "")
 	if code != http.StatusOK || strings.Count(body, `"upstream_protocol":"2026-07-28"`) != 2 || strings.Count(body, `"upstream_protocol":"legacy"`) != 1 {
 		t.Errorf("admin: %s", body)
@@ -406,12 +413,7 @@ func TestGenerationsProbeNotPoisonedByClient(t *testing.T) {
 	bad.response(10 * time.Second)
 	c := tc.openStream(t)
 	c.initializeWith(allCapabilities)
-	c.send(callTool(1, "test_input_required_result_elicitation"))
-	req := c.nextRequest(10 * time.Second)
-	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
-	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
-		t.Fatalf("got %+v", m)
-	}
+	c.elicitationRound(1)
 }
 
 // logging/setLevel with a level the protocol does not name is refused, as
@@ -452,12 +454,7 @@ func TestGenerationsProbeNotPoisonedByRefusal(t *testing.T) {
 	}
 	c := tc.openStreamWith(t, http.Header{"Authorization": {"Bearer ok"}})
 	c.initializeWith(allCapabilities)
-	c.send(callTool(1, "test_input_required_result_elicitation"))
-	req := c.nextRequest(10 * time.Second)
-	c.send(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"action":"accept","content":{"name":"Ada"}}}`)
-	if m := c.response(10 * time.Second); toolText(t, m) != "Hello, Ada!" {
-		t.Fatalf("got %+v", m)
-	}
+	c.elicitationRound(1)
 }
 
 // A call waiting on its client for input (up to input_timeout, minutes)
