@@ -285,12 +285,13 @@ func (d *Dispatcher) modernCall(c Call, t *requestTemplate, st *generation.Sessi
 			return
 		}
 		answer := x.answer
-		if generation.ErrorCode(answer) == generation.CodeUnsupportedProtocolVersion {
+		code := generation.ErrorCode(answer)
+		if code == generation.CodeUnsupportedProtocolVersion {
 			// The route no longer serves the sessionless revision (a
 			// stateful server now answers there): probe again next time.
 			d.verdicts.Forget(route(t))
 		}
-		if msg.Method == "tools/call" && !relisted && generation.ErrorCode(answer) == generation.CodeHeaderMismatch {
+		if msg.Method == "tools/call" && !relisted && code == generation.CodeHeaderMismatch {
 			// The tool wants headers the bridge has not learned (or its
 			// definition changed): list the tools once, as the revision
 			// tells clients to, and send the same round again.
