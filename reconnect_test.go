@@ -352,6 +352,28 @@ func (n *nodeScript) expect(tag string, within time.Duration, v any) {
 	}
 }
 
+// expectCall reads the SENT and CALLED lines of a call made while the
+// stream is up, in either order: SENT is printed once the POST's 202 is
+// read, and the answer may come on the stream before it.
+func (n *nodeScript) expectCall(within time.Duration) tsCalled {
+	n.t.Helper()
+	var called tsCalled
+	for seen := map[string]bool{}; !seen["SENT"] || !seen["CALLED"]; {
+		tag, data := n.next(within)
+		switch {
+		case tag == "SENT" && !seen[tag]:
+		case tag == "CALLED" && !seen[tag]:
+			if err := json.Unmarshal(data, &called); err != nil {
+				n.t.Fatalf("node's CALLED line %q: %v", data, err)
+			}
+		default:
+			n.t.Fatalf("node printed %s %s, want SENT and CALLED\nstderr: %s", tag, data, n.stderr.String())
+		}
+		seen[tag] = true
+	}
+	return called
+}
+
 // quit asks a reconnect.mjs script to close, and checks it exits cleanly.
 func (n *nodeScript) quit() {
 	n.t.Helper()
@@ -436,9 +458,7 @@ func TestReconnectTypeScriptAnonymous(t *testing.T) {
 	node.expect("LISTED", 20*time.Second, &listed)
 	checkDemoTools(t, listed.Tools)
 	node.say("call after the cut")
-	var called tsCalled
-	node.expect("SENT", 20*time.Second, &struct{}{})
-	node.expect("CALLED", 20*time.Second, &called)
+	called := node.expectCall(20 * time.Second)
 	if called.Text != "after the cut" || called.Endpoint != again.Endpoint || called.Reconnects != 1 {
 		t.Errorf("echo after the reconnect: %+v, want the text back on %s after one reconnect", called, again.Endpoint)
 	}
@@ -524,8 +544,7 @@ func TestReconnectTypeScriptAuthenticated(t *testing.T) {
 		t.Fatalf("the call posted while down: %+v, want its answer on the same endpoint %s after one reconnect", called, ready.Endpoint)
 	}
 	node.say("call later")
-	node.expect("SENT", 20*time.Second, &sent)
-	node.expect("CALLED", 20*time.Second, &called)
+	called = node.expectCall(20 * time.Second)
 	if called.Text != "later" || called.Endpoint != ready.Endpoint {
 		t.Errorf("later call: %+v", called)
 	}

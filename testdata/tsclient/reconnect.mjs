@@ -31,7 +31,7 @@ const commands = readline.createInterface({ input: process.stdin })[Symbol.async
 const opts = authorization ? { requestInit: { headers: { Authorization: authorization } } } : undefined;
 const transport = new SSEClientTransport(new URL(url), opts);
 // SENT tells the test that a call's POST was accepted (the SDK throws on
-// any other status), before its answer comes.
+// any other status); the answer may come on the stream before it.
 const send = transport.send.bind(transport);
 transport.send = async (message, options) => {
   await send(message, options);
