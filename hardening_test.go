@@ -536,15 +536,24 @@ func TestBurstDefaultSettings(t *testing.T) {
 // initialize starts a new upstream session that works.
 func TestUpstreamSessionLost(t *testing.T) {
 	var current atomic.Pointer[http.Handler]
+	var initialized atomic.Bool
 	h := demo.Handler()
 	current.Store(&h)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		(*current.Load()).ServeHTTP(w, r)
+		served := *current.Load()
+		if r.Header.Get("Mcp-Method") == "notifications/initialized" {
+			initialized.Store(true)
+		}
+		served.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
 	tc := startCaddyWithUpstream(t, "", strings.TrimPrefix(up.URL, "http://"))
 	c := tc.openStream(t)
 	c.initialize()
+	// The POST of notifications/initialized is answered 202 before it is
+	// dispatched: the server is swapped only once the first one got it,
+	// or the notification finds the session lost instead of the call.
+	eventually(t, 10*time.Second, "notifications/initialized to reach the first server", initialized.Load)
 
 	restarted := demo.Handler() // a new server: it knows no session
 	current.Store(&restarted)

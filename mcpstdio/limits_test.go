@@ -107,14 +107,17 @@ func TestMaxPendingBytes(t *testing.T) {
 	c := newRaw(t, tc)
 	c.initialize()
 	stalled := stalledPost(t, tc, http.Header{"Mcp-Session-Id": {c.id}}, 256<<10, 200<<10)
-	// The stalled body's bytes are counted as they arrive: wait until they
-	// are, by a POST that no longer fits.
-	big := `{"jsonrpc":"2.0","method":"notifications/noise","params":{"pad":"` + strings.Repeat("x", 100<<10) + `"}}`
-	var r reply
-	eventually(t, 10*time.Second, "a POST beyond the client's share to be refused", func() bool {
-		r = c.do(http.MethodPost, big)
-		return r.status == http.StatusServiceUnavailable
+	// The stalled body's bytes are counted as they arrive: wait until all
+	// of them are (caddy_mcp_stdio_pending_bytes), for a POST racing them
+	// could be the one that fits, and the stalled one refused instead.
+	eventually(t, 10*time.Second, "the stalled body's 200 KiB to be counted", func() bool {
+		return metricValue(t, tc, "caddy_mcp_stdio_pending_bytes") >= 200<<10
 	})
+	big := `{"jsonrpc":"2.0","method":"notifications/noise","params":{"pad":"` + strings.Repeat("x", 100<<10) + `"}}`
+	r := c.do(http.MethodPost, big)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("a POST beyond the client's share: %d %s, want 503", r.status, r.body)
+	}
 	if r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "too many messages") {
 		t.Errorf("503 without Retry-After or reason: %v %s", r.header, r.body)
 	}

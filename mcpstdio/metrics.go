@@ -14,6 +14,7 @@ import (
 var metrics struct {
 	once    sync.Once
 	active  prometheus.GaugeFunc
+	pending prometheus.GaugeFunc
 	started prometheus.Counter
 	exited  *prometheus.CounterVec
 	refused *prometheus.CounterVec
@@ -33,6 +34,14 @@ func initMetrics() {
 			func() float64 {
 				if reg := currentRegistry(); reg != nil {
 					return float64(reg.runningCount())
+				}
+				return 0
+			})
+		metrics.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("pending_bytes",
+			"Bytes of POST bodies held: being read, or waiting for their process to take them (bounded by max_pending_bytes).")),
+			func() float64 {
+				if reg := currentRegistry(); reg != nil {
+					return float64(reg.bodies.Held.Load())
 				}
 				return 0
 			})
@@ -56,7 +65,7 @@ func initMetrics() {
 // registration of an earlier provisioning of the same config.
 func registerMetrics(registry *prometheus.Registry) error {
 	initMetrics()
-	for _, c := range []prometheus.Collector{metrics.active, metrics.started, metrics.exited, metrics.refused, metrics.slow, metrics.inputRounds, metrics.inputTimeouts, metrics.stateRefused} {
+	for _, c := range []prometheus.Collector{metrics.active, metrics.pending, metrics.started, metrics.exited, metrics.refused, metrics.slow, metrics.inputRounds, metrics.inputTimeouts, metrics.stateRefused} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

@@ -589,6 +589,13 @@ func TestSessionlessAskOutsideRequest(t *testing.T) {
 // inputRounds reads caddy_mcp_stdio_input_rounds_total.
 func inputRounds(t *testing.T, tc *testCaddy) float64 {
 	t.Helper()
+	return metricValue(t, tc, "caddy_mcp_stdio_input_rounds_total")
+}
+
+// metricValue reads an unlabelled metric from the admin endpoint (0 when
+// it is not there).
+func metricValue(t *testing.T, tc *testCaddy, name string) float64 {
+	t.Helper()
 	resp, err := rawHTTP.Get(tc.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -596,7 +603,7 @@ func inputRounds(t *testing.T, tc *testCaddy) float64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "caddy_mcp_stdio_input_rounds_total "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			var f float64
 			fmt.Sscan(v, &f)
 			return f
