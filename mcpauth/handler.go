@@ -72,7 +72,8 @@ type Handler struct {
 	// set, however many unknown kids arrive. Default 30s.
 	KeysMinRefresh caddy.Duration `json:"keys_min_refresh,omitempty"`
 	// KeysMaxAge is how long a fetched key set is used before it is
-	// fetched again. Default 10m.
+	// fetched again (in the background: requests go on with the keys in
+	// hand meanwhile). Default 10m.
 	KeysMaxAge caddy.Duration `json:"keys_max_age,omitempty"`
 	// TokenCache is how long an accepted JWT is accepted again without
 	// checking its signature, never past its exp. Default 1m; -1 (off in

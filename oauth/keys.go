@@ -14,10 +14,13 @@ import (
 // A token whose kid it does not know makes it fetch the key set again
 // (the server rotated its keys), but at most once per minInterval: a
 // client sending random kids cannot make us hammer the server, it gets
-// refused from the cache. Keys are fetched again after maxAge too; when
-// that fails the keys in hand are kept (a signature they verify is still
-// the server's) until dropAfter has passed since the last success, and
-// then dropped: no keys, no request through.
+// refused from the cache. Keys are fetched again after maxAge too, in the
+// background: the request that finds them stale is decided with the keys
+// in hand rather than made to wait on the server (which may be slow or
+// down, and would stall every request behind that fetch). When fetching
+// fails the keys in hand are kept (a signature they verify is still the
+// server's) until dropAfter has passed since the last success, and then
+// no longer used: no keys, no request through.
 type keyCache struct {
 	load        func(context.Context) ([]jose.JSONWebKey, error)
 	minInterval time.Duration
@@ -42,9 +45,12 @@ func (c *keyCache) find(ctx context.Context, kid string, alg string) (*jose.JSON
 	now := c.now()
 	c.mu.RLock()
 	key := pick(c.keys, kid, alg)
-	fresh := !c.fetched.IsZero() && now.Sub(c.fetched) < c.maxAge
+	age := now.Sub(c.fetched)
 	c.mu.RUnlock()
-	if key != nil && fresh {
+	if key != nil && age < c.dropAfter {
+		if age >= c.maxAge {
+			c.refreshInBackground(ctx, now)
+		}
 		return key, nil
 	}
 	if err := c.update(ctx, now); err != nil && key == nil {
@@ -52,11 +58,13 @@ func (c *keyCache) find(ctx context.Context, kid string, alg string) (*jose.JSON
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.keys == nil || now.Sub(c.fetched) >= c.dropAfter {
+		// None, or none fetched within dropAfter (the last attempt to
+		// fetch them may be too recent to try again).
+		return nil, refuse(ReasonUnavailable, errors.Join(errKeysUnavailable, c.lastErr))
+	}
 	if key = pick(c.keys, kid, alg); key != nil {
 		return key, nil
-	}
-	if c.keys == nil {
-		return nil, refuse(ReasonUnavailable, errors.Join(errKeysUnavailable, c.lastErr))
 	}
 	return nil, refuse(ReasonUnknownKey, errors.New("no key of the authorization server matches kid "+quoteBounded(kid)))
 }
@@ -67,6 +75,24 @@ func (c *keyCache) find(ctx context.Context, kid string, alg string) (*jose.JSON
 func (c *keyCache) update(ctx context.Context, now time.Time) error {
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
+	return c.updateLocked(ctx, now)
+}
+
+// refreshInBackground fetches the key set again without waiting for it,
+// unless a fetch is under way. The fetch is bounded by load's own
+// timeout, not by the request that started it.
+func (c *keyCache) refreshInBackground(ctx context.Context, now time.Time) {
+	if !c.refresh.TryLock() {
+		return
+	}
+	go func() {
+		defer c.refresh.Unlock()
+		_ = c.updateLocked(context.WithoutCancel(ctx), now)
+	}()
+}
+
+// updateLocked is update with c.refresh held.
+func (c *keyCache) updateLocked(ctx context.Context, now time.Time) error {
 	c.mu.RLock()
 	recent := !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.minInterval
 	c.mu.RUnlock()
