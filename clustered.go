@@ -30,9 +30,9 @@ const errClusterDown = "the cluster's session store (Redis) is unreachable; retr
 // postToCluster takes a POST in cluster mode: checked as without a
 // cluster against the session's metadata, it is appended to the
 // session's inbox, which its owner (this instance or another) dispatches
-// in order. handled is false only when Redis is unreachable and the
-// session is held here; the caller dispatches it here then.
-func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) (handled bool, err error) {
+// in order. When Redis is unreachable and the session is held here, it is
+// dispatched here, as without a cluster.
+func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) error {
 	m := h.cluster
 	scope := h.site(r).Scope
 	who := h.identity(r)
@@ -50,19 +50,19 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		owner, err = m.lookupKnown(r.Context(), id)
 		switch {
 		case errors.Is(err, cluster.ErrGone):
-			return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+			return refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 		case err != nil:
-			return true, h.clusterDown(w, err)
+			return h.clusterDown(w, err)
 		}
 	}
 	if owner.scope != scope {
-		return true, refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return refuseUnread(w, r, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	}
 	if who != owner.identity {
 		h.logger.Warn("refusing message: identity does not own the session",
 			zap.String("session", session.ShortID(id)), zap.String("identity", who),
 			zap.String("owner", owner.identity), zap.String("remote_addr", r.RemoteAddr))
-		return true, refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
+		return refuseUnread(w, r, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	}
 
 	client := scope + " " + access.ClientKey(r)
@@ -72,12 +72,12 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	post := new(postHold)
 	body, hold, err := h.readBody(w, r, client, &post.body)
 	if hold == nil {
-		return true, err
+		return err
 	}
 	msgs, work, refused := h.parseBody(w, body, post.one[:0])
 	if msgs == nil {
 		hold.Release()
-		return true, refused
+		return refused
 	}
 	values, vars := dispatch.PostValues(r)
 	p := &cluster.Posted{
@@ -92,21 +92,21 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 	case errors.Is(err, cluster.ErrGone):
 		hold.Release()
 		m.known.Delete(id)
-		return true, writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
+		return writeError(w, http.StatusNotFound, dispatch.CodeSessionNotFound, "session not found: open a new stream")
 	case errors.Is(err, cluster.ErrForbidden):
 		hold.Release()
-		return true, writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
+		return writeError(w, http.StatusForbidden, dispatch.CodeInvalidRequest, "this session belongs to another identity")
 	case errors.Is(err, cluster.ErrInboxFull):
 		hold.Release()
 		metrics.refused.WithLabelValues("max_inflight").Inc()
 		w.Header().Set("Retry-After", "1")
-		return true, writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
+		return writeError(w, http.StatusTooManyRequests, dispatch.CodeServerBusy,
 			fmt.Sprintf("too many requests in flight on this session (max_inflight %d); retry when some are answered", h.MaxInflight))
 	case errors.Is(err, cluster.ErrInboxBytes):
 		hold.Release()
 		metrics.refused.WithLabelValues("max_pending_bytes").Inc()
 		w.Header().Set("Retry-After", "1")
-		return true, writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
+		return writeError(w, http.StatusServiceUnavailable, dispatch.CodeServerBusy,
 			"the session holds too many bytes of messages in flight; retry later")
 	default:
 		m.noteRedis(err)
@@ -117,10 +117,10 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 			if o, ok := m.ownedSession(id); ok && o.sess == local {
 				o.dispatchedHere(p.Nonce)
 			}
-			return true, h.dispatchHere(w, r, next, local, msgs, work, post)
+			return h.dispatchHere(w, r, next, local, msgs, work, post)
 		}
 		hold.Release()
-		return true, h.clusterDown(w, err)
+		return h.clusterDown(w, err)
 	}
 	// The body's bytes stay counted against max_pending_bytes until its
 	// inbox entry is done, on whichever instance owns the session.
@@ -138,7 +138,7 @@ func (h *Handler) postToCluster(w http.ResponseWriter, r *http.Request, next cad
 		}
 	}
 	w.WriteHeader(http.StatusAccepted)
-	return true, nil
+	return nil
 }
 
 // newNonce names one POST in the cluster.

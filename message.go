@@ -30,11 +30,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	setSessionPlaceholder(r, id)
 	if h.cluster != nil {
-		if handled, err := h.postToCluster(w, r, next, id); handled {
-			return err
-		}
-		// Redis is unreachable and the session is held here: it is
-		// dispatched here, as without a cluster.
+		return h.postToCluster(w, r, next, id)
 	}
 	sess, ok := h.store.Get(id)
 	// A session another handler opened is as unknown here as one that
