@@ -245,6 +245,17 @@ func (c *cluster) sessions(t *testing.T, in *instance) []sessionInfo {
 // ownerOf is the instance the cluster names as the owner of session id,
 // asked through in's admin endpoint; it fails the test if the list does
 // not hold the session or names no live instance.
+// waitInboxEmpty waits until the session's inbox holds no entry: its
+// owner has answered and deleted every message posted so far (initialize
+// and notifications/initialized count against max_inflight until then).
+func (c *cluster) waitInboxEmpty(t *testing.T, id string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "session "+id+"'s inbox emptied", func() bool {
+		n, err := c.redis.Do("XLEN", c.prefix+":s:{"+id+"}:in")
+		return err == nil && n == "0"
+	})
+}
+
 func (c *cluster) ownerOf(t *testing.T, in *instance, id string) *instance {
 	t.Helper()
 	for _, s := range c.sessions(t, in) {

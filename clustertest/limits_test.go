@@ -57,6 +57,7 @@ func TestClusterMaxInflight(t *testing.T) {
 	s := openRaw(t, a.base(), nil)
 	defer s.close()
 	s.initialize(t, a.base())
+	c.waitInboxEmpty(t, s.ID)
 
 	// Two calls that run for seconds, in one batch, through an instance
 	// that does not hold the stream.
@@ -85,10 +86,7 @@ func TestClusterMaxInflight(t *testing.T) {
 	// The case: batches of 2 calls (running 30 s) and responses,
 	// through every instance in turn, 12 of each. At most 2 requests and
 	// 2 responses are taken.
-	eventually(t, 15*time.Second, "the inbox emptied", func() bool {
-		n, err := c.redis.Do("XLEN", c.prefix+":s:{"+s.ID+"}:in")
-		return err == nil && n == "0"
-	})
+	c.waitInboxEmpty(t, s.ID)
 	requests, responses := 0, 0
 	for i := range 12 {
 		in := c.inst[i%len(c.inst)]

@@ -32,6 +32,7 @@ func TestClusterPostChecks(t *testing.T) {
 		t.Fatalf("session %s is owned by %s, want a", s.ID, o.name)
 	}
 	onB := s.messageURL(b.base())
+	c.waitInboxEmpty(t, s.ID) // the handshake's entries count against max_inflight until deleted
 
 	check := func(what, target string, header http.Header, body string, want int) {
 		t.Helper()
