@@ -260,10 +260,22 @@ func TestLineOverMaxMessageSize(t *testing.T) {
 func TestStderrBounded(t *testing.T) {
 	s := start(t, Config{StderrRate: 5, StderrMaxLine: 8}, "-stderr-lines", "100")
 	s.handshake(t)
-	s.mu.Lock()
-	got := append([]string(nil), s.stderr...)
-	s.mu.Unlock()
-	if len(got) == 0 || len(got) > 10 {
+	// stderr is a pipe of its own, read by its own goroutine: the
+	// handshake on stdout says nothing of how far it got. Wait until it
+	// read the server's last line (LastStderr) and delivered one.
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		got = append(got[:0], s.stderr...)
+		s.mu.Unlock()
+		if len(got) > 0 && s.p.LastStderr() == "stderr l" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 10s: %d stderr lines delivered, last line read %q", len(got), s.p.LastStderr())
+		}
+	}
+	if len(got) > 10 {
 		t.Fatalf("%d stderr lines delivered (rate 5/s): %q", len(got), got)
 	}
 	for _, l := range got {
