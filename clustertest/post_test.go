@@ -56,6 +56,9 @@ func TestClusterPostChecks(t *testing.T) {
 
 	// Two slow calls fill the inbox (entries leave it once answered); the
 	// third waits its turn with 429, an answer to the server passes.
+	// notifications/initialized holds a place until the owner has
+	// dispatched it and deleted its entry: wait for that first.
+	waitInboxEmpty(t, c, s)
 	slow := func(id string) string {
 		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"delay_ms":500}}}`, id)
 	}
