@@ -15,21 +15,42 @@ import (
 )
 
 // listenUpstream is a Go SDK upstream whose server the test can change,
-// and which counts the standalone GET streams opened on it.
-func listenUpstream(t *testing.T) (addr string, server *mcp.Server, gets *atomic.Int32) {
+// and which counts the standalone GET streams asked of it (gets) and
+// opened on it (opened). The SDK drops a notification sent before it has
+// taken a GET as the session's standalone stream (it keeps no event store),
+// so a GET is counted as opened only once the SDK answers it 200, which it
+// does holding the stream, after taking it: what the server sends from
+// then on goes to that stream.
+func listenUpstream(t *testing.T) (addr string, server *mcp.Server, gets, opened *atomic.Int32) {
 	t.Helper()
 	server = demo.NewServer()
 	inner := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
-	gets = new(atomic.Int32)
+	gets, opened = new(atomic.Int32), new(atomic.Int32)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") != "" {
 			gets.Add(1)
+			w = &answered{ResponseWriter: w, ok: func() { opened.Add(1) }}
 		}
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
-	return strings.TrimPrefix(up.URL, "http://"), server, gets
+	return strings.TrimPrefix(up.URL, "http://"), server, gets, opened
 }
+
+// answered is a ResponseWriter that calls ok when a 200 is written.
+type answered struct {
+	http.ResponseWriter
+	ok func()
+}
+
+func (a *answered) WriteHeader(code int) {
+	if code == http.StatusOK {
+		a.ok()
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answered) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 func addLateTool(server *mcp.Server) {
 	mcp.AddTool(server, &mcp.Tool{Name: "late"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
@@ -40,11 +61,11 @@ func addLateTool(server *mcp.Server) {
 // TestUpstreamNotificationsOutsideRequests: what the upstream sends on its
 // own, outside any request, reaches the SSE client.
 func TestUpstreamNotificationsOutsideRequests(t *testing.T) {
-	addr, server, gets := listenUpstream(t)
+	addr, server, _, opened := listenUpstream(t)
 	tc := startCaddyWithUpstream(t, "", addr)
 	c := tc.openStream(t)
 	c.initialize()
-	eventually(t, 5*time.Second, "the standalone stream opened upstream", func() bool { return gets.Load() == 1 })
+	eventually(t, 5*time.Second, "the standalone stream opened upstream", func() bool { return opened.Load() == 1 })
 
 	addLateTool(server)
 	if m := c.message(10 * time.Second); m.Method != "notifications/tools/list_changed" {
@@ -58,7 +79,7 @@ func TestUpstreamNotificationsOutsideRequests(t *testing.T) {
 }
 
 func TestUpstreamListenOff(t *testing.T) {
-	addr, server, gets := listenUpstream(t)
+	addr, server, gets, _ := listenUpstream(t)
 	tc := startCaddyWithUpstream(t, "upstream_listen off", addr)
 	c := tc.openStream(t)
 	c.initialize()

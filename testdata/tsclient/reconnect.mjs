@@ -4,8 +4,9 @@
 // headers, with the GET and every POST). It connects (initialize), lists
 // tools and prints READY; then it runs the commands it reads on stdin:
 //
-//   reconnected  wait for the stream's next endpoint event (the SDK
-//                reconnects by itself after `retry`), print RECONNECTED
+//   reconnected  wait for an endpoint event no RECONNECTED has reported
+//                yet (the SDK reconnects by itself after `retry`, maybe
+//                before the command comes), print RECONNECTED
 //   list         tools/list, print LISTED
 //   call <text>  tools/call echo, print SENT once its POST was accepted,
 //                then CALLED with the answer
@@ -46,6 +47,7 @@ try {
   // starts with an endpoint event, after the transport's own listener has
   // taken the endpoint.
   let endpoints = 0;
+  let reported = 0;
   let waiting = null;
   transport._eventSource.addEventListener("endpoint", () => {
     endpoints++;
@@ -58,11 +60,11 @@ try {
     if (done) throw new Error("stdin closed before quit");
     const [cmd, ...rest] = value.trim().split(" ");
     if (cmd === "reconnected") {
-      const seen = endpoints;
       await within(15000, "the reconnected stream's endpoint", new Promise((resolve) => {
-        waiting = () => endpoints > seen && resolve();
+        waiting = () => endpoints > reported && resolve();
         waiting();
       }));
+      reported = endpoints;
       say("RECONNECTED", { endpoint: transport._endpoint.href, reconnects: endpoints });
     } else if (cmd === "list") {
       const { tools } = await within(15000, "tools/list", client.listTools());

@@ -15,10 +15,31 @@ client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
   role: "assistant",
   content: { type: "text", text: "ts answer to " + req.params.messages[0].content.text },
 }));
+// The progress notifications as they came on the wire, before the SDK's
+// handlers, and those of them in before the slow call's result: the SDK
+// runs a progress handler a microtask late but drops it as soon as the
+// result is read, so a progress read in the same chunk as the result
+// (a client that was slow to read) never reaches onprogress.
+const wire = [];
+let slowId;
+let beforeResult = null;
+const watchProgress = (transport) => {
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    if (message.method === "tools/call" && message.params?.name === "slow") slowId = message.id;
+    return send(message, options);
+  };
+  // The SDK's Client calls a handler set before connect first.
+  transport.onmessage = (message) => {
+    if (message.method === "notifications/progress") wire.push(message.params.progress);
+    else if (!message.method && slowId !== undefined && message.id === slowId) beforeResult = [...wire];
+  };
+};
 try {
   const transport = kind === "sse"
     ? new SSEClientTransport(new URL(url))
     : new StreamableHTTPClientTransport(new URL(url));
+  watchProgress(transport);
   await client.connect(transport);
   const { tools } = await client.listTools();
   const echo = await client.callTool({ name: "echo", arguments: { text } });
@@ -35,6 +56,7 @@ try {
     text: echo.content[0].text,
     slow: slow.content[0].text,
     progress,
+    wire: beforeResult,
     sample: sample.content[0].text,
   }));
   if (kind !== "sse") await transport.terminateSession();
