@@ -118,16 +118,21 @@ func TestAdminAndMetrics(t *testing.T) {
 	a.initialize()
 	b.initialize()
 	a.callTool(1, "echo", `{"text":"x"}`)
-	procs := listProcesses(t, tc)
-	if len(procs) != 2 {
-		t.Fatalf("%d processes listed", len(procs))
-	}
 	var pa processInfo
-	for _, p := range procs {
-		if p.Session == a.id {
-			pa = p
+	// stderr is read by a goroutine of its own: the round trips on stdout
+	// say nothing of whether it has read the line yet.
+	eventually(t, 10*time.Second, "a's process listed with its stderr line", func() bool {
+		procs := listProcesses(t, tc)
+		if len(procs) != 2 {
+			t.Fatalf("%d processes listed", len(procs))
 		}
-	}
+		for _, p := range procs {
+			if p.Session == a.id {
+				pa = p
+			}
+		}
+		return pa.LastStderr != ""
+	})
 	if pa.PID == 0 || pa.Command != "stdioserver -stderr-lines 1" || pa.Started == "" ||
 		pa.MessagesIn != 3 || pa.MessagesOut != 2 || pa.LastStderr != "stderr line 0" {
 		t.Errorf("process of a: %+v", pa)
