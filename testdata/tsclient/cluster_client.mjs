@@ -7,6 +7,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { progressOnTheWire } from "./progress.mjs";
 
 const [url, text] = process.argv.slice(2);
 const client = new Client({ name: "ts-cluster", version: "1.0.0" }, { capabilities: { sampling: {} } });
@@ -16,29 +17,10 @@ client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
   content: { type: "text", text: "ts answer to " + req.params.messages[0].content.text },
 }));
 const opts = { timeout: 20000 };
-// The progress notifications as they came on the wire, before the SDK's
-// handlers, and those of them in before the slow call's result: the SDK
-// runs a progress handler a microtask late but drops it as soon as the
-// result is read, so a progress read in the same chunk as the result
-// (a client that was slow to read) never reaches onprogress.
-const wire = [];
-let slowId;
-let beforeResult = null;
-const watchProgress = (transport) => {
-  const send = transport.send.bind(transport);
-  transport.send = (message, options) => {
-    if (message.method === "tools/call" && message.params?.name === "slow") slowId = message.id;
-    return send(message, options);
-  };
-  // The SDK's Client calls a handler set before connect first.
-  transport.onmessage = (message) => {
-    if (message.method === "notifications/progress") wire.push(message.params.progress);
-    else if (!message.method && slowId !== undefined && message.id === slowId) beforeResult = [...wire];
-  };
-};
+const onWire = progressOnTheWire();
 try {
   const transport = new SSEClientTransport(new URL(url));
-  watchProgress(transport);
+  onWire.watch(transport);
   await client.connect(transport, opts);
   const sessionId = new URL(transport._endpoint.href).searchParams.get("session_id");
   const { tools } = await client.listTools(undefined, opts);
@@ -59,7 +41,7 @@ try {
     add: add.content[0].text,
     slow: slow.content[0].text,
     progress,
-    wire: beforeResult,
+    wire: onWire.beforeResult(),
     sample: sample.content[0].text,
   }));
   await client.close();

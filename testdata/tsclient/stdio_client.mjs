@@ -7,6 +7,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { progressOnTheWire } from "./progress.mjs";
 
 const [url, kind, text] = process.argv.slice(2);
 const client = new Client({ name: "ts-e2e", version: "1.0.0" }, { capabilities: { sampling: {} } });
@@ -15,31 +16,12 @@ client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
   role: "assistant",
   content: { type: "text", text: "ts answer to " + req.params.messages[0].content.text },
 }));
-// The progress notifications as they came on the wire, before the SDK's
-// handlers, and those of them in before the slow call's result: the SDK
-// runs a progress handler a microtask late but drops it as soon as the
-// result is read, so a progress read in the same chunk as the result
-// (a client that was slow to read) never reaches onprogress.
-const wire = [];
-let slowId;
-let beforeResult = null;
-const watchProgress = (transport) => {
-  const send = transport.send.bind(transport);
-  transport.send = (message, options) => {
-    if (message.method === "tools/call" && message.params?.name === "slow") slowId = message.id;
-    return send(message, options);
-  };
-  // The SDK's Client calls a handler set before connect first.
-  transport.onmessage = (message) => {
-    if (message.method === "notifications/progress") wire.push(message.params.progress);
-    else if (!message.method && slowId !== undefined && message.id === slowId) beforeResult = [...wire];
-  };
-};
+const onWire = progressOnTheWire();
 try {
   const transport = kind === "sse"
     ? new SSEClientTransport(new URL(url))
     : new StreamableHTTPClientTransport(new URL(url));
-  watchProgress(transport);
+  onWire.watch(transport);
   await client.connect(transport);
   const { tools } = await client.listTools();
   const echo = await client.callTool({ name: "echo", arguments: { text } });
@@ -56,7 +38,7 @@ try {
     text: echo.content[0].text,
     slow: slow.content[0].text,
     progress,
-    wire: beforeResult,
+    wire: onWire.beforeResult(),
     sample: sample.content[0].text,
   }));
   if (kind !== "sse") await transport.terminateSession();
