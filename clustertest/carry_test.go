@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +130,57 @@ func TestClusterForwardedHeaders(t *testing.T) {
 	if got := h.Get("X-Forwarded-Host"); got != "mcp.example.com" {
 		t.Errorf("X-Forwarded-Host upstream: %q, want mcp.example.com", got)
 	}
+}
+
+// TestClusterRetriedNotificationHasNoID: a notification the old owner had
+// in flight when another instance took its session over goes upstream
+// again from the new owner, still without an id. A request dispatched
+// again goes under an id of its own (the upstream may still hold the
+// first attempt); a notification given one would reach the upstream as a
+// request the client never made, and its answer would have nowhere to
+// go. (Catches the retry's new id given to every message with a method.)
+func TestClusterRetriedNotificationHasNoID(t *testing.T) {
+	const method = "notifications/roots/list_changed"
+	release := make(chan struct{})
+	var attempts atomic.Int32
+	up := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, p upstreamPost) bool {
+		if p.method != method {
+			return false
+		}
+		if attempts.Add(1) == 1 {
+			// The first attempt stays in flight on the old owner: its
+			// inbox entry is not done when the session moves.
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return true
+	})
+	t.Cleanup(func() { close(release) }) // before the upstream closes
+	c := startCluster(t, clusterOptions{upstream: up.addr})
+	a, b := c.byName(t, "a"), c.byName(t, "b")
+	s := openRaw(t, a.base(), nil)
+	s.initialize(t, a.base())
+	s.mustPost(t, b.base(), `{"jsonrpc":"2.0","method":"`+method+`"}`)
+	up.wait(t, 10*time.Second, method, 1)
+
+	cookie := s.cookie("mcp_sse_resume")
+	if cookie == "" {
+		t.Fatalf("the stream set no mcp_sse_resume cookie: %v", s.cookies)
+	}
+	s.close()
+	waitState(t, c, b, s.ID, "detached")
+	s2 := openRaw(t, b.base(), http.Header{"Cookie": {"mcp_sse_resume=" + cookie}})
+	if s2.ID != s.ID {
+		t.Fatalf("re-attached by cookie on b to session %s, want %s", s2.ID, s.ID)
+	}
+	sent := up.wait(t, 15*time.Second, method, 2)
+	for i, p := range sent {
+		if p.id != nil {
+			t.Errorf("attempt %d of the notification reached the upstream with id %s: %s", i+1, p.id, p.body)
+		}
+	}
+	s2.echo(t, b.base(), "after", "after the takeover")
 }
