@@ -6,6 +6,7 @@ package mcpsse_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -311,5 +313,62 @@ http://127.0.0.1:%s {
 				t.Errorf("X-Forwarded-Host upstream: %q, want %q", got, wantHost)
 			}
 		})
+	}
+}
+
+// TestSessionEndCancelsARequestAwaitingItsHeader: a session that ends
+// while its request waits on the upstream's reply header does not cut
+// that request then (the race resend.go describes), but once the header
+// is in: the streamed reply is cut and the upstream's request cancelled,
+// not left to run until upstream_timeout holding a worker, a connection
+// and the upstream's work. (Catches a cancellation the gate held back
+// and then dropped: cancelgate.go.)
+func TestSessionEndCancelsARequestAwaitingItsHeader(t *testing.T) {
+	started := make(chan struct{}, 1)
+	header := make(chan struct{})
+	sendHeader := sync.OnceFunc(func() { close(header) })
+	cancelled, early := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := scriptedUpstream(t, 0, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string) {
+		if method != "hang" {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		started <- struct{}{}
+		// The header is held until the session has ended.
+		select {
+		case <-header:
+		case <-r.Context().Done():
+			early <- struct{}{}
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(time.Minute):
+		}
+	})
+	t.Cleanup(sendHeader) // before the upstream closes
+	tc := startCaddyWithUpstream(t, "resume_window off\n\t\tupstream_timeout 5m", up)
+	c := tc.openStream(t)
+	c.initialize()
+	c.send(`{"jsonrpc":"2.0","id":5,"method":"hang"}`)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	c.close() // resume_window off: the session ends with its stream
+	// Its end is logged once its dispatches were told to cancel.
+	tc.closedReason(c, 10*time.Second)
+	sendHeader()
+	select {
+	case <-cancelled:
+	case <-early:
+		t.Fatal("the request was cancelled upstream before its reply header came (the gate should hold it back)")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session ended before its request's reply header came, and the request upstream still runs after it (it would until upstream_timeout)")
 	}
 }
