@@ -255,10 +255,12 @@ func (rec *recorder) received(method string) []upstreamPOST {
 // scriptedUpstream is a legacy upstream for tests that script a method or
 // two: each POST is decoded, server/discover gets 404 (as from a legacy
 // server), initialize is answered after initDelay (a slow upstream) with
-// session up-1, and every other message goes to handle; other HTTP
-// methods get 200. It returns its host:port.
+// session up-N, N counting the initializes received (each opens a session
+// of its own, as on a real server), and every other message goes to
+// handle; other HTTP methods get 200. It returns its host:port.
 func scriptedUpstream(t *testing.T, initDelay time.Duration, handle func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string)) string {
 	t.Helper()
+	var inits atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.WriteHeader(http.StatusOK)
@@ -272,8 +274,9 @@ func scriptedUpstream(t *testing.T, initDelay time.Duration, handle func(w http.
 		_ = json.Unmarshal(body, &m)
 		switch m.Method {
 		case "initialize":
+			n := inits.Add(1)
 			time.Sleep(initDelay)
-			w.Header().Set("Mcp-Session-Id", "up-1")
+			w.Header().Set("Mcp-Session-Id", fmt.Sprintf("up-%d", n))
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2024-11-05","capabilities":{},"serverInfo":{"name":"scripted","version":"1"}}}`, m.ID)
 		case "server/discover":

@@ -6,6 +6,8 @@ package mcpsse_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -243,5 +246,129 @@ func TestBridgeInitializesOnce(t *testing.T) {
 	}
 	if n := inits.Load(); n != 1 {
 		t.Errorf("the upstream got %d initialize requests for one session, want 1", n)
+	}
+}
+
+// TestForwardedHeadersReachUpstream: the X-Forwarded-* a client sends
+// reach the upstream request of its message as reverse_proxy would treat
+// them on the POST itself: extended when the client is a proxy Caddy
+// trusts (trusted_proxies), replaced otherwise, so that a client cannot
+// claim another address. (Catches a dispatch that does not carry them
+// on: reverse_proxy then sees none, and a trusted proxy's are lost.)
+func TestForwardedHeadersReachUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name, servers                string
+		wantFor, wantProto, wantHost string // "" for wantHost: the POST's own Host
+	}{
+		{"trusted proxy", "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}", "203.0.113.7, 127.0.0.1", "https", "mcp.example.com"},
+		{"untrusted client", "", "127.0.0.1", "http", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := recordingUpstream(t, nil)
+			port := freePort(t)
+			loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	%s
+}
+
+http://127.0.0.1:%s {
+	bind 127.0.0.1
+	mcp_sse {
+		resume_window off
+	}
+	reverse_proxy %s {
+		rewrite /mcp
+	}
+}
+`, tc.servers, port, rec.addr))
+			caddy := &testCaddy{t: t, base: "http://127.0.0.1:" + port}
+			c := caddy.openStreamWith(t, http.Header{
+				"X-Forwarded-For":   {"203.0.113.7"},
+				"X-Forwarded-Proto": {"https"},
+				"X-Forwarded-Host":  {"mcp.example.com"},
+			})
+			c.initialize()
+			c.send(`{"jsonrpc":"2.0","id":"fwd","method":"tools/call","params":{"name":"echo","arguments":{"text":"fwd"}}}`)
+			if m := c.message(10 * time.Second); string(m.ID) != `"fwd"` || toolText(t, m) != "fwd" {
+				t.Fatalf("answer to the call: %+v", m)
+			}
+			calls := rec.received("tools/call")
+			if len(calls) != 1 {
+				t.Fatalf("the upstream got %d tools/call, want 1", len(calls))
+			}
+			h := calls[0].Header
+			wantHost := tc.wantHost
+			if wantHost == "" {
+				wantHost = "127.0.0.1:" + port
+			}
+			if got := strings.Join(h.Values("X-Forwarded-For"), ", "); got != tc.wantFor {
+				t.Errorf("X-Forwarded-For upstream: %q, want %q", got, tc.wantFor)
+			}
+			if got := h.Get("X-Forwarded-Proto"); got != tc.wantProto {
+				t.Errorf("X-Forwarded-Proto upstream: %q, want %q", got, tc.wantProto)
+			}
+			if got := h.Get("X-Forwarded-Host"); got != wantHost {
+				t.Errorf("X-Forwarded-Host upstream: %q, want %q", got, wantHost)
+			}
+		})
+	}
+}
+
+// TestSessionEndCancelsARequestAwaitingItsHeader: a session that ends
+// while its request waits on the upstream's reply header does not cut
+// that request then (the race resend.go describes), but once the header
+// is in: the streamed reply is cut and the upstream's request cancelled,
+// not left to run until upstream_timeout holding a worker, a connection
+// and the upstream's work. (Catches a cancellation the gate held back
+// and then dropped: cancelgate.go.)
+func TestSessionEndCancelsARequestAwaitingItsHeader(t *testing.T) {
+	started := make(chan struct{}, 1)
+	header := make(chan struct{})
+	sendHeader := sync.OnceFunc(func() { close(header) })
+	cancelled, early := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := scriptedUpstream(t, 0, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, method string) {
+		if method != "hang" {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		started <- struct{}{}
+		// The header is held until the session has ended.
+		select {
+		case <-header:
+		case <-r.Context().Done():
+			early <- struct{}{}
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(time.Minute):
+		}
+	})
+	t.Cleanup(sendHeader) // before the upstream closes
+	tc := startCaddyWithUpstream(t, "resume_window off\n\t\tupstream_timeout 5m", up)
+	c := tc.openStream(t)
+	c.initialize()
+	c.send(`{"jsonrpc":"2.0","id":5,"method":"hang"}`)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	c.close() // resume_window off: the session ends with its stream
+	// Its end is logged once its dispatches were told to cancel.
+	tc.closedReason(c, 10*time.Second)
+	sendHeader()
+	select {
+	case <-cancelled:
+	case <-early:
+		t.Fatal("the request was cancelled upstream before its reply header came (the gate should hold it back)")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session ended before its request's reply header came, and the request upstream still runs after it (it would until upstream_timeout)")
 	}
 }

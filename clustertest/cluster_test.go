@@ -61,6 +61,9 @@ func (in *instance) base() string { return "http://" + in.addr }
 
 // clusterOptions change the instances' Caddyfile.
 type clusterOptions struct {
+	// global are more lines of the instances' global options (a
+	// servers block, say).
+	global string
 	// users, name → password: basic_auth in front of mcp_sse.
 	users map[string]string
 	// clusterExtra are more lines of the global cluster block.
@@ -124,7 +127,7 @@ http://%s {
 		}
 		cfg := fmt.Sprintf(`{
 	admin %s
-	mcp_sse {
+%s	mcp_sse {
 		cluster %s {
 			secret %s
 			prefix %s
@@ -141,7 +144,7 @@ http://%s {
 		rewrite /mcp
 	}
 }
-`, in.admin, redisURL, c.secret, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
+`, in.admin, indent(opts.global, "\t"), redisURL, c.secret, c.prefix, name, indent(opts.clusterExtra, "\t\t\t"), in.addr, auth, indent(opts.handlerExtra, "\t\t"), c.upAddr)
 		in.proc = caddyproc.Start(t, in.admin, cfg, in.addr)
 		in.proc.Name = "instance " + name
 		c.inst = append(c.inst, in)

@@ -157,6 +157,14 @@ func (x *exchange) Run() {
 		return
 	}
 	isInit := c.Message.Method == "initialize"
+	if isInit {
+		// A client that initializes is not one the bridge initializes
+		// for. What it sends right behind initialize goes once the
+		// reply's header is in, which may be before the answer marks the
+		// session initialized: it must join the upstream session that
+		// initialize opened, not have the bridge open another.
+		sess.ClaimBridgeInitialize()
+	}
 	switch {
 	case isInit && sess.Initialized():
 		endCtx, cancelEnd := context.WithTimeout(t.ctx, d.Timeout)
