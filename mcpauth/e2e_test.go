@@ -2,9 +2,14 @@ package mcpauth_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +52,205 @@ func TestAuthRealClients(t *testing.T) {
 	if n := e.as.Stats().Token; n < 4 {
 		t.Errorf("the authorization server issued %d tokens, want one per client", n)
 	}
+}
+
+// TestAuthCodeFlowRealClient: the TypeScript SDK as an interactive
+// client (auth_code_client.mjs): from the 401 on it discovers the
+// authorization server, sends a person through the real server's login
+// and consent (the script plays the browser, signing in as a name of its
+// own) with the authorization-code grant, PKCE S256 and this resource as
+// the resource indicator, trades the code for a token, and calls tools
+// through mcp_sse to the Streamable HTTP upstream, over both transports;
+// then it refreshes the token and calls again. The token names the
+// person and this resource, the mcp_sse session carries the person as
+// its identity, and the token never reaches the upstream.
+func TestAuthCodeFlowRealClient(t *testing.T) {
+	e := start(t, "")
+	for _, tc := range []struct{ path, kind, login string }{
+		{"/sse", "sse", "alice"},
+		{"/mcp", "streamable", "bob"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			text := "hello " + tc.login
+			seenBefore := len(e.upstream.Seen())
+			n := e.codeClient(t, tc.path, tc.kind, tc.login, text)
+			defer n.finish()
+			got := n.result
+			if got.Text != text || got.Again != text+" again" || !slices.Contains(got.Tools, "echo") {
+				t.Errorf("tool calls: %+v", got)
+			}
+			if got.Sub != tc.login {
+				t.Errorf("the token's sub is %q, want the login name %q", got.Sub, tc.login)
+			}
+			if !oauth.AudienceNames([]string{got.Aud}, e.resource()) || !oauth.AudienceNames([]string{got.RefreshedAud}, e.resource()) {
+				t.Errorf("the tokens are for %q and (refreshed) %q, not %s", got.Aud, got.RefreshedAud, e.resource())
+			}
+			if got.ClientID != "mcp-web" || got.Scope != "mcp:tools" {
+				t.Errorf("token client_id %q scope %q", got.ClientID, got.Scope)
+			}
+			rq := got.Request
+			if rq.ClientID != "mcp-web" || rq.Resource != e.resource() || rq.CodeChallengeMethod != "S256" || !rq.HasCodeChallenge || rq.Scope != "mcp:tools" {
+				t.Errorf("the authorization request: %+v", rq)
+			}
+			if strings.Join(got.Prompts, " ") != "login consent" || got.Authorizations != 1 {
+				t.Errorf("the person went through %v in %d authorizations, want login and consent once", got.Prompts, got.Authorizations)
+			}
+			if !got.Refreshed || got.RefreshedSub != tc.login {
+				t.Errorf("refresh: %v, sub %q", got.Refreshed, got.RefreshedSub)
+			}
+			if tc.kind == "sse" { // Streamable HTTP goes through mcp_sse to the upstream, no session of its own
+				if ids := e.sessionIdentities(t); len(ids) != 1 || ids[0] != tc.login {
+					t.Errorf("mcp_sse sessions' identities %q, want the login name %q", ids, tc.login)
+				}
+			}
+			if seen := e.upstream.Seen()[seenBefore:]; len(seen) > 0 {
+				t.Errorf("the client's token reached the upstream, %d times: %.40q…", len(seen), seen[0])
+			}
+		})
+	}
+}
+
+// codeResult is what auth_code_client.mjs prints.
+type codeResult struct {
+	Tools          []string `json:"tools"`
+	Text           string   `json:"text"`
+	Again          string   `json:"again"`
+	Sub            string   `json:"sub"`
+	Aud            string   `json:"aud"`
+	Scope          string   `json:"scope"`
+	ClientID       string   `json:"client_id"`
+	Prompts        []string `json:"prompts"`
+	Authorizations int      `json:"authorizations"`
+	Request        struct {
+		ClientID            string `json:"client_id"`
+		Resource            string `json:"resource"`
+		CodeChallengeMethod string `json:"code_challenge_method"`
+		HasCodeChallenge    bool   `json:"has_code_challenge"`
+		Scope               string `json:"scope"`
+	} `json:"request"`
+	Refreshed    bool   `json:"refreshed"`
+	RefreshedSub string `json:"refreshed_sub"`
+	RefreshedAud string `json:"refreshed_aud"`
+}
+
+// codeNode is a running auth_code_client.mjs that printed its result and
+// holds its session open until finish.
+type codeNode struct {
+	t      *testing.T
+	result codeResult
+	stdin  io.WriteCloser
+	cancel context.CancelFunc
+	exited chan error // cmd.Wait's error, once stdout is read to its end
+	stderr *bytes.Buffer
+}
+
+// codeClient runs auth_code_client.mjs against e.base+path and waits for
+// its result line.
+func (e *env) codeClient(t *testing.T, path, kind, login, text string) *codeNode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(authservertest.Dir(t), "auth_code_client.mjs"),
+		e.base+path, kind, e.as.Issuer(), login, text)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &codeNode{t: t, stdin: stdin, cancel: cancel, exited: make(chan error, 1), stderr: &bytes.Buffer{}}
+	cmd.Stderr = n.stderr // read only once exited has answered
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+			}
+		}
+		close(lines)
+		n.exited <- cmd.Wait()
+	}()
+	const resultWait = 60 * time.Second
+	deadline := time.After(resultWait)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				err := <-n.exited
+				t.Fatalf("node client exited before its result (%v):\n%s", err, n.stderr)
+			}
+			if !strings.HasPrefix(line, "{") {
+				t.Logf("node: %s", line)
+				continue
+			}
+			if err := json.Unmarshal([]byte(line), &n.result); err != nil {
+				n.kill()
+				t.Fatalf("node client printed %q: %v", line, err)
+			}
+			go func() { // the rest of stdout, so the reader never blocks
+				for range lines {
+				}
+			}()
+			return n
+		case <-deadline:
+			n.kill()
+			t.Fatalf("no result from the node client within %s:\n%s", resultWait, n.stderr)
+		}
+	}
+}
+
+// kill ends the client and waits until it has exited.
+func (n *codeNode) kill() {
+	n.cancel()
+	<-n.exited
+}
+
+// finish ends the client's stdin, so it closes its session and exits, and
+// waits for that.
+func (n *codeNode) finish() {
+	n.t.Helper()
+	_ = n.stdin.Close()
+	const exitWait = 30 * time.Second
+	select {
+	case err := <-n.exited:
+		if err != nil {
+			n.t.Errorf("node client: %v\n%s", err, n.stderr)
+		}
+	case <-time.After(exitWait):
+		n.kill()
+		n.t.Errorf("the node client did not exit within %s of its stdin's end:\n%s", exitWait, n.stderr)
+	}
+}
+
+// sessionIdentities are the identities of mcp_sse's live sessions.
+func (e *env) sessionIdentities(t *testing.T) []string {
+	t.Helper()
+	r, err := (&http.Client{Timeout: 10 * time.Second}).Get(e.admin + "/mcp_sse/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var list struct {
+		Sessions []struct {
+			Identity string `json:"identity"`
+		} `json:"sessions"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&list); err != nil {
+		t.Fatalf("sessions: %v", err)
+	}
+	ids := []string{}
+	for _, s := range list.Sessions {
+		ids = append(ids, s.Identity)
+	}
+	return ids
 }
 
 // TestAuthChallengeAndMetadata: a request without a token gets 401 with

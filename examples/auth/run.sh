@@ -7,7 +7,13 @@
 #   node testdata/tsclient/auth_client.mjs http://localhost:8080/sse sse http://127.0.0.1:9400 hello
 #
 # (the TypeScript SDK: 401, discovery, a client_credentials token for the
-# resource, then tools/call echo), or by hand with curl (see README).
+# resource, then tools/call echo), or as an interactive client that signs
+# in as alice (authorization code with PKCE; it holds the session until
+# its stdin ends):
+#
+#   node testdata/tsclient/auth_code_client.mjs http://localhost:8080/sse sse http://127.0.0.1:9400 alice hello </dev/null
+#
+# or by hand with curl (see README).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 npm ci --prefix testdata/tsclient --no-audit --no-fund --loglevel=error

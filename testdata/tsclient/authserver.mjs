@@ -2,8 +2,9 @@
 // panva's oidc-provider (OpenID certified), configured as a production one
 // for MCP would be: resource indicators (RFC 8707) with JWT access tokens
 // (RFC 9068) whose audience is the resource the client named, the
-// client_credentials grant, token introspection (RFC 7662), and keys it
-// signs with that the test can rotate.
+// client_credentials grant, the authorization-code grant with PKCE for a
+// public client that a person logs in through, token introspection
+// (RFC 7662), and keys it signs with that the test can rotate.
 //
 // oidc-provider 9 prints "Unsupported runtime. Use Node.js v22.x LTS" under
 // node 20, the node of this project's machines; everything the tests use
@@ -17,6 +18,17 @@
 //   mcp-client / mcp-secret        JWT access tokens
 //   opaque-client / opaque-secret  opaque access tokens (introspection only)
 //   resource-server / rs-secret    what mcp_auth introspects with
+//   mcp-web (no secret)            public, as a desktop app or an IDE
+//                                  is: authorization code + PKCE S256,
+//                                  and refresh tokens; redirect_uri
+//                                  http://127.0.0.1:1/callback (nothing
+//                                  listens there: the client reads the
+//                                  code from the redirect's Location)
+//
+// The login and consent are oidc-provider's development interactions
+// (/interaction/<uid>): a form taking any login name (the token's sub)
+// and password, then a consent form whose confirmation grants what was
+// asked, the resource's scopes for the resource indicator included.
 //
 // Beside the provider, for the test only (127.0.0.1):
 //   POST /control/keys   body: a JWKS of private keys to sign with from now on
@@ -27,6 +39,7 @@ import Provider from "oidc-provider";
 
 const [port, keysFile] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
+const WEB_REDIRECT = "http://127.0.0.1:1/callback";
 const stats = { jwks: 0, discovery: 0, introspection: 0, token: 0 };
 
 function configuration(keys) {
@@ -49,6 +62,15 @@ function configuration(keys) {
         scope: "mcp:tools mcp:admin",
       },
       {
+        client_id: "mcp-web",
+        application_type: "native",
+        token_endpoint_auth_method: "none",
+        grant_types: ["authorization_code", "refresh_token"],
+        response_types: ["code"],
+        redirect_uris: [WEB_REDIRECT],
+        scope: "mcp:tools",
+      },
+      {
         client_id: "resource-server",
         client_secret: "rs-secret",
         grant_types: [],
@@ -58,8 +80,11 @@ function configuration(keys) {
     ],
     scopes: ["openid", "mcp:tools", "mcp:admin"],
     jwks: { keys },
+    // A client allowed the refresh_token grant gets a refresh token with
+    // its code, offline_access or not (MCP clients do not ask for it).
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed("refresh_token"),
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: {
