@@ -14,6 +14,7 @@ type ServerMetadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
 }
 
 // MetadataURLs are where the metadata of the authorization server whose

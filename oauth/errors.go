@@ -25,6 +25,11 @@ const (
 	ReasonUnavailable  Reason = "unavailable" // the authorization server could not be asked
 	ReasonNoSubject    Reason = "no_subject"  // neither sub nor client_id: no identity to bind to
 	ReasonOpaqueNoIntr Reason = "opaque"      // an opaque token, and no introspection configured
+	// The token was accepted, but the token exchange (RFC 8693) for the
+	// upstream's token failed: the authorization server refused it (4xx),
+	// or could not be asked, or answered with nothing usable.
+	ReasonExchangeRefused     Reason = "exchange_refused"
+	ReasonExchangeUnavailable Reason = "exchange_unavailable"
 )
 
 // Error is a refused token. Unavailable errors are the authorization
@@ -45,8 +50,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Unavailable reports whether the token could not be decided because the
-// authorization server could not be reached.
-func (e *Error) Unavailable() bool { return e.Reason == ReasonUnavailable }
+// authorization server could not be reached (to decide on it, or to
+// exchange it).
+func (e *Error) Unavailable() bool {
+	return e.Reason == ReasonUnavailable || e.Reason == ReasonExchangeUnavailable
+}
 
 func refuse(reason Reason, err error) *Error { return &Error{Reason: reason, Err: err} }
 

@@ -47,8 +47,16 @@ func (f *fetcher) do(req *http.Request, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Redacted(), resp.Status)
+		e := &statusError{method: req.Method, url: req.URL.Redacted(), status: resp.Status, code: resp.StatusCode}
+		var oe struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(head, &oe) == nil {
+			e.oauthError = oe.Error
+		}
+		return e
 	}
 	if resp.ContentLength > f.maxBytes {
 		return fmt.Errorf("%s %s: %d bytes, more than the bound of %d", req.Method, req.URL.Redacted(), resp.ContentLength, f.maxBytes)
@@ -64,4 +72,19 @@ func (f *fetcher) do(req *http.Request, out any) error {
 		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	return nil
+}
+
+// statusError is an answer other than 200: its status, and the OAuth
+// error code of its body when it has one (RFC 6749 section 5.2).
+type statusError struct {
+	method, url, status string
+	code                int
+	oauthError          string
+}
+
+func (e *statusError) Error() string {
+	if e.oauthError != "" {
+		return fmt.Sprintf("%s %s: %s, error %s", e.method, e.url, e.status, quoteBounded(e.oauthError))
+	}
+	return fmt.Sprintf("%s %s: %s", e.method, e.url, e.status)
 }

@@ -1,0 +1,277 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpsse/caddy-mcp-sse/oauth"
+)
+
+// fakeTokenEndpoint is an authorization server whose token endpoint
+// answers with answer, counting and recording the requests.
+type fakeTokenEndpoint struct {
+	srv    *httptest.Server
+	calls  atomic.Int32
+	mu     sync.Mutex
+	forms  []url.Values
+	users  []string
+	answer func(w http.ResponseWriter, r *http.Request)
+}
+
+func newFakeTokenEndpoint(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *fakeTokenEndpoint {
+	t.Helper()
+	f := &fakeTokenEndpoint{answer: answer}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": f.srv.URL, "jwks_uri": f.srv.URL + "/jwks", "token_endpoint": f.srv.URL + "/token"})
+		case "/token":
+			f.calls.Add(1)
+			_ = r.ParseForm()
+			user, pass, _ := r.BasicAuth()
+			f.mu.Lock()
+			f.forms = append(f.forms, r.PostForm)
+			f.users = append(f.users, user+":"+pass)
+			f.mu.Unlock()
+			f.answer(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func tokenAnswer(token string, expiresIn int) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "issued_token_type": oauth.TokenTypeAccessToken,
+			"token_type": "Bearer", "expires_in": expiresIn})
+	}
+}
+
+func newExchanger(t *testing.T, issuer string, cfg oauth.ExchangeConfig, now func() time.Time) *oauth.Exchanger {
+	t.Helper()
+	v, err := oauth.NewVerifier(oauth.Config{Issuer: issuer, Timeout: 2 * time.Second, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID, cfg.ClientSecret = "rs", "rs-secret"
+	}
+	if cfg.Resource == "" && cfg.Audience == "" {
+		cfg.Resource = "https://downstream.example/api"
+	}
+	x, err := v.NewExchanger(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestOAuthExchangeRequest: the exchange is the RFC 8693 request,
+// authenticated with client_secret_basic, and its token is reused for
+// the same client token, not for another.
+func TestOAuthExchangeRequest(t *testing.T) {
+	as := newFakeTokenEndpoint(t, tokenAnswer("downstream-token", 300))
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{Resource: "https://downstream.example/api", Audience: "api",
+		Scopes: []string{"read", "write"}}, nil)
+	got, err := x.Exchange(t.Context(), "client-token", time.Time{})
+	if err != nil || got.AccessToken != "downstream-token" || got.Shared {
+		t.Fatalf("Exchange: %+v %v", got, err)
+	}
+	want := url.Values{
+		"grant_type":           {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":        {"client-token"},
+		"subject_token_type":   {"urn:ietf:params:oauth:token-type:access_token"},
+		"requested_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+		"resource":             {"https://downstream.example/api"},
+		"audience":             {"api"},
+		"scope":                {"read write"},
+	}
+	as.mu.Lock()
+	form, user := as.forms[0], as.users[0]
+	as.mu.Unlock()
+	if form.Encode() != want.Encode() || user != "rs:rs-secret" {
+		t.Errorf("request %s as %q\nwant    %s as rs:rs-secret", form.Encode(), user, want.Encode())
+	}
+	again, err := x.Exchange(t.Context(), "client-token", time.Time{})
+	if err != nil || again.AccessToken != "downstream-token" || !again.Shared {
+		t.Errorf("again: %+v %v", again, err)
+	}
+	if n := as.calls.Load(); n != 1 {
+		t.Errorf("two calls with one client token made %d exchanges, want 1", n)
+	}
+	if _, err := x.Exchange(t.Context(), "another-client-token", time.Time{}); err != nil || as.calls.Load() != 2 {
+		t.Errorf("another client token: %v, %d exchanges, want 2", err, as.calls.Load())
+	}
+}
+
+// TestOAuthExchangeCacheLife: an exchanged token is reused until the
+// earlier of its own expiry and the client token's, less the margin.
+func TestOAuthExchangeCacheLife(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		expiresIn  int
+		subjectExp time.Duration // from now; 0: none
+		reused     time.Duration // reused up to here, not from 2s later
+	}{
+		{"the exchanged token's expiry", 120, 10 * time.Minute, 90 * time.Second},
+		{"the client token's expiry", 300, time.Minute, 30 * time.Second},
+		{"no exp at all", 0, 0, oauth.DefaultExchangeLifetime - oauth.DefaultExchangeMargin},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeTokenEndpoint(t, tokenAnswer("t", tc.expiresIn))
+			c := &clock{}
+			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, c.now)
+			var subjectExp time.Time
+			if tc.subjectExp != 0 {
+				subjectExp = c.now().Add(tc.subjectExp)
+			}
+			for _, step := range []struct {
+				advance time.Duration
+				calls   int32
+			}{{0, 1}, {tc.reused - time.Second, 1}, {2 * time.Second, 2}} {
+				c.advance(step.advance)
+				if _, err := x.Exchange(t.Context(), "client-token", subjectExp); err != nil {
+					t.Fatal(err)
+				}
+				if n := as.calls.Load(); n != step.calls {
+					t.Fatalf("after %s more: %d exchanges, want %d", step.advance, n, step.calls)
+				}
+			}
+		})
+	}
+}
+
+// TestOAuthExchangeFailures: a refusal by the server (4xx) is
+// exchange_refused; a server that cannot be asked, fails, or answers
+// with no usable token is exchange_unavailable. Neither is cached.
+func TestOAuthExchangeFailures(t *testing.T) {
+	status := func(code int, body string) func(w http.ResponseWriter, r *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_, _ = w.Write([]byte(body))
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request)
+		reason oauth.Reason
+		inErr  string
+	}{
+		{"invalid_target", status(400, `{"error":"invalid_target"}`), oauth.ReasonExchangeRefused, `error "invalid_target"`},
+		{"invalid_grant", status(400, `{"error":"invalid_grant"}`), oauth.ReasonExchangeRefused, `error "invalid_grant"`},
+		{"invalid_client", status(401, `{"error":"invalid_client"}`), oauth.ReasonExchangeRefused, "401"},
+		{"server error", status(500, `{"error":"server_error"}`), oauth.ReasonExchangeUnavailable, "500"},
+		{"rate limited", status(429, ``), oauth.ReasonExchangeUnavailable, "429"},
+		{"no token", status(200, `{"token_type":"Bearer"}`), oauth.ReasonExchangeUnavailable, "no access_token"},
+		{"token too large", tokenAnswer(strings.Repeat("a", oauth.DefaultMaxExchangedTokenBytes+1), 60), oauth.ReasonExchangeUnavailable, "more than"},
+		{"token breaking the header", tokenAnswer("a\r\nX-Injected: 1", 60), oauth.ReasonExchangeUnavailable, "b64token"},
+		{"DPoP token", status(200, `{"access_token":"t","token_type":"DPoP"}`), oauth.ReasonExchangeUnavailable, "DPoP"},
+		{"refresh token", status(200, `{"access_token":"t","issued_token_type":"urn:ietf:params:oauth:token-type:refresh_token"}`), oauth.ReasonExchangeUnavailable, "refresh_token"},
+		{"not JSON", status(200, `<html>`), oauth.ReasonExchangeUnavailable, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeTokenEndpoint(t, tc.answer)
+			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+			for i := range 2 {
+				_, err := x.Exchange(t.Context(), "client-token", time.Time{})
+				if reason(err) != tc.reason || !strings.Contains(err.Error(), tc.inErr) {
+					t.Fatalf("call %d: %v, want %s containing %q", i, err, tc.reason, tc.inErr)
+				}
+			}
+			if n := as.calls.Load(); n != 2 {
+				t.Errorf("%d exchanges for two calls after failures, want 2 (failures are not cached)", n)
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		as := newFakeTokenEndpoint(t, tokenAnswer("t", 60))
+		x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+		as.srv.Close()
+		if _, err := x.Exchange(t.Context(), "client-token", time.Time{}); reason(err) != oauth.ReasonExchangeUnavailable {
+			t.Errorf("unreachable: %v", err)
+		}
+	})
+	t.Run("hung", func(t *testing.T) {
+		release := make(chan struct{})
+		as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+		defer close(release)
+		v, _ := oauth.NewVerifier(oauth.Config{Issuer: as.srv.URL, Timeout: 300 * time.Millisecond})
+		x, _ := v.NewExchanger(oauth.ExchangeConfig{ClientID: "rs", ClientSecret: "s", Resource: "https://d.example"})
+		if _, err := x.Exchange(t.Context(), "client-token", time.Time{}); reason(err) != oauth.ReasonExchangeUnavailable {
+			t.Errorf("hung: %v", err)
+		}
+	})
+}
+
+// TestOAuthExchangeConcurrent: concurrent calls with one client token
+// make one exchange and all get its token.
+func TestOAuthExchangeConcurrent(t *testing.T) {
+	const n = 8
+	release := make(chan struct{})
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		tokenAnswer("shared-token", 300)(w, r)
+	})
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+	results := make(chan string, n)
+	for range n {
+		go func() {
+			res, err := x.Exchange(context.Background(), "client-token", time.Time{})
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- res.AccessToken
+		}()
+	}
+	eventuallyTrue(t, "every call at the server or waiting for the one there", func() bool {
+		return int(as.calls.Load())+max(0, x.ExchangeWaiters("client-token")) == n
+	})
+	close(release)
+	for range n {
+		if got := <-results; got != "shared-token" {
+			t.Errorf("a call got %q", got)
+		}
+	}
+	if c := as.calls.Load(); c != 1 {
+		t.Errorf("%d concurrent calls with one client token made %d exchanges, want 1", n, c)
+	}
+}
+
+func TestOAuthExchangeConfig(t *testing.T) {
+	v, err := oauth.NewVerifier(oauth.Config{Issuer: "https://auth.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg     oauth.ExchangeConfig
+		wantErr string
+	}{
+		{oauth.ExchangeConfig{ClientSecret: "s", Resource: "https://d.example"}, "client_id"},
+		{oauth.ExchangeConfig{ClientID: "c", ClientSecret: "s"}, "resource or an audience"},
+		{oauth.ExchangeConfig{ClientID: "c", ClientSecret: "s", Resource: "/api"}, "not an absolute URI"},
+		{oauth.ExchangeConfig{ClientID: "c", ClientSecret: "s", Audience: "api"}, ""},
+	} {
+		_, err := v.NewExchanger(tc.cfg)
+		if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.wantErr)
+		}
+	}
+}
