@@ -1,6 +1,8 @@
 package mcpauth
 
 import (
+	"fmt"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -44,12 +46,21 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		introspection        <client_id> <client_secret>
 //		introspection_cache  <duration> | off  # default 30s
 //		forward_token        <header>          # default: the token goes no further
+//		token_exchange {                       # RFC 8693; excludes forward_token
+//			client_id     <id>                 # required
+//			client_secret <secret>             # required
+//			resource      <uri>                # the downstream resource; required unless audience is given
+//			audience      <name>
+//			scopes        <scope...>
+//			header        <name>               # default Authorization
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var forwardLine, exchangeLine int
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
@@ -108,9 +119,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			err = directive.Duration(d, &h.Introspection.Cache, true)
 		case "forward_token":
+			forwardLine = d.Line()
 			if err = directive.OneArg(d, &h.ForwardTokenHeader); err == nil && !validHeaderName(h.ForwardTokenHeader) {
 				err = d.Errf("forward_token: %q is not a header name", h.ForwardTokenHeader)
 			}
+		case "token_exchange":
+			exchangeLine = d.Line()
+			err = h.unmarshalExchange(d)
 		default:
 			return d.Errf("unrecognized mcp_auth subdirective '%s'", d.Val())
 		}
@@ -121,6 +136,56 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.AuthorizationServer == "" {
 		return d.Err("mcp_auth: authorization_server is required")
 	}
+	if forwardLine != 0 && exchangeLine != 0 {
+		return fmt.Errorf("forward_token and token_exchange exclude each other: the client's token goes on, or one exchanged for it, not both, at %s:%d",
+			d.File(), max(forwardLine, exchangeLine))
+	}
+	return nil
+}
+
+// unmarshalExchange reads a token_exchange block; an error names the line
+// it is about (for a setting missing, the block's first).
+func (h *Handler) unmarshalExchange(d *caddyfile.Dispenser) error {
+	line := d.Line()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if h.TokenExchange != nil {
+		return d.Err("token_exchange given twice")
+	}
+	x := new(TokenExchange)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "client_id":
+			err = directive.OneArg(d, &x.ClientID)
+		case "client_secret":
+			err = directive.OneArg(d, &x.ClientSecret)
+		case "resource":
+			if err = directive.OneArg(d, &x.Resource); err == nil {
+				if e := checkResourceURI(x.Resource); e != nil {
+					err = d.Errf("token_exchange: %v", e)
+				}
+			}
+		case "audience":
+			err = directive.OneArg(d, &x.Audience)
+		case "scopes":
+			err = remainingArgs(d, &x.Scopes)
+		case "header":
+			if err = directive.OneArg(d, &x.Header); err == nil && !validHeaderName(x.Header) {
+				err = d.Errf("token_exchange: header %q is not a header name", x.Header)
+			}
+		default:
+			return d.Errf("unrecognized token_exchange subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := x.validate(); err != nil {
+		return fmt.Errorf("%w, at %s:%d", err, d.File(), line)
+	}
+	h.TokenExchange = x
 	return nil
 }
 

@@ -38,6 +38,15 @@ func TestAuthUnmarshalCaddyfile(t *testing.T) {
 		{"forward_token", "mcp_auth {\n" + as + " forward_token X-Token\n}", with(func(h *Handler) { h.ForwardTokenHeader = "X-Token" })},
 		{"token_cache", "mcp_auth {\n" + as + " token_cache 5m\n}", with(func(h *Handler) { h.TokenCache = caddy.Duration(5 * time.Minute) })},
 		{"token_cache off", "mcp_auth {\n" + as + " token_cache off\n}", with(func(h *Handler) { h.TokenCache = -1 })},
+		{"token_exchange", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret {env.SECRET}\n" +
+			"  resource https://api.example.com/v1\n  audience api\n  scopes read write\n  header X-Api-Token\n }\n scopes mcp:tools\n}",
+			with(func(h *Handler) {
+				h.TokenExchange = &TokenExchange{ClientID: "rs", ClientSecret: "{env.SECRET}", Resource: "https://api.example.com/v1",
+					Audience: "api", Scopes: []string{"read", "write"}, Header: "X-Api-Token"}
+				h.Scopes = []string{"mcp:tools"}
+			})},
+		{"token_exchange with an audience only", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  audience api\n }\n}",
+			with(func(h *Handler) { h.TokenExchange = &TokenExchange{ClientID: "rs", ClientSecret: "s", Audience: "api"} })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got Handler
@@ -65,6 +74,21 @@ func TestAuthUnmarshalCaddyfileErrors(t *testing.T) {
 		{"introspection args", "mcp_auth {\n" + as + " introspection only-id\n}", "introspection takes <client_id> <client_secret>"},
 		{"forward_token", "mcp_auth {\n" + as + " forward_token \"X Token\"\n}", "is not a header name"},
 		{"empty scopes", "mcp_auth {\n" + as + " scopes\n}", "wrong argument count"},
+		{"token_exchange without client_id", "mcp_auth {\n" + as + " token_exchange {\n  client_secret s\n  resource https://api.example.com\n }\n}",
+			"token_exchange needs a client_id and a client_secret, at Testfile:3"},
+		{"token_exchange without resource", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n }\n}",
+			"token_exchange needs a resource (or an audience), at Testfile:3"},
+		{"token_exchange relative resource", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  resource /api\n }\n}",
+			`token_exchange: resource "/api" is not an absolute URI without query or fragment, at Testfile:6`},
+		{"token_exchange resource with a query", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  resource https://a.example/?x=1\n }\n}",
+			"is not an absolute URI without query or fragment, at Testfile:6"},
+		{"token_exchange header", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  audience api\n  header \"X Token\"\n }\n}",
+			`header "X Token" is not a header name, at Testfile:7`},
+		{"token_exchange unknown", "mcp_auth {\n" + as + " token_exchange {\n  client rs\n }\n}", "unrecognized token_exchange subdirective 'client', at Testfile:4"},
+		{"token_exchange twice", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  audience api\n }\n token_exchange {\n }\n}",
+			"token_exchange given twice, at Testfile:8"},
+		{"forward_token and token_exchange", "mcp_auth {\n" + as + " token_exchange {\n  client_id rs\n  client_secret s\n  audience api\n }\n forward_token X-Token\n}",
+			"forward_token and token_exchange exclude each other: the client's token goes on, or one exchanged for it, not both, at Testfile:8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler
@@ -87,6 +111,13 @@ func TestAuthValidate(t *testing.T) {
 		{"resource with query", Handler{AuthorizationServer: "https://a", Resource: "https://m/mcp?x=1"}, "without query"},
 		{"introspection without secret", Handler{AuthorizationServer: "https://a", Introspection: &Introspection{ClientID: "x"}}, "client_secret"},
 		{"fine", Handler{AuthorizationServer: "https://a", Resource: "https://m/mcp"}, ""},
+		{"forward_token and token_exchange", Handler{AuthorizationServer: "https://a", ForwardTokenHeader: "X-T",
+			TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Audience: "api"}}, "exclude each other"},
+		{"token_exchange without secret", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", Audience: "api"}}, "client_secret"},
+		{"token_exchange without target", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s"}}, "needs a resource"},
+		{"token_exchange bad resource", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "api"}}, "not an absolute URI"},
+		{"token_exchange bad header", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Audience: "api", Header: "a:b"}}, "not a header name"},
+		{"token_exchange fine", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "https://api.example"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.h.Validate()

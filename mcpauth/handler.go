@@ -87,11 +87,16 @@ type Handler struct {
 	// token goes no further (the MCP specification forbids passing it
 	// through). Naming Authorization keeps it where it was.
 	ForwardTokenHeader string `json:"forward_token_header,omitempty"`
+	// TokenExchange, when set, trades each accepted token for one of the
+	// downstream resource at the authorization server (RFC 8693), which
+	// goes on instead of the client's. Excludes ForwardTokenHeader.
+	TokenExchange *TokenExchange `json:"token_exchange,omitempty"`
 
-	verifier *oauth.Verifier
-	metaPath string        // where the metadata is served (path-suffixed when ResourcePath is set)
-	sites    *access.Sites // the host matchers on the way to the handler
-	logger   *zap.Logger
+	verifier  *oauth.Verifier
+	exchanger *oauth.Exchanger
+	metaPath  string        // where the metadata is served (path-suffixed when ResourcePath is set)
+	sites     *access.Sites // the host matchers on the way to the handler
+	logger    *zap.Logger
 }
 
 // Introspection is how mcp_auth authenticates to the introspection
@@ -103,6 +108,66 @@ type Introspection struct {
 	// Cache is how long an active answer is reused, never past the
 	// token's exp. Default 30s; -1 (off in the Caddyfile) never.
 	Cache caddy.Duration `json:"cache,omitempty"`
+}
+
+// TokenExchange is the token exchange (RFC 8693) mcp_auth performs for
+// each accepted token: grant_type token-exchange at the authorization
+// server's token_endpoint, the client's token as subject_token, an
+// access token for the downstream resource asked for.
+type TokenExchange struct {
+	// ClientID and ClientSecret authenticate mcp_auth to the token
+	// endpoint (client_secret_basic); the secret may be a placeholder
+	// such as {env.MCP_EXCHANGE_SECRET}. Required.
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// Resource is the downstream resource's URI (RFC 8707 resource).
+	// Required unless Audience is given.
+	Resource string `json:"resource,omitempty"`
+	// Audience is the downstream's logical name (RFC 8693 audience).
+	Audience string `json:"audience,omitempty"`
+	// Scopes asked for the new token. Default: none named (the
+	// authorization server decides).
+	Scopes []string `json:"scopes,omitempty"`
+	// Header carries the new token on, as "Bearer <token>". Default
+	// Authorization.
+	Header string `json:"header,omitempty"`
+}
+
+// header is where the exchanged token goes.
+func (x *TokenExchange) header() string {
+	if x.Header == "" {
+		return "Authorization"
+	}
+	return x.Header
+}
+
+// validate checks the settings of a token exchange.
+func (x *TokenExchange) validate() error {
+	if x.ClientID == "" || x.ClientSecret == "" {
+		return errors.New("token_exchange needs a client_id and a client_secret")
+	}
+	if x.Resource == "" && x.Audience == "" {
+		return errors.New("token_exchange needs a resource (or an audience)")
+	}
+	if x.Resource != "" {
+		if err := checkResourceURI(x.Resource); err != nil {
+			return fmt.Errorf("token_exchange: %w", err)
+		}
+	}
+	if x.Header != "" && !validHeaderName(x.Header) {
+		return fmt.Errorf("token_exchange: header %q is not a header name", x.Header)
+	}
+	return nil
+}
+
+// checkResourceURI checks a resource URI: absolute, without query or
+// fragment (RFC 8707 section 2).
+func checkResourceURI(uri string) error {
+	u, err := url.Parse(uri)
+	if _, ok := oauth.CanonicalResource(uri); !ok || err != nil || u.RawQuery != "" {
+		return fmt.Errorf("resource %q is not an absolute URI without query or fragment", uri)
+	}
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -147,6 +212,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("authorization_server: %w", err)
 	}
 	h.verifier = v
+	if x := h.TokenExchange; x != nil {
+		if err := h.validateExchange(); err != nil {
+			return err
+		}
+		repl := caddy.NewReplacer()
+		h.exchanger, err = v.NewExchanger(oauth.ExchangeConfig{
+			ClientID:     repl.ReplaceKnown(x.ClientID, ""),
+			ClientSecret: repl.ReplaceKnown(x.ClientSecret, ""),
+			Resource:     x.Resource,
+			Audience:     x.Audience,
+			Scopes:       x.Scopes,
+		})
+		if err != nil {
+			return fmt.Errorf("token_exchange: %w", err)
+		}
+	}
 	h.metaPath = oauth.MetadataPath(h.resourcePath())
 	h.sites = access.NewSites("mcp_auth")
 	return nil
@@ -158,9 +239,8 @@ func (h *Handler) Validate() error {
 		return errors.New("authorization_server is required")
 	}
 	if h.Resource != "" {
-		u, err := url.Parse(h.Resource)
-		if _, ok := oauth.CanonicalResource(h.Resource); !ok || err != nil || u.RawQuery != "" {
-			return fmt.Errorf("resource %q is not an absolute URI without query or fragment", h.Resource)
+		if err := checkResourceURI(h.Resource); err != nil {
+			return err
 		}
 		if h.ResourcePath != "" {
 			return errors.New("resource and resource_path exclude each other: resource names the path too")
@@ -175,7 +255,19 @@ func (h *Handler) Validate() error {
 	if h.ForwardTokenHeader != "" && !validHeaderName(h.ForwardTokenHeader) {
 		return fmt.Errorf("forward_token: %q is not a header name", h.ForwardTokenHeader)
 	}
-	return nil
+	return h.validateExchange()
+}
+
+// validateExchange checks the token exchange's settings, and that the
+// token is not also to be forwarded.
+func (h *Handler) validateExchange() error {
+	if h.TokenExchange == nil {
+		return nil
+	}
+	if h.ForwardTokenHeader != "" {
+		return errors.New("forward_token and token_exchange exclude each other: the client's token goes on, or one exchanged for it, not both")
+	}
+	return h.TokenExchange.validate()
 }
 
 // resourcePath is the path of the resource's URI.
@@ -240,9 +332,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.challenge(w, r, resource, "insufficient_scope", "the token lacks a required scope")
 		return caddyhttp.Error(http.StatusForbidden, errors.New("token lacks a required scope"))
 	}
-	metrics.accepted.Inc()
 	setIdentity(r, tok)
+	if h.exchanger != nil {
+		return h.exchange(w, r, next, raw, tok)
+	}
+	metrics.accepted.Inc()
 	h.removeToken(r)
+	return next.ServeHTTP(w, r)
+}
+
+// exchange trades the client's accepted token for one of the downstream
+// resource (RFC 8693) and lets the request go on with that one only; if
+// the exchange fails, the request goes no further: 503 with Retry-After
+// when the authorization server could not be asked, 403 when it refused.
+// The exchanged token is never logged, nor sent back to the client.
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, raw string, tok *oauth.Token) error {
+	ex, err := h.exchanger.Exchange(r.Context(), raw, tok.Expiry)
+	if err != nil {
+		reason := oauth.ReasonOf(err)
+		metrics.refused.WithLabelValues(string(reason)).Inc()
+		var e *oauth.Error
+		if errors.As(err, &e) && e.Unavailable() {
+			h.logger.Warn("token exchange: authorization server unavailable", zap.String("issuer", h.AuthorizationServer),
+				zap.String("subject", tok.Subject), zap.Error(err))
+			w.Header().Set("Retry-After", "5")
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		}
+		h.logger.Info("token exchange refused by the authorization server", zap.String("reason", string(reason)),
+			zap.String("subject", tok.Subject), zap.Error(err))
+		return caddyhttp.Error(http.StatusForbidden, err)
+	}
+	if ex.Shared {
+		metrics.exchanges.WithLabelValues("cached").Inc()
+	} else {
+		metrics.exchanges.WithLabelValues("exchanged").Inc()
+	}
+	metrics.accepted.Inc()
+	r.Header.Del("Authorization")
+	r.Header.Set(h.TokenExchange.header(), "Bearer "+ex.AccessToken)
 	return next.ServeHTTP(w, r)
 }
 
