@@ -95,22 +95,41 @@ type env struct {
 	upstream *sawAuthorization
 }
 
-// sawAuthorization wraps the upstream and remembers any Authorization
-// header that reached it: none may.
+// sawAuthorization wraps the upstreams, remembers the headers of every
+// request that reached them, and any Authorization header among them
+// that allow (nil: none) does not allow: the client's token may never
+// reach them.
 type sawAuthorization struct {
-	mu   sync.Mutex
-	seen []string
+	mu      sync.Mutex
+	seen    []string
+	headers []http.Header
+	allow   func(authorization string) bool
 }
 
 func (s *sawAuthorization) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get("Authorization"); v != "" {
-			s.mu.Lock()
+		s.mu.Lock()
+		s.headers = append(s.headers, r.Header.Clone())
+		if v := r.Header.Get("Authorization"); v != "" && (s.allow == nil || !s.allow(v)) {
 			s.seen = append(s.seen, v)
-			s.mu.Unlock()
 		}
+		s.mu.Unlock()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Allow lets Authorization values that allow accepts reach the upstreams.
+func (s *sawAuthorization) Allow(allow func(authorization string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allow = allow
+}
+
+// Headers are the headers of the requests that reached the upstreams.
+func (s *sawAuthorization) Headers() []http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]http.Header(nil), s.headers...)
 }
 
 func (s *sawAuthorization) Seen() []string {

@@ -53,6 +53,12 @@ const (
 	OpaqueClientSecret = "opaque-secret"
 	IntrospectClient   = "resource-server"
 	IntrospectSecret   = "rs-secret"
+	// ExchangeClient is the only client allowed the token exchange grant
+	// (RFC 8693), for subject tokens of http://127.0.0.1:<port> resources
+	// and target resources under ExchangeResourcePrefix.
+	ExchangeClient         = "exchange-client"
+	ExchangeSecret         = "exchange-secret"
+	ExchangeResourcePrefix = "https://downstream.example/"
 )
 
 // Server is one running authorization server.
@@ -207,6 +213,11 @@ type Stats struct {
 	Discovery     int `json:"discovery"`
 	Introspection int `json:"introspection"`
 	Token         int `json:"token"`
+	// Exchange counts token exchange requests that reached the grant's
+	// handler (authenticated, allowed the grant); Exchanged, the tokens
+	// it issued.
+	Exchange  int `json:"exchange"`
+	Exchanged int `json:"exchanged"`
 }
 
 // Stats is what the server counted.
