@@ -28,9 +28,11 @@ func currentMember() (*clusterMember, bool) {
 }
 
 // clusterInfo is a session as the cluster's metadata shows it; sessions
-// owned here show what this instance knows besides.
+// owned here show what this instance knows besides. The metadata decides
+// who owns it: an instance whose session another took over holds its
+// copy until it hears of the takeover, and must not name itself meanwhile.
 func (m *clusterMember) info(meta cluster.Meta) sessionInfo {
-	if o, ok := m.ownedSession(meta.ID); ok && !o.sess.Closed() {
+	if o, ok := m.ownedSession(meta.ID); ok && !o.sess.Closed() && meta.Owner == m.node.Instance() {
 		si := info(o.sess)
 		si.Owner = m.node.Instance()
 		return si

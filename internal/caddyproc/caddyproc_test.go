@@ -58,7 +58,10 @@ http://%s {
 	if code, body := get(t, "http://"+site+"/"); code != http.StatusOK || body != "from the backend" {
 		t.Fatalf("GET through caddy: %d %q", code, body)
 	}
-	if n, err := p.ConnsTo(backendAddr); err != nil || n != 1 {
+	// At least the one kept alive: a proxy's transport may have dialed a
+	// second beside it (a stress run saw 2 once, on a loaded machine);
+	// what is checked is that ConnsTo sees the proxy's connections.
+	if n, err := p.ConnsTo(backendAddr); err != nil || n < 1 {
 		t.Errorf("ConnsTo(backend) = %d, %v; want the one kept alive", n, err)
 	}
 	if n, err := p.ConnsTo("127.0.0.1:1"); err != nil || n != 0 {
