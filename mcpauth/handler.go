@@ -302,7 +302,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveMetadata(w, r)
 	}
 	if isPreflight(r) {
-		// The handlers behind (mcp_sse, mcp_stdio) answer it.
+		// The handlers behind (mcp_sse, mcp_stdio) answer it. It carries
+		// no token: the header mcp_auth fills for the upstream (the
+		// exchanged token's, forward_token's) must not go on with a value
+		// the client set, or any client, without a token, could reach
+		// the upstream with a "token" of its choice where the upstream
+		// trusts mcp_auth's.
+		for _, name := range h.ownHeaders() {
+			r.Header.Del(name)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	resource := h.resource(r)
@@ -442,6 +450,20 @@ func (h *Handler) removeToken(r *http.Request) {
 	if h.ForwardTokenHeader != "" {
 		r.Header.Set(h.ForwardTokenHeader, value)
 	}
+}
+
+// ownHeaders are the headers mcp_auth alone fills for the next handler:
+// Authorization (the client's token is removed from it, or an exchanged
+// token put there), the token exchange's header, forward_token's.
+func (h *Handler) ownHeaders() []string {
+	names := []string{"Authorization"}
+	if h.TokenExchange != nil {
+		names = append(names, h.TokenExchange.header())
+	}
+	if h.ForwardTokenHeader != "" {
+		names = append(names, h.ForwardTokenHeader)
+	}
+	return names
 }
 
 // isPreflight reports whether r is a CORS preflight, which goes on
