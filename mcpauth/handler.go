@@ -12,6 +12,7 @@ package mcpauth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -341,6 +342,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusForbidden, errors.New("token lacks a required scope"))
 	}
 	setIdentity(r, tok)
+	h.guardTrailers(r)
 	if h.exchanger != nil {
 		return h.exchange(w, r, next, raw, tok)
 	}
@@ -464,6 +466,41 @@ func (h *Handler) ownHeaders() []string {
 		names = append(names, h.ForwardTokenHeader)
 	}
 	return names
+}
+
+// guardTrailers keeps mcp_auth's own headers out of r's trailers. A
+// client that declares a trailer (Trailer: X) may send any fields after
+// a chunked body, Authorization among them: net/http merges them all
+// into r.Trailer when the body ends, and reverse_proxy passes r.Trailer
+// on, so the client's own token would reach the upstream as an
+// Authorization trailer (or a value of its choice as the exchanged
+// token's header). Without a declared trailer r.Trailer is nil and
+// stays so for the handlers after this one: nothing to guard.
+func (h *Handler) guardTrailers(r *http.Request) {
+	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, names: h.ownHeaders()}
+}
+
+// trailerGuard drops names from trailer when the body ends: that is when
+// net/http has filled the trailer in (HTTP/2 too: before the body's
+// EOF), and before a reader wrapping this one (reverse_proxy's) copies
+// it on; the upstream gets trailers only after the body.
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	names   []string
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		for _, name := range g.names {
+			g.trailer.Del(name)
+		}
+	}
+	return n, err
 }
 
 // isPreflight reports whether r is a CORS preflight, which goes on
