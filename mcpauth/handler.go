@@ -162,10 +162,12 @@ func (x *TokenExchange) validate() error {
 }
 
 // checkResourceURI checks a resource URI: absolute, without query or
-// fragment (RFC 8707 section 2).
+// fragment (RFC 8707 section 2), not even an empty one ("https://a/?",
+// "https://a/#", which url.Parse reads as none but which would go to
+// the authorization server as written).
 func checkResourceURI(uri string) error {
 	u, err := url.Parse(uri)
-	if _, ok := oauth.CanonicalResource(uri); !ok || err != nil || u.RawQuery != "" {
+	if _, ok := oauth.CanonicalResource(uri); !ok || err != nil || u.RawQuery != "" || strings.ContainsAny(uri, "?#") {
 		return fmt.Errorf("resource %q is not an absolute URI without query or fragment", uri)
 	}
 	return nil
