@@ -117,6 +117,9 @@ func TestAuthValidate(t *testing.T) {
 		{"token_exchange without target", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s"}}, "needs a resource"},
 		{"token_exchange bad resource", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "api"}}, "not an absolute URI"},
 		{"token_exchange bad header", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Audience: "api", Header: "a:b"}}, "not a header name"},
+		{"token_exchange resource with an empty query", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "https://api.example/?"}}, "without query"},
+		{"token_exchange resource with an empty fragment", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "https://api.example/#"}}, "without query"},
+		{"resource with an empty query", Handler{AuthorizationServer: "https://a", Resource: "https://m/mcp?"}, "without query"},
 		{"token_exchange fine", Handler{AuthorizationServer: "https://a", TokenExchange: &TokenExchange{ClientID: "c", ClientSecret: "s", Resource: "https://api.example"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

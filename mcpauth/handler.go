@@ -12,6 +12,7 @@ package mcpauth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -161,10 +162,12 @@ func (x *TokenExchange) validate() error {
 }
 
 // checkResourceURI checks a resource URI: absolute, without query or
-// fragment (RFC 8707 section 2).
+// fragment (RFC 8707 section 2), not even an empty one ("https://a/?",
+// "https://a/#", which url.Parse reads as none but which would go to
+// the authorization server as written).
 func checkResourceURI(uri string) error {
 	u, err := url.Parse(uri)
-	if _, ok := oauth.CanonicalResource(uri); !ok || err != nil || u.RawQuery != "" {
+	if _, ok := oauth.CanonicalResource(uri); !ok || err != nil || u.RawQuery != "" || strings.ContainsAny(uri, "?#") {
 		return fmt.Errorf("resource %q is not an absolute URI without query or fragment", uri)
 	}
 	return nil
@@ -302,7 +305,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveMetadata(w, r)
 	}
 	if isPreflight(r) {
-		// The handlers behind (mcp_sse, mcp_stdio) answer it.
+		// The handlers behind (mcp_sse, mcp_stdio) answer it. It carries
+		// no token: the header mcp_auth fills for the upstream (the
+		// exchanged token's, forward_token's) must not go on with a value
+		// the client set, or any client, without a token, could reach
+		// the upstream with a "token" of its choice where the upstream
+		// trusts mcp_auth's.
+		for _, name := range h.ownHeaders() {
+			r.Header.Del(name)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	resource := h.resource(r)
@@ -333,6 +344,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusForbidden, errors.New("token lacks a required scope"))
 	}
 	setIdentity(r, tok)
+	h.guardTrailers(r)
 	if h.exchanger != nil {
 		return h.exchange(w, r, next, raw, tok)
 	}
@@ -442,6 +454,55 @@ func (h *Handler) removeToken(r *http.Request) {
 	if h.ForwardTokenHeader != "" {
 		r.Header.Set(h.ForwardTokenHeader, value)
 	}
+}
+
+// ownHeaders are the headers mcp_auth alone fills for the next handler:
+// Authorization (the client's token is removed from it, or an exchanged
+// token put there), the token exchange's header, forward_token's.
+func (h *Handler) ownHeaders() []string {
+	names := []string{"Authorization"}
+	if h.TokenExchange != nil {
+		names = append(names, h.TokenExchange.header())
+	}
+	if h.ForwardTokenHeader != "" {
+		names = append(names, h.ForwardTokenHeader)
+	}
+	return names
+}
+
+// guardTrailers keeps mcp_auth's own headers out of r's trailers. A
+// client that declares a trailer (Trailer: X) may send any fields after
+// a chunked body, Authorization among them: net/http merges them all
+// into r.Trailer when the body ends, and reverse_proxy passes r.Trailer
+// on, so the client's own token would reach the upstream as an
+// Authorization trailer (or a value of its choice as the exchanged
+// token's header). Without a declared trailer r.Trailer is nil and
+// stays so for the handlers after this one: nothing to guard.
+func (h *Handler) guardTrailers(r *http.Request) {
+	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, names: h.ownHeaders()}
+}
+
+// trailerGuard drops names from trailer when the body ends: that is when
+// net/http has filled the trailer in (HTTP/2 too: before the body's
+// EOF), and before a reader wrapping this one (reverse_proxy's) copies
+// it on; the upstream gets trailers only after the body.
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	names   []string
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		for _, name := range g.names {
+			g.trailer.Del(name)
+		}
+	}
+	return n, err
 }
 
 // isPreflight reports whether r is a CORS preflight, which goes on

@@ -95,27 +95,42 @@ type env struct {
 	upstream *sawAuthorization
 }
 
-// sawAuthorization wraps the upstreams, remembers the headers of every
-// request that reached them, and any Authorization header among them
-// that allow (nil: none) does not allow: the client's token may never
-// reach them.
+// sawAuthorization wraps the upstreams, remembers the headers and the
+// trailers of every request that reached them, and any Authorization
+// header or trailer among them that allow (nil: none) does not allow:
+// the client's token may never reach them.
 type sawAuthorization struct {
-	mu      sync.Mutex
-	seen    []string
-	headers []http.Header
-	allow   func(authorization string) bool
+	mu       sync.Mutex
+	seen     []string
+	headers  []http.Header
+	trailers []http.Header
+	allow    func(authorization string) bool
 }
 
 func (s *sawAuthorization) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The body read to its end first: trailers come after it.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.mu.Lock()
 		s.headers = append(s.headers, r.Header.Clone())
-		if v := r.Header.Get("Authorization"); v != "" && (s.allow == nil || !s.allow(v)) {
-			s.seen = append(s.seen, v)
+		s.trailers = append(s.trailers, r.Trailer.Clone())
+		for _, v := range []string{r.Header.Get("Authorization"), r.Trailer.Get("Authorization")} {
+			if v != "" && (s.allow == nil || !s.allow(v)) {
+				s.seen = append(s.seen, v)
+			}
 		}
 		s.mu.Unlock()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Trailers are the trailers of the requests that reached the upstreams
+// (nil for a request without).
+func (s *sawAuthorization) Trailers() []http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]http.Header(nil), s.trailers...)
 }
 
 // Allow lets Authorization values that allow accepts reach the upstreams.
