@@ -35,6 +35,16 @@ const (
 	// would be passed, it is cleared whole.
 	maxExchanged      = 4096
 	maxExchangedBytes = 16 << 20
+	// FailureHold is how long a failed exchange is answered from memory
+	// for the same client token (the Retry-After mcp_auth sends): a
+	// client repeating a request whose exchange fails costs the server
+	// one call per hold, not one per request, and cannot get the shared
+	// exchange client rate-limited for everyone.
+	FailureHold = 5 * time.Second
+	// MaxExchangesInFlight bounds the exchanges under way at once (each
+	// holds a connection and a goroutine for up to the timeout while the
+	// server hangs); beyond it a call fails at once as unavailable.
+	MaxExchangesInFlight = 64
 )
 
 // ExchangeConfig is the token exchange (RFC 8693) an Exchanger performs:
@@ -82,6 +92,13 @@ type Exchanger struct {
 	cache   map[[32]byte]exchangedEntry
 	bytes   int
 	flights map[[32]byte]*flight
+	// failed holds the failures of the last FailureHold, by client token.
+	failed map[[32]byte]failedExchange
+}
+
+type failedExchange struct {
+	err   error
+	until time.Time
 }
 
 type exchangedEntry struct {
@@ -119,7 +136,8 @@ func (v *Verifier) NewExchanger(cfg ExchangeConfig) (*Exchanger, error) {
 	if cfg.Margin <= 0 {
 		cfg.Margin = DefaultExchangeMargin
 	}
-	return &Exchanger{v: v, cfg: cfg, cache: make(map[[32]byte]exchangedEntry), flights: make(map[[32]byte]*flight)}, nil
+	return &Exchanger{v: v, cfg: cfg, cache: make(map[[32]byte]exchangedEntry), flights: make(map[[32]byte]*flight),
+		failed: make(map[[32]byte]failedExchange)}, nil
 }
 
 // Exchange returns a token of the downstream resource for subjectToken,
@@ -137,6 +155,13 @@ func (x *Exchanger) Exchange(ctx context.Context, subjectToken string, subjectEx
 		}
 		x.dropLocked(key)
 	}
+	if e, ok := x.failed[key]; ok {
+		if x.v.cfg.Now().Before(e.until) {
+			x.mu.Unlock()
+			return nil, e.err
+		}
+		delete(x.failed, key)
+	}
 	if f, ok := x.flights[key]; ok {
 		f.waiters++
 		x.mu.Unlock()
@@ -152,6 +177,10 @@ func (x *Exchanger) Exchange(ctx context.Context, subjectToken string, subjectEx
 			return nil, refuse(ReasonExchangeUnavailable, ctx.Err())
 		}
 	}
+	if len(x.flights) >= MaxExchangesInFlight {
+		x.mu.Unlock()
+		return nil, refuse(ReasonExchangeUnavailable, fmt.Errorf("%d token exchanges are under way already", MaxExchangesInFlight))
+	}
 	f := &flight{done: make(chan struct{})}
 	x.flights[key] = f
 	x.mu.Unlock()
@@ -160,8 +189,14 @@ func (x *Exchanger) Exchange(ctx context.Context, subjectToken string, subjectEx
 
 	x.mu.Lock()
 	delete(x.flights, key)
-	if err == nil && x.v.cfg.Now().Before(until) {
+	switch {
+	case err == nil && x.v.cfg.Now().Before(until):
 		x.putLocked(key, exchangedEntry{token: res.AccessToken, expiry: res.Expiry, until: until})
+	case err != nil:
+		if len(x.failed) >= maxExchanged {
+			clear(x.failed)
+		}
+		x.failed[key] = failedExchange{err: err, until: x.v.cfg.Now().Add(FailureHold)}
 	}
 	f.res, f.err = res, err
 	close(f.done)

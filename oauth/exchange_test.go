@@ -3,6 +3,7 @@ package oauth_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -154,7 +155,9 @@ func TestOAuthExchangeCacheLife(t *testing.T) {
 
 // TestOAuthExchangeFailures: a refusal by the server (4xx) is
 // exchange_refused; a server that cannot be asked, fails, or answers
-// with no usable token is exchange_unavailable. Neither is cached.
+// with no usable token is exchange_unavailable. Either is answered from
+// memory for FailureHold to calls with the same client token, then asked
+// again.
 func TestOAuthExchangeFailures(t *testing.T) {
 	status := func(code int, body string) func(w http.ResponseWriter, r *http.Request) {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -183,15 +186,24 @@ func TestOAuthExchangeFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			as := newFakeTokenEndpoint(t, tc.answer)
-			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
-			for i := range 2 {
+			var clk clock
+			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, clk.now)
+			for i := range 3 {
+				if i == 2 {
+					clk.advance(oauth.FailureHold)
+				}
 				_, err := x.Exchange(t.Context(), "client-token", time.Time{})
 				if reason(err) != tc.reason || !strings.Contains(err.Error(), tc.inErr) {
 					t.Fatalf("call %d: %v, want %s containing %q", i, err, tc.reason, tc.inErr)
 				}
+				if want := int32(1 + i/2); as.calls.Load() != want {
+					t.Fatalf("call %d: %d exchanges, want %d (a failure is held for FailureHold, then asked again)", i, as.calls.Load(), want)
+				}
 			}
-			if n := as.calls.Load(); n != 2 {
-				t.Errorf("%d exchanges for two calls after failures, want 2 (failures are not cached)", n)
+			// Another client token is not held by this one's failure.
+			_, _ = x.Exchange(t.Context(), "other-token", time.Time{})
+			if n := as.calls.Load(); n != 3 {
+				t.Errorf("another client token: %d exchanges in all, want 3", n)
 			}
 		})
 	}
@@ -218,6 +230,76 @@ func TestOAuthExchangeFailures(t *testing.T) {
 			t.Errorf("hung: %v", err)
 		}
 	})
+}
+
+// TestOAuthExchangeInFlightBound: while the token endpoint hangs, at
+// most MaxExchangesInFlight exchanges wait on it; one more distinct client
+// token fails at once as unavailable instead of holding one more
+// connection and goroutine.
+func TestOAuthExchangeInFlightBound(t *testing.T) {
+	release := make(chan struct{})
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	v, err := oauth.NewVerifier(oauth.Config{Issuer: as.srv.URL, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := v.NewExchanger(oauth.ExchangeConfig{ClientID: "rs", ClientSecret: "s", Resource: "https://d.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(release)
+	for i := range oauth.MaxExchangesInFlight {
+		wg.Go(func() { _, _ = x.Exchange(context.Background(), fmt.Sprintf("token-%d", i), time.Time{}) })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for as.calls.Load() < oauth.MaxExchangesInFlight {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d exchanges reached the token endpoint within 10s, want %d", as.calls.Load(), oauth.MaxExchangesInFlight)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := x.Exchange(context.Background(), "one-more", time.Time{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if reason(err) != oauth.ReasonExchangeUnavailable {
+			t.Errorf("one exchange more than the bound: %v, want exchange_unavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("one exchange more than the bound waited on the hung token endpoint")
+	}
+	if n := as.calls.Load(); n != oauth.MaxExchangesInFlight {
+		t.Errorf("%d calls to the token endpoint, want %d", n, oauth.MaxExchangesInFlight)
+	}
+}
+
+// TestOAuthExchangeNoRedirect: a redirect from the token endpoint is not
+// followed (it would send the client's token and our credentials again,
+// wherever it points): the exchange is unavailable.
+func TestOAuthExchangeNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/token", http.StatusTemporaryRedirect)
+	})
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+	if _, err := x.Exchange(t.Context(), "client-token", time.Time{}); reason(err) != oauth.ReasonExchangeUnavailable {
+		t.Errorf("a redirect: %v, want exchange_unavailable", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect was followed (%d requests elsewhere)", n)
+	}
 }
 
 // TestOAuthExchangeConcurrent: concurrent calls with one client token

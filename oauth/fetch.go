@@ -37,11 +37,19 @@ func (f *fetcher) postForm(ctx context.Context, url, form, clientID, secret stri
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(clientID, secret)
-	return f.do(req, out)
+	// A redirect is not followed: the form carries a client's token
+	// (introspection, exchange) and the request our credentials, and a
+	// 307 would send both again wherever it points. It is answered as
+	// any status other than 200.
+	noRedirect := *f.client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return f.doWith(&noRedirect, req, out)
 }
 
-func (f *fetcher) do(req *http.Request, out any) error {
-	resp, err := f.client.Do(req)
+func (f *fetcher) do(req *http.Request, out any) error { return f.doWith(f.client, req, out) }
+
+func (f *fetcher) doWith(client *http.Client, req *http.Request, out any) error {
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
