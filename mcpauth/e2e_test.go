@@ -415,7 +415,14 @@ func TestAuthRefusals(t *testing.T) {
 // refusedCount is the refusals counted under reason so far.
 func (e *env) refusedCount(reason oauth.Reason) float64 {
 	e.t.Helper()
-	prefix := `caddy_mcp_auth_tokens_refused_total{reason="` + string(reason) + `"} `
+	return e.metricValue(`caddy_mcp_auth_tokens_refused_total{reason="` + string(reason) + `"}`)
+}
+
+// metricValue is the value of one series (name{labels}) so far; 0 if it
+// is not there yet.
+func (e *env) metricValue(series string) float64 {
+	e.t.Helper()
+	prefix := series + " "
 	for _, line := range strings.Split(e.metrics(), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			n, err := strconv.ParseFloat(v, 64)

@@ -222,3 +222,77 @@ func TestAuthExchangeHeader(t *testing.T) {
 		t.Errorf("the client's token reached the upstream: %s", r.body)
 	}
 }
+
+// TestAuthExchangeSubjects: requests of two clients, whose tokens share
+// their header and differ in sub, each reach the upstream with a token
+// exchanged for their own, again when it comes from the cache; the
+// metrics count each exchange and each reuse, and every request let
+// through.
+func TestAuthExchangeSubjects(t *testing.T) {
+	e := start(t, exchangeSettings(t, downstream))
+	e.upstream.Allow(func(v string) bool { return e.exchangedClaims(v) != nil })
+	now := time.Now()
+	token := func(sub string) string {
+		return authservertest.Sign(t, e.as.SigningKey(), map[string]any{"iss": e.as.Issuer(), "sub": sub, "aud": e.resource() + "/",
+			"scope": "mcp:tools", "client_id": authservertest.Client, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	}
+	clients := []struct{ sub, token string }{{"alice", token("alice")}, {"bob", token("bob")}}
+	if header, _, ok := strings.Cut(clients[0].token, "."); !ok || !strings.HasPrefix(clients[1].token, header+".") {
+		t.Fatal("the two client tokens do not share their header")
+	}
+	series := func(result string) string { return `caddy_mcp_auth_token_exchanges_total{result="` + result + `"}` }
+	exchanged, cached, accepted := e.metricValue(series("exchanged")), e.metricValue(series("cached")), e.metricValue("caddy_mcp_auth_tokens_accepted_total")
+	for round := range 3 {
+		for _, c := range clients {
+			r := e.do(http.MethodGet, "/headers", bearer(c.token), "", false)
+			var seen http.Header
+			_ = json.Unmarshal(r.body, &seen)
+			if got := e.exchangedClaims(seen.Get("Authorization")); r.status != http.StatusOK || got == nil || got.Subject != c.sub {
+				t.Errorf("round %d, %s: %d, the upstream got claims %+v; want a token exchanged for sub %s", round, c.sub, r.status, got, c.sub)
+			}
+		}
+	}
+	if st := e.as.Stats(); st.Exchanged != 2 {
+		t.Errorf("%d tokens issued for two clients, three requests each; want 2", st.Exchanged)
+	}
+	if d := e.metricValue(series("exchanged")) - exchanged; d != 2 {
+		t.Errorf("exchanges counted as exchanged: %v, want 2", d)
+	}
+	if d := e.metricValue(series("cached")) - cached; d != 4 {
+		t.Errorf("exchanges counted as cached: %v, want 4", d)
+	}
+	if d := e.metricValue("caddy_mcp_auth_tokens_accepted_total") - accepted; d != 6 {
+		t.Errorf("tokens counted as accepted: %v, want 6", d)
+	}
+}
+
+// TestAuthExchangeAudienceScopes: token_exchange with an audience (and
+// no resource) and scopes asks for those: the upstream's token is for
+// that audience and has those scopes only, not all of the client's.
+func TestAuthExchangeAudienceScopes(t *testing.T) {
+	const audience = authservertest.ExchangeResourcePrefix + "by-audience"
+	t.Setenv("MCP_TEST_EXCHANGE_SECRET", authservertest.ExchangeSecret)
+	e := start(t, "token_exchange {\n client_id "+authservertest.ExchangeClient+"\n client_secret {env.MCP_TEST_EXCHANGE_SECRET}\n audience "+audience+"\n scopes mcp:tools\n}")
+	tok := e.token("mcp:tools mcp:admin")
+	e.upstream.Allow(func(v string) bool { return !strings.Contains(v, tok) }) // the exchanged token is checked below
+	r := e.do(http.MethodGet, "/headers", bearer(tok), "", false)
+	var seen http.Header
+	_ = json.Unmarshal(r.body, &seen)
+	raw, _ := strings.CutPrefix(seen.Get("Authorization"), "Bearer ")
+	var claims struct {
+		Sub   string       `json:"sub"`
+		Aud   jwt.Audience `json:"aud"`
+		Scope string       `json:"scope"`
+	}
+	parsed, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err == nil {
+		key := e.as.SigningKey()
+		err = parsed.Claims(key.Public().Key, &claims)
+	}
+	if r.status != http.StatusOK || err != nil || claims.Sub != authservertest.Client || !claims.Aud.Contains(audience) || claims.Scope != "mcp:tools" {
+		t.Errorf("%d: the upstream got a token with claims %+v (%v); want aud %s, scope mcp:tools", r.status, claims, err, audience)
+	}
+	if strings.Contains(string(r.body), tok) {
+		t.Errorf("the client's token reached the upstream: %s", r.body)
+	}
+}

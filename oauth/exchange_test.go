@@ -3,10 +3,12 @@ package oauth_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,6 +120,27 @@ func TestOAuthExchangeRequest(t *testing.T) {
 
 // TestOAuthExchangeCacheLife: an exchanged token is reused until the
 // earlier of its own expiry and the client token's, less the margin.
+// TestOAuthExchangeCacheKey: the cache is keyed on the whole client
+// token: client tokens that differ in their last byte only (their
+// signature), or in their claims only, each get a token of their own.
+func TestOAuthExchangeCacheKey(t *testing.T) {
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		tokenAnswer("for-"+strings.ReplaceAll(r.PostForm.Get("subject_token"), ".", "-"), 300)(w, r)
+	})
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+	const header = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9"
+	for _, subject := range []string{header + ".eyJzdWIiOiJhbGljZSJ9.c2lnA", header + ".eyJzdWIiOiJhbGljZSJ9.c2lnB",
+		header + ".eyJzdWIiOiJib2IifQ.c2lnA", header + ".eyJzdWIiOiJhbGljZSJ9.c2lnA"} {
+		res, err := x.Exchange(t.Context(), subject, time.Time{})
+		if want := "for-" + strings.ReplaceAll(subject, ".", "-"); err != nil || res.AccessToken != want {
+			t.Errorf("client token %s: %+v %v, want %s", subject, res, err, want)
+		}
+	}
+	if n := as.calls.Load(); n != 3 {
+		t.Errorf("%d exchanges for three client tokens, one of them twice; want 3", n)
+	}
+}
+
 func TestOAuthExchangeCacheLife(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -177,6 +200,7 @@ func TestOAuthExchangeFailures(t *testing.T) {
 		{"invalid_client", status(401, `{"error":"invalid_client"}`), oauth.ReasonExchangeRefused, "401"},
 		{"server error", status(500, `{"error":"server_error"}`), oauth.ReasonExchangeUnavailable, "500"},
 		{"rate limited", status(429, ``), oauth.ReasonExchangeUnavailable, "429"},
+		{"request timeout", status(408, ``), oauth.ReasonExchangeUnavailable, "408"},
 		{"no token", status(200, `{"token_type":"Bearer"}`), oauth.ReasonExchangeUnavailable, "no access_token"},
 		{"token too large", tokenAnswer(strings.Repeat("a", oauth.DefaultMaxExchangedTokenBytes+1), 60), oauth.ReasonExchangeUnavailable, "more than"},
 		{"token breaking the header", tokenAnswer("a\r\nX-Injected: 1", 60), oauth.ReasonExchangeUnavailable, "b64token"},
@@ -313,12 +337,16 @@ func TestOAuthExchangeConcurrent(t *testing.T) {
 	})
 	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
 	results := make(chan string, n)
+	var exchanged atomic.Int32 // calls told theirs was not Shared
 	for range n {
 		go func() {
 			res, err := x.Exchange(context.Background(), "client-token", time.Time{})
 			if err != nil {
 				results <- err.Error()
 				return
+			}
+			if !res.Shared {
+				exchanged.Add(1)
 			}
 			results <- res.AccessToken
 		}()
@@ -335,6 +363,194 @@ func TestOAuthExchangeConcurrent(t *testing.T) {
 	if c := as.calls.Load(); c != 1 {
 		t.Errorf("%d concurrent calls with one client token made %d exchanges, want 1", n, c)
 	}
+	if c := exchanged.Load(); c != 1 {
+		t.Errorf("%d calls were told they made the exchange (not Shared), want 1", c)
+	}
+}
+
+// TestOAuthExchangeConcurrentFailure: concurrent calls with one client
+// token while the server refuses the exchange all get the refusal, from
+// one exchange.
+func TestOAuthExchangeConcurrentFailure(t *testing.T) {
+	const n = 8
+	release := make(chan struct{})
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+	})
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the server closes, should the test end early
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			res, err := x.Exchange(context.Background(), "client-token", time.Time{})
+			if err == nil {
+				err = errors.New("no error, token " + res.AccessToken)
+			}
+			errs <- err
+		}()
+	}
+	eventuallyTrue(t, "every call at the server or waiting for the one there", func() bool {
+		return int(as.calls.Load())+max(0, x.ExchangeWaiters("client-token")) == n
+	})
+	open()
+	for range n {
+		if err := <-errs; reason(err) != oauth.ReasonExchangeRefused {
+			t.Errorf("a call got %v, want exchange_refused", err)
+		}
+	}
+	if c := as.calls.Load(); c != 1 {
+		t.Errorf("%d concurrent calls made %d exchanges, want 1", n, c)
+	}
+}
+
+// TestOAuthExchangeOutlivesCaller: an exchange is not given up with the
+// call that started it (its client went away): the calls waiting for it
+// get its token, and a call whose context is already done still gets
+// one.
+func TestOAuthExchangeOutlivesCaller(t *testing.T) {
+	release := make(chan struct{})
+	as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.PostForm.Get("subject_token") == "held" {
+			<-release
+		}
+		tokenAnswer("downstream-token", 300)(w, r)
+	})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the server closes, should the test end early
+	x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	if res, err := x.Exchange(done, "client-token", time.Time{}); err != nil || res.AccessToken != "downstream-token" {
+		t.Errorf("a call whose context is done: %+v %v, want the token", res, err)
+	}
+
+	calls := as.calls.Load()
+	first, cancelFirst := context.WithCancel(t.Context())
+	defer cancelFirst()
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := x.Exchange(first, "held", time.Time{})
+		firstDone <- err
+	}()
+	eventuallyTrue(t, "the first call's exchange at the server", func() bool { return as.calls.Load() == calls+1 })
+	waiter := make(chan error, 1)
+	go func() {
+		res, err := x.Exchange(t.Context(), "held", time.Time{})
+		if err == nil && res.AccessToken != "downstream-token" {
+			err = errors.New("token " + res.AccessToken)
+		}
+		waiter <- err
+	}()
+	eventuallyTrue(t, "the second call waiting for the first's exchange", func() bool { return x.ExchangeWaiters("held") == 1 })
+	cancelFirst()
+	open()
+	if err := <-waiter; err != nil {
+		t.Errorf("a call waiting for an exchange whose caller went away: %v, want the token", err)
+	}
+	<-firstDone
+	if c := as.calls.Load() - calls; c != 1 {
+		t.Errorf("%d exchanges for two calls with one client token, want 1", c)
+	}
+}
+
+// TestOAuthExchangeAnswers: answers RFC 8693 allows are taken: a token
+// of exactly the bound, issued_token_type jwt, token_type in any case,
+// expires_in as a string, no issued_token_type nor token_type.
+func TestOAuthExchangeAnswers(t *testing.T) {
+	atBound := strings.Repeat("a", oauth.DefaultMaxExchangedTokenBytes)
+	for _, tc := range []struct {
+		name, body, token string
+	}{
+		{"token at the bound", `{"access_token":"` + atBound + `","token_type":"Bearer","expires_in":300}`, atBound},
+		{"jwt", `{"access_token":"t","issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer"}`, "t"},
+		{"lower-case bearer", `{"access_token":"t","token_type":"bearer"}`, "t"},
+		{"expires_in as a string", `{"access_token":"t","expires_in":"300"}`, "t"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(tc.body))
+			})
+			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+			if res, err := x.Exchange(t.Context(), "client-token", time.Time{}); err != nil || res.AccessToken != tc.token {
+				t.Errorf("%.80s: %v", tc.body, err)
+			}
+		})
+	}
+}
+
+// TestOAuthExchangeCacheBounds: the cache holds at most 4096 tokens and
+// 16 MiB of them (as the README says), and is cleared whole when a token
+// would pass either: the first client token is exchanged again after
+// that many others, and not before. The bytes of a token replaced (its
+// entry lapsed) are given back.
+func TestOAuthExchangeCacheBounds(t *testing.T) {
+	const maxTokens, maxBytes = 4096, 16 << 20
+	big := strings.Repeat("a", oauth.DefaultMaxExchangedTokenBytes)
+	exchange := func(t *testing.T, x *oauth.Exchanger, subject string) {
+		t.Helper()
+		if _, err := x.Exchange(t.Context(), subject, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		others int // other client tokens that fill the cache
+	}{
+		{"tokens", "t", maxTokens - 1},
+		{"bytes", big, maxBytes/len(big) - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeTokenEndpoint(t, tokenAnswer(tc.token, 3600))
+			x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, nil)
+			exchange(t, x, "first")
+			for i := range tc.others {
+				exchange(t, x, "other-"+strconv.Itoa(i))
+			}
+			calls := as.calls.Load()
+			exchange(t, x, "first")
+			if n := as.calls.Load() - calls; n != 0 {
+				t.Fatalf("the cache full to its bound: the first token exchanged again")
+			}
+			exchange(t, x, "one-more")
+			calls = as.calls.Load()
+			exchange(t, x, "first")
+			if n := as.calls.Load() - calls; n != 1 {
+				t.Errorf("one token past the bound: the first token was not exchanged again (the cache was not cleared)")
+			}
+		})
+	}
+	t.Run("replaced", func(t *testing.T) {
+		// "lapsing" expires 1s after the margin: each step lapses it;
+		// "kept" lasts an hour.
+		as := newFakeTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.PostForm.Get("subject_token") == "lapsing" {
+				tokenAnswer(big, int((oauth.DefaultExchangeMargin+time.Second)/time.Second))(w, r)
+				return
+			}
+			tokenAnswer("t", 3600)(w, r)
+		})
+		c := &clock{}
+		x := newExchanger(t, as.srv.URL, oauth.ExchangeConfig{}, c.now)
+		exchange(t, x, "kept")
+		for range maxBytes/len(big) + 8 {
+			exchange(t, x, "lapsing")
+			c.advance(2 * time.Second)
+		}
+		calls := as.calls.Load()
+		exchange(t, x, "kept")
+		if n := as.calls.Load() - calls; n != 0 {
+			t.Errorf("one token exchanged again and again, %d bytes each time: the cache was cleared, as if the bytes of those replaced stayed counted", len(big))
+		}
+	})
 }
 
 func TestOAuthExchangeConfig(t *testing.T) {

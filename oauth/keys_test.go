@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"runtime"
@@ -201,4 +202,42 @@ func TestOAuthKeysDroppedAfterDropAfter(t *testing.T) {
 	if !errors.As(err, &e) || !e.Unavailable() {
 		t.Fatalf("keys past KeysDropAfter, the last attempt too recent to try again: %v, want unavailable", err)
 	}
+}
+
+// TestOAuthStaleKeysRefreshOutlivesRequest: the background fetch of a
+// stale key set is not given up when the request that started it ends
+// (Caddy cancels a request's context then): the new set comes in, and a
+// key the server withdrew stops being honoured.
+func TestOAuthStaleKeysRefreshOutlivesRequest(t *testing.T) {
+	as := authservertest.Start(t)
+	gate := newGate()
+	var clk clock
+	v := newVerifier(t, as, func(c *oauth.Config) {
+		c.Now = clk.now
+		c.KeysMaxAge = time.Minute
+		c.KeysMinRefresh = 90 * time.Second // one background fetch in this test, no second chance
+		c.TokenCache = -1
+		c.Timeout = time.Minute
+		c.HTTPClient = &http.Client{Transport: gate}
+	})
+	withdrawn := authservertest.Sign(t, as.SigningKey(), claims(as))
+	if _, err := v.Verify(t.Context(), withdrawn, resource); err != nil {
+		t.Fatal(err)
+	}
+	gate.shut()
+	clk.advance(2 * time.Minute)
+	request, end := context.WithCancel(t.Context())
+	if _, err := v.Verify(request, withdrawn, resource); err != nil {
+		t.Fatalf("a token signed with a stale key in hand: %v", err)
+	}
+	eventuallyTrue(t, "the key set fetched again in the background", func() bool { return gate.waiting.Load() == 1 })
+	fetched := gate.finished.Load()
+	end() // the request is over
+	as.Rotate(false)
+	gate.release()
+	eventuallyTrue(t, "the background fetch to end", func() bool { return gate.finished.Load() > fetched })
+	eventuallyTrue(t, "the withdrawn key to be refused", func() bool {
+		_, err := v.Verify(t.Context(), withdrawn, resource)
+		return reason(err) == oauth.ReasonUnknownKey
+	})
 }
