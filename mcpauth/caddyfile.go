@@ -120,8 +120,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = directive.Duration(d, &h.Introspection.Cache, true)
 		case "forward_token":
 			forwardLine = d.Line()
-			if err = directive.OneArg(d, &h.ForwardTokenHeader); err == nil && !validHeaderName(h.ForwardTokenHeader) {
-				err = d.Errf("forward_token: %q is not a header name", h.ForwardTokenHeader)
+			if err = directive.OneArg(d, &h.ForwardTokenHeader); err == nil {
+				if e := checkTokenHeader(h.ForwardTokenHeader); e != nil {
+					err = d.Errf("forward_token: %v", e)
+				}
 			}
 		case "token_exchange":
 			exchangeLine = d.Line()
@@ -172,8 +174,10 @@ func (h *Handler) unmarshalExchange(d *caddyfile.Dispenser) error {
 		case "scopes":
 			err = remainingArgs(d, &x.Scopes)
 		case "header":
-			if err = directive.OneArg(d, &x.Header); err == nil && !validHeaderName(x.Header) {
-				err = d.Errf("token_exchange: header %q is not a header name", x.Header)
+			if err = directive.OneArg(d, &x.Header); err == nil {
+				if e := checkTokenHeader(x.Header); e != nil {
+					err = d.Errf("token_exchange: header %v", e)
+				}
 			}
 		default:
 			return d.Errf("unrecognized token_exchange subdirective '%s'", d.Val())

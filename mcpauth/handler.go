@@ -155,8 +155,10 @@ func (x *TokenExchange) validate() error {
 			return fmt.Errorf("token_exchange: %w", err)
 		}
 	}
-	if x.Header != "" && !validHeaderName(x.Header) {
-		return fmt.Errorf("token_exchange: header %q is not a header name", x.Header)
+	if x.Header != "" {
+		if err := checkTokenHeader(x.Header); err != nil {
+			return fmt.Errorf("token_exchange: header %w", err)
+		}
 	}
 	return nil
 }
@@ -255,8 +257,10 @@ func (h *Handler) Validate() error {
 	if in := h.Introspection; in != nil && (in.ClientID == "" || in.ClientSecret == "") {
 		return errors.New("introspection needs a client_id and a client_secret")
 	}
-	if h.ForwardTokenHeader != "" && !validHeaderName(h.ForwardTokenHeader) {
-		return fmt.Errorf("forward_token: %q is not a header name", h.ForwardTokenHeader)
+	if h.ForwardTokenHeader != "" {
+		if err := checkTokenHeader(h.ForwardTokenHeader); err != nil {
+			return fmt.Errorf("forward_token: %w", err)
+		}
 	}
 	return h.validateExchange()
 }
@@ -513,6 +517,22 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
 		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && len(r.Header.Values("Authorization")) == 0
+}
+
+// checkTokenHeader says why name cannot carry a token on to the next
+// handler: it is not a header name, or one that HTTP or the proxy handles
+// itself (hop-by-hop, framing, Host, Cookie), where a token would go
+// nowhere or break the request.
+func checkTokenHeader(name string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("%q is not a header name", name)
+	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Type", "Content-Encoding", "Cookie":
+		return fmt.Errorf("%q is handled by HTTP or the proxy itself: a token there would go nowhere; name another header", name)
+	}
+	return nil
 }
 
 func validHeaderName(name string) bool {
