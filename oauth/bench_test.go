@@ -52,3 +52,30 @@ func BenchmarkRefuseOversizedToken(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExchangeCached is what token_exchange adds to a request whose
+// client token was exchanged already: the cache lookup (a hash of the
+// token and a map read under a lock).
+func BenchmarkExchangeCached(b *testing.B) {
+	as := authservertest.Start(b)
+	v, err := oauth.NewVerifier(oauth.Config{Issuer: as.Issuer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, err := v.NewExchanger(oauth.ExchangeConfig{ClientID: authservertest.ExchangeClient, ClientSecret: authservertest.ExchangeSecret,
+		Resource: authservertest.ExchangeResourcePrefix + "api"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := as.Token(authservertest.Client, resource, "mcp:tools")
+	if _, err := x.Exchange(b.Context(), tok, time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if res, err := x.Exchange(b.Context(), tok, time.Now().Add(time.Hour)); err != nil || !res.Shared {
+			b.Fatal(res, err)
+		}
+	}
+}
