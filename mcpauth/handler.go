@@ -12,7 +12,6 @@ package mcpauth
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -109,58 +108,6 @@ type Introspection struct {
 	// Cache is how long an active answer is reused, never past the
 	// token's exp. Default 30s; -1 (off in the Caddyfile) never.
 	Cache caddy.Duration `json:"cache,omitempty"`
-}
-
-// TokenExchange is the token exchange (RFC 8693) mcp_auth performs for
-// each accepted token: grant_type token-exchange at the authorization
-// server's token_endpoint, the client's token as subject_token, an
-// access token for the downstream resource asked for.
-type TokenExchange struct {
-	// ClientID and ClientSecret authenticate mcp_auth to the token
-	// endpoint (client_secret_basic); the secret may be a placeholder
-	// such as {env.MCP_EXCHANGE_SECRET}. Required.
-	ClientID     string `json:"client_id,omitempty"`
-	ClientSecret string `json:"client_secret,omitempty"`
-	// Resource is the downstream resource's URI (RFC 8707 resource).
-	// Required unless Audience is given.
-	Resource string `json:"resource,omitempty"`
-	// Audience is the downstream's logical name (RFC 8693 audience).
-	Audience string `json:"audience,omitempty"`
-	// Scopes asked for the new token. Default: none named (the
-	// authorization server decides).
-	Scopes []string `json:"scopes,omitempty"`
-	// Header carries the new token on, as "Bearer <token>". Default
-	// Authorization.
-	Header string `json:"header,omitempty"`
-}
-
-// header is where the exchanged token goes.
-func (x *TokenExchange) header() string {
-	if x.Header == "" {
-		return "Authorization"
-	}
-	return x.Header
-}
-
-// validate checks the settings of a token exchange.
-func (x *TokenExchange) validate() error {
-	if x.ClientID == "" || x.ClientSecret == "" {
-		return errors.New("token_exchange needs a client_id and a client_secret")
-	}
-	if x.Resource == "" && x.Audience == "" {
-		return errors.New("token_exchange needs a resource (or an audience)")
-	}
-	if x.Resource != "" {
-		if err := checkResourceURI(x.Resource); err != nil {
-			return fmt.Errorf("token_exchange: %w", err)
-		}
-	}
-	if x.Header != "" {
-		if err := checkTokenHeader(x.Header); err != nil {
-			return fmt.Errorf("token_exchange: header %w", err)
-		}
-	}
-	return nil
 }
 
 // checkResourceURI checks a resource URI: absolute, without query or
@@ -265,18 +212,6 @@ func (h *Handler) Validate() error {
 	return h.validateExchange()
 }
 
-// validateExchange checks the token exchange's settings, and that the
-// token is not also to be forwarded.
-func (h *Handler) validateExchange() error {
-	if h.TokenExchange == nil {
-		return nil
-	}
-	if h.ForwardTokenHeader != "" {
-		return errors.New("forward_token and token_exchange exclude each other: the client's token goes on, or one exchanged for it, not both")
-	}
-	return h.TokenExchange.validate()
-}
-
 // resourcePath is the path of the resource's URI.
 func (h *Handler) resourcePath() string {
 	if h.Resource != "" {
@@ -357,38 +292,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// exchange trades the client's accepted token for one of the downstream
-// resource (RFC 8693) and lets the request go on with that one only; if
-// the exchange fails, the request goes no further: 503 with Retry-After
-// when the authorization server could not be asked, 403 when it refused.
-// The exchanged token is never logged, nor sent back to the client.
-func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, raw string, tok *oauth.Token) error {
-	ex, err := h.exchanger.Exchange(r.Context(), raw, tok.Expiry)
-	if err != nil {
-		reason := oauth.ReasonOf(err)
-		metrics.refused.WithLabelValues(string(reason)).Inc()
-		var e *oauth.Error
-		if errors.As(err, &e) && e.Unavailable() {
-			h.logger.Warn("token exchange: authorization server unavailable", zap.String("issuer", h.AuthorizationServer),
-				zap.String("subject", tok.Subject), zap.Error(err))
-			w.Header().Set("Retry-After", "5")
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
-		}
-		h.logger.Info("token exchange refused by the authorization server", zap.String("reason", string(reason)),
-			zap.String("subject", tok.Subject), zap.Error(err))
-		return caddyhttp.Error(http.StatusForbidden, err)
-	}
-	if ex.Shared {
-		metrics.exchanges.WithLabelValues("cached").Inc()
-	} else {
-		metrics.exchanges.WithLabelValues("exchanged").Inc()
-	}
-	metrics.accepted.Inc()
-	r.Header.Del("Authorization")
-	r.Header.Set(h.TokenExchange.header(), "Bearer "+ex.AccessToken)
-	return next.ServeHTTP(w, r)
-}
-
 // refuse answers a request whose token was refused: 401 with
 // error="invalid_token", or 503 when the authorization server could not
 // be asked (the token may be fine: retry later, do not log in again).
@@ -450,65 +353,6 @@ func (h *Handler) maxTokenBytes() int {
 	return oauth.DefaultMaxTokenBytes
 }
 
-// removeToken takes the client's token off the request, or moves it to
-// the header the operator named.
-func (h *Handler) removeToken(r *http.Request) {
-	value := r.Header.Get("Authorization")
-	r.Header.Del("Authorization")
-	if h.ForwardTokenHeader != "" {
-		r.Header.Set(h.ForwardTokenHeader, value)
-	}
-}
-
-// ownHeaders are the headers mcp_auth alone fills for the next handler:
-// Authorization (the client's token is removed from it, or an exchanged
-// token put there), the token exchange's header, forward_token's.
-func (h *Handler) ownHeaders() []string {
-	names := []string{"Authorization"}
-	if h.TokenExchange != nil {
-		names = append(names, h.TokenExchange.header())
-	}
-	if h.ForwardTokenHeader != "" {
-		names = append(names, h.ForwardTokenHeader)
-	}
-	return names
-}
-
-// guardTrailers keeps mcp_auth's own headers out of r's trailers. A
-// client that declares a trailer (Trailer: X) may send any fields after
-// a chunked body, Authorization among them: net/http merges them all
-// into r.Trailer when the body ends, and reverse_proxy passes r.Trailer
-// on, so the client's own token would reach the upstream as an
-// Authorization trailer (or a value of its choice as the exchanged
-// token's header). Without a declared trailer r.Trailer is nil and
-// stays so for the handlers after this one: nothing to guard.
-func (h *Handler) guardTrailers(r *http.Request) {
-	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
-		return
-	}
-	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, names: h.ownHeaders()}
-}
-
-// trailerGuard drops names from trailer when the body ends: that is when
-// net/http has filled the trailer in (HTTP/2 too: before the body's
-// EOF), and before a reader wrapping this one (reverse_proxy's) copies
-// it on; the upstream gets trailers only after the body.
-type trailerGuard struct {
-	io.ReadCloser
-	trailer http.Header
-	names   []string
-}
-
-func (g *trailerGuard) Read(p []byte) (int, error) {
-	n, err := g.ReadCloser.Read(p)
-	if err == io.EOF {
-		for _, name := range g.names {
-			g.trailer.Del(name)
-		}
-	}
-	return n, err
-}
-
 // isPreflight reports whether r is a CORS preflight, which goes on
 // without a token. A browser's preflight carries neither a body nor
 // credentials (Fetch); an OPTIONS with either is an ordinary request,
@@ -517,32 +361,6 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
 		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && len(r.Header.Values("Authorization")) == 0
-}
-
-// checkTokenHeader says why name cannot carry a token on to the next
-// handler: it is not a header name, or one that HTTP or the proxy handles
-// itself (hop-by-hop, framing, Host, Cookie), where a token would go
-// nowhere or break the request.
-func checkTokenHeader(name string) error {
-	if !validHeaderName(name) {
-		return fmt.Errorf("%q is not a header name", name)
-	}
-	switch http.CanonicalHeaderKey(name) {
-	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Type", "Content-Encoding", "Cookie":
-		return fmt.Errorf("%q is handled by HTTP or the proxy itself: a token there would go nowhere; name another header", name)
-	}
-	return nil
-}
-
-func validHeaderName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return name != ""
 }
 
 // Interface guards
