@@ -113,31 +113,34 @@ func TagSubscription(msg, subscriptionID json.RawMessage) json.RawMessage {
 // keeping everything else as it was; a message it cannot read comes back
 // unchanged.
 func SetMeta(msg json.RawMessage, key string, value json.RawMessage) json.RawMessage {
-	var env map[string]json.RawMessage
-	if json.Unmarshal(msg, &env) != nil {
-		return msg
-	}
-	params := map[string]json.RawMessage{}
-	if p, ok := env["params"]; ok && !isNull(p) && json.Unmarshal(p, &params) != nil {
-		return msg
-	}
-	meta := map[string]json.RawMessage{}
-	if m, ok := params["_meta"]; ok && !isNull(m) && json.Unmarshal(m, &meta) != nil {
-		return msg
-	}
-	if value == nil {
-		delete(meta, key)
-	} else {
-		meta[key] = value
-	}
-	params["_meta"] = object(meta)
-	env["params"] = object(params)
-	return object(env)
+	return editParams(msg, func(params map[string]json.RawMessage) bool {
+		meta := map[string]json.RawMessage{}
+		if m, ok := params["_meta"]; ok && !isNull(m) && json.Unmarshal(m, &meta) != nil {
+			return false
+		}
+		if value == nil {
+			delete(meta, key)
+		} else {
+			meta[key] = value
+		}
+		params["_meta"] = object(meta)
+		return true
+	})
 }
 
 // SetParam sets params[key] of a message to value, keeping the rest; a
 // message it cannot read comes back unchanged.
 func SetParam(msg json.RawMessage, key string, value json.RawMessage) json.RawMessage {
+	return editParams(msg, func(params map[string]json.RawMessage) bool {
+		params[key] = value
+		return true
+	})
+}
+
+// editParams decodes a message's params (none or null: empty), lets edit
+// change them, and encodes the message again; a message it cannot read,
+// or whose edit reports it could not be made, comes back unchanged.
+func editParams(msg json.RawMessage, edit func(params map[string]json.RawMessage) bool) json.RawMessage {
 	var env map[string]json.RawMessage
 	if json.Unmarshal(msg, &env) != nil {
 		return msg
@@ -146,7 +149,9 @@ func SetParam(msg json.RawMessage, key string, value json.RawMessage) json.RawMe
 	if p, ok := env["params"]; ok && !isNull(p) && json.Unmarshal(p, &params) != nil {
 		return msg
 	}
-	params[key] = value
+	if !edit(params) {
+		return msg
+	}
 	env["params"] = object(params)
 	return object(env)
 }

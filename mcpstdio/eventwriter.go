@@ -67,3 +67,16 @@ func (e *eventWriter) frame(b []byte) *frameError {
 
 // flush flushes what start wrote.
 func (e *eventWriter) flush() error { return e.rc.Flush() }
+
+// streamFrame writes frame on a stream that stays open (the GET stream,
+// a listen stream): one its client left unread for send_timeout is a
+// slow consumer, logged and counted as such.
+func (h *Handler) streamFrame(s *mcpSession, ew *eventWriter, frame []byte) error {
+	if fe := ew.frame(frame); fe != nil {
+		if !fe.written {
+			h.slowConsumer(s, fe.err)
+		}
+		return fe.err
+	}
+	return nil
+}

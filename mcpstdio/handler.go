@@ -823,15 +823,7 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) error {
 	ew := newEventWriter(w, time.Duration(h.SendTimeout))
 	ew.start()
 	var buf []byte
-	write := func(frame []byte) error {
-		if fe := ew.frame(frame); fe != nil {
-			if !fe.written {
-				h.slowConsumer(s, fe.err)
-			}
-			return fe.err
-		}
-		return nil
-	}
+	write := func(frame []byte) error { return h.streamFrame(s, ew, frame) }
 	if err := ew.flush(); err != nil {
 		return nil
 	}

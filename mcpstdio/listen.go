@@ -59,15 +59,7 @@ func (h *Handler) serveListen(w http.ResponseWriter, r *http.Request, s *mcpSess
 	ew := newEventWriter(w, time.Duration(h.SendTimeout))
 	ew.start()
 	var buf []byte
-	write := func(frame []byte) error {
-		if fe := ew.frame(frame); fe != nil {
-			if !fe.written {
-				h.slowConsumer(s, fe.err)
-			}
-			return fe.err
-		}
-		return nil
-	}
+	write := func(frame []byte) error { return h.streamFrame(s, ew, frame) }
 	if write(sse.AppendFrame(buf[:0], sse.EventMessage, generation.Acknowledged(l.id, l.agreed), 0)) != nil {
 		return nil
 	}
