@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/mcpsse/caddy-mcp-sse/internal/demo"
+	"github.com/mcpsse/caddy-mcp-sse/internal/proctest"
 	"github.com/mcpsse/caddy-mcp-sse/session"
 )
 
@@ -235,31 +236,13 @@ func (r *relay) streamRequests() int {
 	return r.streams
 }
 
-// lockedBuffer is a bytes.Buffer a process writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // nodeScript is a script of testdata/tsclient under node, driven through
 // its stdin and read line by line: each line a tag and one JSON object.
 type nodeScript struct {
 	t       *testing.T
 	stdin   io.WriteCloser
 	lines   chan string
-	stderr  *lockedBuffer
+	stderr  *proctest.LockedBuffer
 	exited  chan struct{} // closed once node has exited, with waitErr set
 	waitErr error
 }
@@ -274,7 +257,7 @@ func startNode(t *testing.T, script string, args ...string) *nodeScript {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, script)}, args...)...)
-	n := &nodeScript{t: t, lines: make(chan string, 4096), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	n := &nodeScript{t: t, lines: make(chan string, 4096), stderr: &proctest.LockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -2,7 +2,6 @@ package clustertest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,9 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpsse/caddy-mcp-sse/internal/proctest"
 )
 
 // tsclientDir holds the node scripts and their npm packages (scripts/test
@@ -34,24 +34,6 @@ func checkNodePackages(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a process writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // nodeScript is a script of testdata/tsclient under node, driven through
 // its stdin and read line by line: each line a tag and one JSON object.
 type nodeScript struct {
@@ -59,7 +41,7 @@ type nodeScript struct {
 	name    string
 	stdin   io.WriteCloser
 	lines   chan string
-	stderr  *lockedBuffer
+	stderr  *proctest.LockedBuffer
 	exited  chan struct{} // closed once node has exited, with waitErr set
 	waitErr error
 }
@@ -71,7 +53,7 @@ func startNode(t *testing.T, script string, args ...string) *nodeScript {
 	checkNodePackages(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(tsclientDir, script)}, args...)...)
-	n := &nodeScript{t: t, name: script, lines: make(chan string, 4096), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	n := &nodeScript{t: t, name: script, lines: make(chan string, 4096), stderr: &proctest.LockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

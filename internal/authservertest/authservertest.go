@@ -35,6 +35,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/mcpsse/caddy-mcp-sse/internal/proctest"
 	"github.com/mcpsse/caddy-mcp-sse/internal/testport"
 )
 
@@ -67,7 +68,7 @@ type Server struct {
 	port   string
 	script string
 	dir    string
-	log    *lockedBuffer
+	log    *proctest.LockedBuffer
 
 	mu     sync.Mutex
 	keys   []jose.JSONWebKey // private, the signing one first
@@ -93,7 +94,7 @@ func Start(t testing.TB) *Server {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
 		t.Fatalf("npm package oidc-provider not installed (run scripts/test, or npm ci --prefix %s): %v", dir, err)
 	}
-	s := &Server{t: t, port: testport.Free(t), script: filepath.Join(dir, "authserver.mjs"), dir: t.TempDir(), log: &lockedBuffer{}}
+	s := &Server{t: t, port: testport.Free(t), script: filepath.Join(dir, "authserver.mjs"), dir: t.TempDir(), log: &proctest.LockedBuffer{}}
 	s.keys = []jose.JSONWebKey{NewKey(t)}
 	t.Cleanup(func() {
 		s.mu.Lock()
@@ -311,22 +312,4 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// lockedBuffer is the process's output, written while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

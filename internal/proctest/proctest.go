@@ -1,6 +1,6 @@
 // Package proctest helps tests that start processes: it builds the test
-// stdio server once, marks the processes a test starts, and finds in
-// /proc any of them still there.
+// stdio server once, marks the processes a test starts, finds in /proc
+// any of them still there, and holds their output while they write it.
 package proctest
 
 import (
@@ -150,4 +150,23 @@ func killMarked(marker string) {
 			}
 		}
 	}
+}
+
+// LockedBuffer is a process's output (an exec.Cmd's Stdout or Stderr),
+// written by the process while the test reads it.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
